@@ -1,0 +1,87 @@
+# mod_sts_token - service tokens for Apache httpd.
+#
+#   make              build modules/mod_sts_token.so and bin/sts
+#   make run          private PostgreSQL + httpd on 127.0.0.1:8080 (foreground)
+#   make test         unit + integration tests (installs Debian packages first)
+#   make install      install the module with apxs and sts into $(PREFIX)/bin
+#
+# Everything compiled goes below $(BUILD); the module is copied to
+# modules/mod_sts_token.so so that the repository root works as a ServerRoot.
+
+APXS ?= apxs
+CC ?= gcc
+BUILD ?= build
+PREFIX ?= /usr/local
+MODULE_SO ?= modules/mod_sts_token.so
+# Extra flags for sanitizer builds (make test-asan sets them).
+SAN ?=
+
+APXS_INC := -I$(shell $(APXS) -q INCLUDEDIR) -I$(shell $(APXS) -q APR_INCLUDEDIR) \
+            $(shell $(APXS) -q EXTRA_CPPFLAGS)
+WARN := -Wall -Wextra -Werror
+BASE_CFLAGS := -std=gnu11 -O2 -g -fPIC -fstack-protector-strong \
+               -D_FORTIFY_SOURCE=2 $(WARN) $(SAN)
+
+# The Apache-free library shared by the module, the CLI, tests and fuzzers.
+LIB_SRC := src/token.c src/credentials.c src/api_json.c
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_A := $(BUILD)/libsts.a
+LIB_LIBS := -ljansson -lcrypto -lz
+
+# The module: record, hooks and the Apache-facing parts.
+MOD_SRC := mod_sts_token.c src/authn.c src/authz.c src/store.c src/cache.c \
+           src/api.c src/bootstrap.c
+MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/mod/%.o)
+
+ALL_TARGETS := $(MODULE_SO)
+
+.PHONY: all module clean install deps run test unit integration format \
+        format-check
+all: module-and-friends
+
+# Fragments add targets (CLI, tests, bench, fuzz, checks) to ALL_TARGETS.
+include $(sort $(wildcard mk/*.mk))
+
+module-and-friends: $(ALL_TARGETS)
+module: $(MODULE_SO)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Isrc -c $< -o $@
+
+$(BUILD)/mod/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(APXS_INC) -Isrc -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/mod_sts_token.so: $(MOD_OBJ) $(LIB_A)
+	$(CC) -shared $(SAN) -o $@ $(MOD_OBJ) $(LIB_A) $(LIB_LIBS)
+
+$(MODULE_SO): $(BUILD)/mod_sts_token.so
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# Header dependencies: rebuild everything when a header changes.
+$(LIB_OBJ) $(MOD_OBJ): $(wildcard src/*.h) Makefile
+
+install: all
+	$(APXS) -i -n sts_token $(MODULE_SO)
+
+deps:
+	scripts/deps.sh
+
+run: deps all
+	scripts/run.sh
+
+format:
+	clang-format -i mod_sts_token.c src/*.[ch] $(wildcard cli/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+
+format-check:
+	clang-format --dry-run -Werror mod_sts_token.c src/*.[ch] $(wildcard cli/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+
+clean:
+	rm -rf $(BUILD) build-* $(MODULE_SO) bin

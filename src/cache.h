@@ -1,0 +1,40 @@
+/*
+ * cache.h - per-process cache of verified tokens (and of unknown digests),
+ * with revocation driven by the database's revision counter.
+ *
+ * Keyed by the token's SHA-256 digest. A positive entry holds what
+ * authentication needs (sts_identity); a negative entry remembers briefly that
+ * a digest is unknown so a flood of garbage cannot flood PostgreSQL. Every
+ * function is safe to call from many threads at once.
+ */
+#ifndef STS_CACHE_H
+#define STS_CACHE_H
+
+#include "httpd.h"
+
+#include "sts.h"
+
+typedef enum {
+    STS_CACHE_MISS = 0,    /* ask the database */
+    STS_CACHE_HIT = 1,     /* *out filled (strings allocated from r->pool) */
+    STS_CACHE_UNKNOWN = 2  /* the digest is known not to exist */
+} sts_cache_result;
+
+/* Creates this process's cache from the main server's STSTokenCacheTTL and
+ * STSTokenCacheEntries (child_init). */
+void sts_cache_child_init(apr_pool_t *p, server_rec *s);
+
+/* Looks a digest up. At most once a second per process this first reads the
+ * revision counter from the database and flushes the cache when it moved. */
+sts_cache_result sts_cache_get(request_rec *r,
+                               const unsigned char digest[STS_DIGEST_LEN],
+                               sts_identity *out);
+
+/* Remembers a verified identity, or (id == NULL) that the digest is unknown. */
+void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
+                   const sts_identity *id);
+
+/* Forgets every entry of a token at once (called after an API delete). */
+void sts_cache_revoke(request_rec *r, int64_t token_id);
+
+#endif

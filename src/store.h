@@ -1,0 +1,58 @@
+/*
+ * store.h - the PostgreSQL side, through mod_dbd's pooled connections.
+ *
+ * Every statement is prepared with ap_dbd_prepare at startup (labels
+ * "sts_token_*"). When PostgreSQL restarts, mod_dbd silently reconnects and
+ * the new session lacks those statements: every call here notices a failed
+ * statement, re-prepares on that connection and retries once, so the module
+ * recovers without an httpd restart.
+ *
+ * Each call takes a connection from the pool and gives it back before it
+ * returns (never held for the rest of the request). Every function returns
+ * APR_SUCCESS or an error status after logging the database's message; the
+ * caller answers 503 (fail closed).
+ */
+#ifndef STS_STORE_H
+#define STS_STORE_H
+
+#include "apr_tables.h"
+#include "httpd.h"
+
+#include "sts.h"
+
+/* One row of sts_tokens, as the API and authentication need it. */
+typedef struct {
+    int64_t id;
+    const char *name;
+    const char *description;       /* NULL when unset */
+    const char *dedicated_subject; /* NULL when unset */
+    const char *roles;             /* comma-separated, stored order */
+    int64_t expiration_ms;         /* -1 when none */
+    int64_t last_update_ms;
+} sts_token_row;
+
+/* Registers the statements with mod_dbd for every server (post_config, before
+ * mod_dbd's own post_config). Returns an error string or NULL. */
+const char *sts_store_register(apr_pool_t *p, server_rec *s);
+
+/* Looks a digest up. *out is NULL when no token has that digest. */
+apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
+                              sts_token_row **out);
+
+/* All tokens, sorted by name then id (array of sts_token_row). */
+apr_status_t sts_store_list(request_rec *r, apr_array_header_t **out);
+
+/* Inserts a token with a fresh random id (retrying on an id collision) and
+ * sets row->id and row->last_update_ms. row->roles is comma-separated and
+ * already validated. A digest collision is an error (never happens with
+ * 160-bit secrets). */
+apr_status_t sts_store_create(request_rec *r, sts_token_row *row,
+                              const char *digest_hex);
+
+/* Deletes by id; *deleted is 1 when a row went away, 0 when none existed. */
+apr_status_t sts_store_delete(request_rec *r, int64_t id, int *deleted);
+
+/* The revision counter, bumped by a trigger on every change to sts_tokens. */
+apr_status_t sts_store_revision(request_rec *r, int64_t *revision);
+
+#endif

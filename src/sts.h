@@ -1,0 +1,54 @@
+/*
+ * sts.h - declarations shared by the Apache-facing parts of mod_sts_token:
+ * the module record, configuration and the authenticated identity.
+ */
+#ifndef STS_H
+#define STS_H
+
+#include <stdint.h>
+
+#include "apr_tables.h"
+#include "httpd.h"
+#include "http_config.h"
+
+#include "token.h"
+
+extern module AP_MODULE_DECLARE_DATA sts_token_module;
+
+#define STS_AUTH_TYPE "ServiceToken"
+#define STS_VERSION "0.1.0"
+
+/* Defaults of the server-wide directives. */
+#define STS_DEFAULT_CACHE_TTL 300
+#define STS_DEFAULT_CACHE_ENTRIES 10000
+
+/* Per-directory configuration. Unset fields are -1 and merge from the parent. */
+typedef struct {
+    int hide_credentials; /* STSTokenHideCredentials */
+} sts_dir_conf;
+
+/* Server configuration; only the main server's values are used. */
+typedef struct {
+    const char *bootstrap_file; /* STSTokenBootstrap FILE ... */
+    apr_array_header_t *bootstrap_roles; /* const char * */
+    int bootstrap_loaded;
+    unsigned char bootstrap_digest[STS_DIGEST_LEN];
+    int cache_ttl;     /* STSTokenCacheTTL, seconds; 0 = no cache; -1 unset */
+    int cache_entries; /* STSTokenCacheEntries; -1 unset */
+} sts_server_conf;
+
+/* Who a request authenticated as. Stored in r->request_config. */
+typedef struct {
+    int64_t id;
+    const char *name;
+    const char *roles;     /* comma-separated, in stored order */
+    int64_t expiration_ms; /* epoch ms; -1 when the token never expires */
+} sts_identity;
+
+/* The identity of r (or of the request it was derived from), or NULL. */
+const sts_identity *sts_request_identity(request_rec *r);
+
+/* 1 when the comma-separated role list contains role. */
+int sts_roles_contain(const char *roles, const char *role);
+
+#endif

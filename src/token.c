@@ -1,0 +1,164 @@
+/*
+ * token.c - service token format, checksum and digest (see token.h).
+ */
+#include "token.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <zlib.h>
+
+static const char sts_alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+
+/* Value of c in the base32 alphabet, or -1. */
+static int sts_b32_value(unsigned char c)
+{
+    const char *p;
+
+    if (c == '\0') {
+        return -1;
+    }
+    p = strchr(sts_alphabet, c);
+    return p ? (int)(p - sts_alphabet) : -1;
+}
+
+/* Writes the CRC32 of data[0..len) as 7 base32 digits. */
+static void sts_checksum(const char *data, size_t len,
+                         char out[STS_TOKEN_CHECKSUM_CHARS])
+{
+    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)data, (uInt)len);
+    int i;
+
+    for (i = STS_TOKEN_CHECKSUM_CHARS - 1; i >= 0; i--) {
+        out[i] = sts_alphabet[crc & 31u];
+        crc >>= 5;
+    }
+}
+
+/* Generates a token: prefix, 160 random bits in base32, checksum. */
+int sts_token_generate(char out[STS_TOKEN_LEN + 1])
+{
+    unsigned char rnd[STS_TOKEN_RANDOM_CHARS * 5 / 8];
+    char *body = out + STS_TOKEN_PREFIX_LEN;
+    unsigned int acc = 0, bits = 0;
+    size_t i, n = 0;
+
+    if (RAND_bytes(rnd, (int)sizeof(rnd)) != 1) {
+        return -1;
+    }
+    memcpy(out, STS_TOKEN_PREFIX, STS_TOKEN_PREFIX_LEN);
+    for (i = 0; i < sizeof(rnd); i++) {
+        acc = (acc << 8) | rnd[i];
+        bits += 8;
+        while (bits >= 5) {
+            bits -= 5;
+            body[n++] = sts_alphabet[(acc >> bits) & 31u];
+        }
+    }
+    sts_checksum(out, STS_TOKEN_PREFIX_LEN + STS_TOKEN_RANDOM_CHARS,
+                 out + STS_TOKEN_PREFIX_LEN + STS_TOKEN_RANDOM_CHARS);
+    out[STS_TOKEN_LEN] = '\0';
+    OPENSSL_cleanse(rnd, sizeof(rnd));
+    return 0;
+}
+
+/* True when the token starts with our prefix. */
+int sts_token_has_prefix(const char *tok, size_t len)
+{
+    return len >= STS_TOKEN_PREFIX_LEN &&
+           memcmp(tok, STS_TOKEN_PREFIX, STS_TOKEN_PREFIX_LEN) == 0;
+}
+
+/* Checks length, alphabet and checksum of a token of our format. */
+int sts_token_is_wellformed(const char *tok, size_t len)
+{
+    char sum[STS_TOKEN_CHECKSUM_CHARS];
+    size_t i;
+    int bad = 0;
+
+    if (len != STS_TOKEN_LEN || !sts_token_has_prefix(tok, len)) {
+        return 0;
+    }
+    for (i = STS_TOKEN_PREFIX_LEN; i < len; i++) {
+        bad |= sts_b32_value((unsigned char)tok[i]) < 0;
+    }
+    if (bad) {
+        return 0;
+    }
+    sts_checksum(tok, STS_TOKEN_PREFIX_LEN + STS_TOKEN_RANDOM_CHARS, sum);
+    return CRYPTO_memcmp(sum, tok + STS_TOKEN_PREFIX_LEN + STS_TOKEN_RANDOM_CHARS,
+                         STS_TOKEN_CHECKSUM_CHARS) == 0;
+}
+
+/* SHA-256 of the token bytes. */
+void sts_token_digest(const char *tok, size_t len,
+                      unsigned char out[STS_DIGEST_LEN])
+{
+    SHA256((const unsigned char *)tok, len, out);
+}
+
+/* Lower-case hex form of a digest. */
+void sts_digest_to_hex(const unsigned char digest[STS_DIGEST_LEN],
+                       char out[STS_DIGEST_HEX_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < STS_DIGEST_LEN; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 15];
+    }
+    out[STS_DIGEST_HEX_LEN] = '\0';
+}
+
+/* Constant-time digest comparison. */
+int sts_digest_equal(const unsigned char a[STS_DIGEST_LEN],
+                     const unsigned char b[STS_DIGEST_LEN])
+{
+    return CRYPTO_memcmp(a, b, STS_DIGEST_LEN) == 0;
+}
+
+/* Draws a random ID in [1, 2^53 - 1]. */
+int sts_random_id(int64_t *id)
+{
+    unsigned char b[8];
+    uint64_t v;
+    size_t i;
+
+    do {
+        if (RAND_bytes(b, (int)sizeof(b)) != 1) {
+            return -1;
+        }
+        v = 0;
+        for (i = 0; i < sizeof(b); i++) {
+            v = (v << 8) | b[i];
+        }
+        v &= (uint64_t)STS_TOKEN_ID_MAX;
+    } while (v == 0);
+    *id = (int64_t)v;
+    return 0;
+}
+
+/* Strict decimal ID parser: no sign, no spaces, no leading zeros. */
+int sts_parse_token_id(const char *s, size_t len, int64_t *id)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (len == 0 || len > 16 || s[0] == '0') {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > (uint64_t)STS_TOKEN_ID_MAX) {
+        return 0;
+    }
+    *id = (int64_t)v;
+    return 1;
+}

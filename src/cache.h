@@ -15,9 +15,9 @@
 #include "sts.h"
 
 typedef enum {
-    STS_CACHE_MISS = 0,    /* ask the database */
-    STS_CACHE_HIT = 1,     /* *out filled (strings allocated from r->pool) */
-    STS_CACHE_UNKNOWN = 2  /* the digest is known not to exist */
+    STS_CACHE_MISS = 0,   /* ask the database */
+    STS_CACHE_HIT = 1,    /* *out filled (strings allocated from r->pool) */
+    STS_CACHE_UNKNOWN = 2 /* the digest is known not to exist */
 } sts_cache_result;
 
 /* Creates this process's cache from the main server's STSTokenCacheTTL and

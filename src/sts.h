@@ -22,14 +22,15 @@ extern module AP_MODULE_DECLARE_DATA sts_token_module;
 #define STS_DEFAULT_CACHE_TTL 300
 #define STS_DEFAULT_CACHE_ENTRIES 10000
 
-/* Per-directory configuration. Unset fields are -1 and merge from the parent. */
+/* Per-directory configuration. Unset fields are -1 and merge from the parent.
+ */
 typedef struct {
     int hide_credentials; /* STSTokenHideCredentials */
 } sts_dir_conf;
 
 /* Server configuration; only the main server's values are used. */
 typedef struct {
-    const char *bootstrap_file; /* STSTokenBootstrap FILE ... */
+    const char *bootstrap_file;          /* STSTokenBootstrap FILE ... */
     apr_array_header_t *bootstrap_roles; /* const char * */
     int bootstrap_loaded;
     unsigned char bootstrap_digest[STS_DIGEST_LEN];

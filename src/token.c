@@ -88,7 +88,8 @@ int sts_token_is_wellformed(const char *tok, size_t len)
         return 0;
     }
     sts_checksum(tok, STS_TOKEN_PREFIX_LEN + STS_TOKEN_RANDOM_CHARS, sum);
-    return CRYPTO_memcmp(sum, tok + STS_TOKEN_PREFIX_LEN + STS_TOKEN_RANDOM_CHARS,
+    return CRYPTO_memcmp(sum,
+                         tok + STS_TOKEN_PREFIX_LEN + STS_TOKEN_RANDOM_CHARS,
                          STS_TOKEN_CHECKSUM_CHARS) == 0;
 }
 

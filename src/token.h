@@ -5,13 +5,14 @@
  *
  *     svctok-<32 random chars><7 checksum chars>
  *
- * in the lower-case Crockford base32 alphabet "0123456789abcdefghjkmnpqrstvwxyz"
- * (no i, l, o, u: nothing to confuse when read aloud or retyped). The 32 random
- * characters carry 160 bits from OpenSSL's CSPRNG; the checksum is the CRC32
- * (zlib) of everything before it, written as 7 base32 digits, most significant
- * first. A mistyped or made-up svctok- string fails the checksum and is refused
- * before any cache or database work. The database stores only the SHA-256
- * digest of a token, as 64 lower-case hex characters.
+ * in the lower-case Crockford base32 alphabet
+ * "0123456789abcdefghjkmnpqrstvwxyz" (no i, l, o, u: nothing to confuse when
+ * read aloud or retyped). The 32 random characters carry 160 bits from
+ * OpenSSL's CSPRNG; the checksum is the CRC32 (zlib) of everything before it,
+ * written as 7 base32 digits, most significant first. A mistyped or made-up
+ * svctok- string fails the checksum and is refused before any cache or database
+ * work. The database stores only the SHA-256 digest of a token, as 64
+ * lower-case hex characters.
  */
 #ifndef STS_TOKEN_H
 #define STS_TOKEN_H
@@ -29,7 +30,8 @@
 #define STS_TOKEN_MAX_LEN 512
 #define STS_DIGEST_LEN 32
 #define STS_DIGEST_HEX_LEN 64
-/* Token IDs are positive and at most 2^53 - 1 so JSON clients keep them exact. */
+/* Token IDs are positive and at most 2^53 - 1 so JSON clients keep them exact.
+ */
 #define STS_TOKEN_ID_MAX INT64_C(9007199254740991)
 
 /* Writes a new token and its terminating NUL into out. Returns 0, or -1 when
@@ -53,7 +55,8 @@ void sts_digest_to_hex(const unsigned char digest[STS_DIGEST_LEN],
 int sts_digest_equal(const unsigned char a[STS_DIGEST_LEN],
                      const unsigned char b[STS_DIGEST_LEN]);
 
-/* A random token ID in [1, STS_TOKEN_ID_MAX]. Returns 0, or -1 on RNG failure. */
+/* A random token ID in [1, STS_TOKEN_ID_MAX]. Returns 0, or -1 on RNG failure.
+ */
 int sts_random_id(int64_t *id);
 
 /* Parses a decimal token ID as found in a URL or on a command line: digits

@@ -1,0 +1,257 @@
+/*
+ * mod_sts_token.c - service tokens for Apache httpd: the module record, its
+ * directives and hook registration. The parts live in src/.
+ */
+#include "httpd.h"
+#include "apr_lib.h"
+#include "apr_strings.h"
+#include "ap_config.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_main.h"
+
+#include "api.h"
+#include "authn.h"
+#include "authz.h"
+#include "bootstrap.h"
+#include "cache.h"
+#include "store.h"
+#include "sts.h"
+
+/* Largest accepted STSTokenCacheTTL (a day) and STSTokenCacheEntries. */
+#define STS_MAX_CACHE_TTL 86400
+#define STS_MAX_CACHE_ENTRIES 10000000
+
+/* Creates the per-directory configuration (everything unset). */
+static void *sts_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    sts_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    (void)dir;
+    c->hide_credentials = -1;
+    return c;
+}
+
+/* Merges per-directory configuration: the child wins where it is set. */
+static void *sts_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    sts_dir_conf *base = basev, *add = addv;
+    sts_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->hide_credentials = add->hide_credentials != -1 ? add->hide_credentials
+                                                      : base->hide_credentials;
+    return c;
+}
+
+/* Creates the server configuration (everything unset). */
+static void *sts_create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    sts_server_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    (void)s;
+    c->cache_ttl = -1;
+    c->cache_entries = -1;
+    return c;
+}
+
+/* Merges a virtual host's configuration over the main server's. */
+static void *sts_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    sts_server_conf *base = basev, *add = addv;
+    sts_server_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    if (add->bootstrap_file != NULL) {
+        c->bootstrap_file = add->bootstrap_file;
+        c->bootstrap_roles = add->bootstrap_roles;
+    } else {
+        c->bootstrap_file = base->bootstrap_file;
+        c->bootstrap_roles = base->bootstrap_roles;
+    }
+    c->cache_ttl = add->cache_ttl != -1 ? add->cache_ttl : base->cache_ttl;
+    c->cache_entries =
+        add->cache_entries != -1 ? add->cache_entries : base->cache_entries;
+    return c;
+}
+
+/* 1 when s is a valid role name: 1-128 of [A-Za-z0-9._:@-]. */
+static int sts_valid_role(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n] != '\0'; n++) {
+        if (!apr_isalnum(s[n]) && !strchr("._:@-", s[n])) {
+            return 0;
+        }
+    }
+    return n >= 1 && n <= 128;
+}
+
+/* STSTokenBootstrap FILE ROLE [ROLE ...] */
+static const char *sts_set_bootstrap(cmd_parms *cmd, void *dc, int argc,
+                                     char *const argv[])
+{
+    sts_server_conf *c =
+        ap_get_module_config(cmd->server->module_config, &sts_token_module);
+    int i;
+
+    (void)dc;
+    if (argc < 2) {
+        return "STSTokenBootstrap needs a file and at least one role, e.g. "
+               "STSTokenBootstrap /etc/apache2/sts-bootstrap.token "
+               "stackstate-admin";
+    }
+    c->bootstrap_file = ap_server_root_relative(cmd->pool, argv[0]);
+    if (c->bootstrap_file == NULL) {
+        return apr_pstrcat(cmd->pool, "STSTokenBootstrap: invalid file path ",
+                           argv[0], NULL);
+    }
+    c->bootstrap_roles =
+        apr_array_make(cmd->pool, argc - 1, sizeof(const char *));
+    for (i = 1; i < argc; i++) {
+        if (!sts_valid_role(argv[i])) {
+            return apr_pstrcat(
+                cmd->pool, "STSTokenBootstrap: invalid role '", argv[i],
+                "' (1-128 characters of A-Z a-z 0-9 . _ : @ -)", NULL);
+        }
+        APR_ARRAY_PUSH(c->bootstrap_roles, const char *) = argv[i];
+    }
+    return NULL;
+}
+
+/* Parses a bounded non-negative integer directive argument. */
+static const char *sts_parse_int(cmd_parms *cmd, const char *arg, int min,
+                                 int max, int *out)
+{
+    char *end;
+    apr_int64_t v;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || v < min || v > max) {
+        return apr_psprintf(cmd->pool,
+                            "%s must be a whole number from %d to "
+                            "%d, not '%s'",
+                            cmd->directive->directive, min, max, arg);
+    }
+    *out = (int)v;
+    return NULL;
+}
+
+/* STSTokenCacheTTL seconds */
+static const char *sts_set_cache_ttl(cmd_parms *cmd, void *dc, const char *arg)
+{
+    sts_server_conf *c =
+        ap_get_module_config(cmd->server->module_config, &sts_token_module);
+
+    (void)dc;
+    return sts_parse_int(cmd, arg, 0, STS_MAX_CACHE_TTL, &c->cache_ttl);
+}
+
+/* STSTokenCacheEntries n */
+static const char *sts_set_cache_entries(cmd_parms *cmd, void *dc,
+                                         const char *arg)
+{
+    sts_server_conf *c =
+        ap_get_module_config(cmd->server->module_config, &sts_token_module);
+
+    (void)dc;
+    return sts_parse_int(cmd, arg, 1, STS_MAX_CACHE_ENTRIES, &c->cache_entries);
+}
+
+static const command_rec sts_directives[] = {
+    AP_INIT_FLAG("STSTokenHideCredentials", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(sts_dir_conf, hide_credentials),
+                 OR_AUTHCFG,
+                 "On: remove the service token headers from the request "
+                 "after authentication (default Off)"),
+    AP_INIT_TAKE_ARGV("STSTokenBootstrap", sts_set_bootstrap, NULL, RSRC_CONF,
+                      "A file holding the bootstrap secret, then the roles "
+                      "it grants"),
+    AP_INIT_TAKE1("STSTokenCacheTTL", sts_set_cache_ttl, NULL, RSRC_CONF,
+                  "Seconds a verified token stays cached (0 disables the "
+                  "cache; default 300)"),
+    AP_INIT_TAKE1("STSTokenCacheEntries", sts_set_cache_entries, NULL,
+                  RSRC_CONF,
+                  "Most tokens cached per httpd process (default 10000)"),
+    {NULL},
+};
+
+/* Fills defaults and loads the bootstrap secret of every server. */
+static const char *sts_finish_server_conf(apr_pool_t *p, server_rec *s)
+{
+    int warn = ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG;
+    server_rec *sp;
+
+    for (sp = s; sp; sp = sp->next) {
+        sts_server_conf *c =
+            ap_get_module_config(sp->module_config, &sts_token_module);
+        const char *err;
+
+        if (c->cache_ttl == -1) {
+            c->cache_ttl = STS_DEFAULT_CACHE_TTL;
+        }
+        if (c->cache_entries == -1) {
+            c->cache_entries = STS_DEFAULT_CACHE_ENTRIES;
+        }
+        if (c->bootstrap_file == NULL) {
+            continue;
+        }
+        err = sts_bootstrap_load(p, c);
+        if (err != NULL) {
+            return err;
+        }
+        if (warn && sp == s) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sp,
+                         "STSTokenBootstrap is configured (%s): anyone "
+                         "holding that secret is an administrator. Create "
+                         "real service tokens, then remove the directive",
+                         c->bootstrap_file);
+        }
+    }
+    return NULL;
+}
+
+/* post_config: registers SQL with mod_dbd (before its own post_config) and
+ * checks the configuration. */
+static int sts_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
+                           server_rec *s)
+{
+    const char *err;
+
+    (void)plog;
+    (void)ptemp;
+    err = sts_store_register(p, s);
+    if (err == NULL) {
+        err = sts_finish_server_conf(p, s);
+    }
+    if (err != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "%s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/* child_init: creates this process's token cache. */
+static void sts_child_init(apr_pool_t *p, server_rec *s)
+{
+    sts_cache_child_init(p, s);
+}
+
+/* Registers every hook and provider of the module. */
+static void sts_register_hooks(apr_pool_t *p)
+{
+    static const char *const before_dbd[] = {"mod_dbd.c", NULL};
+
+    ap_hook_post_config(sts_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
+    ap_hook_child_init(sts_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    sts_authn_register_hooks(p);
+    sts_authz_register(p);
+    sts_api_register_hooks(p);
+}
+
+AP_DECLARE_MODULE(sts_token) = {
+    STANDARD20_MODULE_STUFF, sts_create_dir_conf,   sts_merge_dir_conf,
+    sts_create_server_conf,  sts_merge_server_conf, sts_directives,
+    sts_register_hooks,      AP_MODULE_FLAG_NONE,
+};

@@ -1,0 +1,256 @@
+/*
+ * authn.c - the check_authn hook: find the token in the request, recognise
+ * the bootstrap secret or look the token's digest up (cache, then
+ * PostgreSQL), and publish the identity to the rest of httpd.
+ */
+#include "httpd.h"
+#include "authn.h"
+
+#include "apr_strings.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "mod_auth.h"
+
+#include "bootstrap.h"
+#include "cache.h"
+#include "credentials.h"
+#include "store.h"
+#include "sts.h"
+
+APLOG_USE_MODULE(sts_token);
+
+/* At most this many X-API-Key headers are looked at (more is a 400 anyway). */
+#define STS_MAX_API_KEY_HEADERS 4
+
+typedef struct {
+    const char *values[STS_MAX_API_KEY_HEADERS];
+    size_t n;
+} sts_api_keys;
+
+/* The header carrying Authorization for this request. */
+static const char *sts_authorization_header(const request_rec *r)
+{
+    return r->proxyreq == PROXYREQ_PROXY ? "Proxy-Authorization"
+                                         : "Authorization";
+}
+
+/* apr_table_do callback collecting X-API-Key values. */
+static int sts_collect_api_key(void *data, const char *key, const char *value)
+{
+    sts_api_keys *keys = data;
+
+    (void)key;
+    if (keys->n < STS_MAX_API_KEY_HEADERS) {
+        keys->values[keys->n] = value;
+    }
+    keys->n++;
+    return keys->n < STS_MAX_API_KEY_HEADERS + 1;
+}
+
+/* Sets the WWW-Authenticate (Proxy-Authenticate) challenge. error is NULL
+ * when no token was presented; description says why a token was refused. */
+static void sts_challenge(request_rec *r, const char *error,
+                          const char *description)
+{
+    const char *realm = ap_auth_name(r);
+    char *v;
+
+    v = apr_pstrcat(r->pool, "ApiKey realm=\"",
+                    ap_escape_quotes(r->pool, realm ? realm : ""), "\"", NULL);
+    if (error != NULL) {
+        v = apr_pstrcat(r->pool, v, ", error=\"", error, "\"", NULL);
+    }
+    if (description != NULL) {
+        v = apr_pstrcat(r->pool, v, ", error_description=\"", description, "\"",
+                        NULL);
+    }
+    apr_table_setn(r->err_headers_out,
+                   r->proxyreq == PROXYREQ_PROXY ? "Proxy-Authenticate"
+                                                 : "WWW-Authenticate",
+                   v);
+}
+
+/* Refuses a presented token: 401 with error="invalid_token" and the reason,
+ * logged at info with what is known of the token (never the secret). */
+static int sts_refuse(request_rec *r, const char *why, const char *who)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "service token refused for %s: %s%s%s", r->uri, why,
+                  who ? " " : "", who ? who : "");
+    sts_challenge(r, "invalid_token", why);
+    return HTTP_UNAUTHORIZED;
+}
+
+/* Formats an epoch-ms instant as YYYY-MM-DD in UTC. */
+static const char *sts_format_date(apr_pool_t *p, int64_t ms)
+{
+    apr_time_exp_t tm;
+
+    if (ms < 0 || apr_time_exp_gmt(&tm, (apr_time_t)ms * 1000) != APR_SUCCESS) {
+        return "";
+    }
+    return apr_psprintf(p, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday);
+}
+
+/* Publishes the identity: r->user, AUTH_TYPE and the STS_TOKEN_* variables;
+ * hides the credential headers when configured. */
+static void sts_publish(request_rec *r, sts_identity *id,
+                        const sts_credential *cred)
+{
+    sts_dir_conf *dc =
+        ap_get_module_config(r->per_dir_config, &sts_token_module);
+
+    ap_set_module_config(r->request_config, &sts_token_module, id);
+    r->user = apr_pstrdup(r->pool, id->name);
+    r->ap_auth_type = (char *)STS_AUTH_TYPE;
+    apr_table_setn(r->subprocess_env, "STS_TOKEN_ID",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id->id));
+    apr_table_setn(r->subprocess_env, "STS_TOKEN_NAME", id->name);
+    apr_table_setn(r->subprocess_env, "STS_TOKEN_ROLES", id->roles);
+    apr_table_setn(r->subprocess_env, "STS_TOKEN_EXPIRATION",
+                   sts_format_date(r->pool, id->expiration_ms));
+    if (dc->hide_credentials == 1) {
+        if (cred->from_api_key) {
+            apr_table_unset(r->headers_in, "X-API-Key");
+        }
+        if (cred->from_authorization) {
+            apr_table_unset(r->headers_in, sts_authorization_header(r));
+        }
+    }
+}
+
+/* Looks a well-formed token up in the cache, then in PostgreSQL. Returns OK
+ * with *out set, HTTP_UNAUTHORIZED (unknown) or HTTP_SERVICE_UNAVAILABLE. */
+static int sts_lookup(request_rec *r,
+                      const unsigned char digest[STS_DIGEST_LEN],
+                      sts_identity **out)
+{
+    char hex[STS_DIGEST_HEX_LEN + 1];
+    sts_token_row *row = NULL;
+    sts_identity *id = apr_pcalloc(r->pool, sizeof(*id));
+
+    switch (sts_cache_get(r, digest, id)) {
+    case STS_CACHE_HIT:
+        *out = id;
+        return OK;
+    case STS_CACHE_UNKNOWN:
+        return HTTP_UNAUTHORIZED;
+    case STS_CACHE_MISS:
+        break;
+    }
+    sts_digest_to_hex(digest, hex);
+    if (sts_store_lookup(r, hex, &row) != APR_SUCCESS) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (row == NULL) {
+        sts_cache_put(r, digest, NULL);
+        return HTTP_UNAUTHORIZED;
+    }
+    id->id = row->id;
+    id->name = row->name;
+    id->roles = row->roles;
+    id->expiration_ms = row->expiration_ms;
+    sts_cache_put(r, digest, id);
+    *out = id;
+    return OK;
+}
+
+/* check_authn hook for AuthType ServiceToken. */
+static int sts_authenticate(request_rec *r)
+{
+    sts_server_conf *sc =
+        ap_get_module_config(r->server->module_config, &sts_token_module);
+    const char *type = ap_auth_type(r);
+    unsigned char digest[STS_DIGEST_LEN];
+    sts_api_keys keys = {{NULL}, 0};
+    sts_identity *id = NULL;
+    sts_credential cred;
+    int64_t now_ms;
+    int rc;
+
+    if (type == NULL || ap_cstr_casecmp(type, STS_AUTH_TYPE) != 0) {
+        return DECLINED;
+    }
+    apr_table_do(sts_collect_api_key, &keys, r->headers_in, "X-API-Key", NULL);
+    switch (sts_credentials_parse(
+        apr_table_get(r->headers_in, sts_authorization_header(r)), keys.values,
+        keys.n, &cred)) {
+    case STS_CRED_NONE:
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "no service token in the request (neither "
+                      "'Authorization: ApiKey' nor 'X-API-Key')");
+        sts_challenge(r, NULL, NULL);
+        return HTTP_UNAUTHORIZED;
+    case STS_CRED_BAD:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "malformed service token credentials: %s", cred.reason);
+        apr_table_setn(r->notes, "error-notes",
+                       apr_pstrcat(r->pool, "Malformed service token: ",
+                                   cred.reason, NULL));
+        return HTTP_BAD_REQUEST;
+    case STS_CRED_OK:
+        break;
+    }
+
+    sts_token_digest(cred.token, cred.len, digest);
+    if (sc->bootstrap_loaded &&
+        sts_digest_equal(digest, sc->bootstrap_digest)) {
+        id = sts_bootstrap_identity(r->pool, sc);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "authenticated with the bootstrap secret");
+        sts_publish(r, id, &cred);
+        return OK;
+    }
+    if (!sts_token_is_wellformed(cred.token, cred.len)) {
+        return sts_refuse(r,
+                          sts_token_has_prefix(cred.token, cred.len)
+                              ? "token checksum does not match (mistyped?)"
+                              : "not a service token",
+                          NULL);
+    }
+    rc = sts_lookup(r, digest, &id);
+    if (rc == HTTP_SERVICE_UNAVAILABLE) {
+        apr_table_setn(r->notes, "error-notes",
+                       "The token database is unavailable; try again later.");
+        return rc;
+    }
+    if (rc != OK) {
+        return sts_refuse(r, "unknown or deleted token", NULL);
+    }
+    now_ms = (int64_t)(apr_time_now() / 1000);
+    if (id->expiration_ms >= 0 && now_ms >= id->expiration_ms) {
+        return sts_refuse(r, "token expired",
+                          apr_psprintf(r->pool,
+                                       "(id %" APR_INT64_T_FMT ", name '%s')",
+                                       id->id, id->name));
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "authenticated service token id %" APR_INT64_T_FMT
+                  " name '%s'",
+                  id->id, id->name);
+    sts_publish(r, id, &cred);
+    return OK;
+}
+
+/* note_auth_failure hook: the challenge when authorization fails with 401. */
+static int sts_note_auth_failure(request_rec *r, const char *auth_type)
+{
+    if (ap_cstr_casecmp(auth_type, STS_AUTH_TYPE) != 0) {
+        return DECLINED;
+    }
+    sts_challenge(r, NULL, NULL);
+    return OK;
+}
+
+/* Registers the authentication hooks. */
+void sts_authn_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_check_authn(sts_authenticate, NULL, NULL, APR_HOOK_MIDDLE,
+                        AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_note_auth_failure(sts_note_auth_failure, NULL, NULL,
+                              APR_HOOK_MIDDLE);
+}

@@ -1,0 +1,387 @@
+/*
+ * store.c - every SQL statement of the module, run through mod_dbd's pool.
+ *
+ * Statements are registered with ap_dbd_prepare for every server before
+ * mod_dbd's post_config, so mod_dbd prepares them on each new connection.
+ * mod_dbd re-establishes a broken connection silently (PQreset) and the new
+ * session has no prepared statements; sts_store_exec notices the failure,
+ * re-prepares every statement on that connection and retries once.
+ */
+#include "httpd.h"
+#include "store.h"
+
+#include "apr_dbd.h"
+#include "apr_optional.h"
+#include "apr_strings.h"
+#include "http_log.h"
+#include "mod_dbd.h"
+
+APLOG_USE_MODULE(sts_token);
+
+/* Key under which a connection's pool of re-prepared statements is kept in
+ * its ap_dbd_t->prepared hash (a name no mod_dbd label can take). */
+#define STS_REPREPARED_POOL_KEY "sts_token:reprepared-pool"
+
+typedef enum {
+    STS_Q_LOOKUP,
+    STS_Q_LIST,
+    STS_Q_INSERT,
+    STS_Q_DELETE,
+    STS_Q_REVISION,
+    STS_Q_COUNT
+} sts_query_id;
+
+typedef struct {
+    const char *label;
+    const char *sql;
+} sts_statement;
+
+static const sts_statement sts_statements[STS_Q_COUNT] = {
+    {"sts_token_lookup",
+     "SELECT id, name, array_to_string(roles, ','), COALESCE(expiration, -1) "
+     "FROM sts_tokens WHERE digest = %s"},
+    {"sts_token_list",
+     "SELECT id, name, description IS NOT NULL, COALESCE(description, ''), "
+     "dedicated_subject IS NOT NULL, COALESCE(dedicated_subject, ''), "
+     "array_to_string(roles, ','), COALESCE(expiration, -1), "
+     "(extract(epoch FROM updated_at) * 1000)::bigint "
+     "FROM sts_tokens ORDER BY name, id"},
+    {"sts_token_insert",
+     "INSERT INTO sts_tokens (id, name, description, digest, roles, "
+     "expiration, dedicated_subject) VALUES (%s::bigint, %s, NULLIF(%s, ''), "
+     "%s, string_to_array(%s, ','), NULLIF(%s, '')::bigint, NULLIF(%s, '')) "
+     "ON CONFLICT (id) DO NOTHING "
+     "RETURNING (extract(epoch FROM updated_at) * 1000)::bigint"},
+    {"sts_token_delete", "DELETE FROM sts_tokens WHERE id = %s::bigint"},
+    {"sts_token_revision", "SELECT revision FROM sts_token_revision"},
+};
+
+/* mod_dbd's exported functions, looked up once at startup. */
+static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) * sts_dbd_prepare_fn;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * sts_dbd_open_fn;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * sts_dbd_close_fn;
+
+/* Registers our statements with mod_dbd for every server. */
+const char *sts_store_register(apr_pool_t *p, server_rec *s)
+{
+    server_rec *sp;
+    int i;
+
+    (void)p;
+    sts_dbd_prepare_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+    sts_dbd_open_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    sts_dbd_close_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+    if (!sts_dbd_prepare_fn || !sts_dbd_open_fn || !sts_dbd_close_fn) {
+        return "mod_sts_token needs mod_dbd: add 'LoadModule dbd_module "
+               "modules/mod_dbd.so' before it, with DBDriver pgsql and "
+               "DBDParams";
+    }
+    for (sp = s; sp; sp = sp->next) {
+        for (i = 0; i < STS_Q_COUNT; i++) {
+            sts_dbd_prepare_fn(sp, sts_statements[i].sql,
+                               sts_statements[i].label);
+        }
+    }
+    return NULL;
+}
+
+/* Takes a connection from mod_dbd's pool (NULL, logged, when none). */
+static ap_dbd_t *sts_store_open(request_rec *r)
+{
+    ap_dbd_t *dbd = sts_dbd_open_fn(r->pool, r->server);
+
+    if (dbd == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "no database connection (mod_dbd could not connect; "
+                      "see its message above and check DBDParams)");
+    }
+    return dbd;
+}
+
+/* Gives a connection back to mod_dbd's pool. */
+static void sts_store_close(request_rec *r, ap_dbd_t *dbd)
+{
+    sts_dbd_close_fn(r->server, dbd);
+}
+
+/* Re-prepares every statement on dbd, for a session that lost them. The
+ * statements live in a sub-pool of the connection, replaced on each success,
+ * so repeated reconnects do not grow memory. */
+static apr_status_t sts_store_reprepare(request_rec *r, ap_dbd_t *dbd)
+{
+    apr_dbd_prepared_t *stmts[STS_Q_COUNT];
+    apr_pool_t *np, *old;
+    apr_status_t rv;
+    int i;
+
+    rv = apr_dbd_check_conn(dbd->driver, r->pool, dbd->handle);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = apr_pool_create(&np, dbd->pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < STS_Q_COUNT; i++) {
+        stmts[i] = NULL;
+        if (apr_dbd_prepare(dbd->driver, np, dbd->handle, sts_statements[i].sql,
+                            sts_statements[i].label, &stmts[i]) != 0) {
+            /* Typically "already exists": the session kept its statements
+             * and the failure had another cause. */
+            apr_pool_destroy(np);
+            return APR_EGENERAL;
+        }
+    }
+    for (i = 0; i < STS_Q_COUNT; i++) {
+        apr_hash_set(dbd->prepared, sts_statements[i].label,
+                     APR_HASH_KEY_STRING, stmts[i]);
+    }
+    old = apr_hash_get(dbd->prepared, STS_REPREPARED_POOL_KEY,
+                       APR_HASH_KEY_STRING);
+    apr_hash_set(dbd->prepared, STS_REPREPARED_POOL_KEY, APR_HASH_KEY_STRING,
+                 np);
+    if (old != NULL) {
+        apr_pool_destroy(old);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                  "database session was re-established; re-prepared the "
+                  "module's statements");
+    return APR_SUCCESS;
+}
+
+/* Runs one statement (a select when res != NULL, else a command counting
+ * rows into *nrows), re-preparing and retrying once if it fails. */
+static apr_status_t sts_store_exec(request_rec *r, ap_dbd_t *dbd,
+                                   sts_query_id q, apr_dbd_results_t **res,
+                                   int *nrows, int nargs, const char **args)
+{
+    const char *label = sts_statements[q].label;
+    int attempt;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        apr_dbd_prepared_t *stmt =
+            apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
+        const char *msg = "statement is not prepared on this connection";
+        int rv = -1;
+
+        if (stmt != NULL) {
+            if (res != NULL) {
+                *res = NULL;
+                rv = apr_dbd_pselect(dbd->driver, r->pool, dbd->handle, res,
+                                     stmt, 1, nargs, args);
+            } else {
+                rv = apr_dbd_pquery(dbd->driver, r->pool, dbd->handle, nrows,
+                                    stmt, nargs, args);
+            }
+            if (rv == 0) {
+                return APR_SUCCESS;
+            }
+            msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
+        }
+        if (attempt == 0 && sts_store_reprepare(r, dbd) == APR_SUCCESS) {
+            continue;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, APR_EGENERAL, r,
+                      "database statement %s failed: %s", label,
+                      msg ? msg : "(no message)");
+        return APR_EGENERAL;
+    }
+    return APR_EGENERAL;
+}
+
+/* Parses a bigint column. */
+static int64_t sts_col_int64(const apr_dbd_driver_t *d, apr_dbd_row_t *row,
+                             int col)
+{
+    const char *v = apr_dbd_get_entry(d, row, col);
+
+    return v ? (int64_t)apr_strtoi64(v, NULL, 10) : -1;
+}
+
+/* A text column copied into p ("" for NULL). */
+static const char *sts_col_str(apr_pool_t *p, const apr_dbd_driver_t *d,
+                               apr_dbd_row_t *row, int col)
+{
+    const char *v = apr_dbd_get_entry(d, row, col);
+
+    return apr_pstrdup(p, v ? v : "");
+}
+
+/* Looks one digest up. */
+apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
+                              sts_token_row **out)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[1];
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+
+    *out = NULL;
+    dbd = sts_store_open(r);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    args[0] = digest_hex;
+    rv = sts_store_exec(r, dbd, STS_Q_LOOKUP, &res, NULL, 1, args);
+    if (rv == APR_SUCCESS) {
+        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
+            sts_token_row *t = apr_pcalloc(r->pool, sizeof(*t));
+
+            t->id = sts_col_int64(dbd->driver, row, 0);
+            t->name = sts_col_str(r->pool, dbd->driver, row, 1);
+            t->roles = sts_col_str(r->pool, dbd->driver, row, 2);
+            t->expiration_ms = sts_col_int64(dbd->driver, row, 3);
+            *out = t;
+        }
+    }
+    sts_store_close(r, dbd);
+    return rv;
+}
+
+/* Lists every token, sorted by name then id. */
+apr_status_t sts_store_list(request_rec *r, apr_array_header_t **out)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+
+    *out = apr_array_make(r->pool, 16, sizeof(sts_token_row));
+    dbd = sts_store_open(r);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    rv = sts_store_exec(r, dbd, STS_Q_LIST, &res, NULL, 0, NULL);
+    if (rv == APR_SUCCESS) {
+        const apr_dbd_driver_t *d = dbd->driver;
+
+        while (apr_dbd_get_row(d, r->pool, res, &row, -1) == 0) {
+            sts_token_row *t = apr_array_push(*out);
+            const char *has_desc = apr_dbd_get_entry(d, row, 2);
+            const char *has_subj = apr_dbd_get_entry(d, row, 4);
+
+            t->id = sts_col_int64(d, row, 0);
+            t->name = sts_col_str(r->pool, d, row, 1);
+            t->description = (has_desc && has_desc[0] == 't')
+                                 ? sts_col_str(r->pool, d, row, 3)
+                                 : NULL;
+            t->dedicated_subject = (has_subj && has_subj[0] == 't')
+                                       ? sts_col_str(r->pool, d, row, 5)
+                                       : NULL;
+            t->roles = sts_col_str(r->pool, d, row, 6);
+            t->expiration_ms = sts_col_int64(d, row, 7);
+            t->last_update_ms = sts_col_int64(d, row, 8);
+        }
+    }
+    sts_store_close(r, dbd);
+    return rv;
+}
+
+/* Inserts a token under a fresh random id. */
+apr_status_t sts_store_create(request_rec *r, sts_token_row *t,
+                              const char *digest_hex)
+{
+    ap_dbd_t *dbd;
+    apr_status_t rv = APR_EGENERAL;
+    int attempt;
+
+    dbd = sts_store_open(r);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    /* An id collision (2^-53 per pair) inserts nothing: draw again. */
+    for (attempt = 0; attempt < 5; attempt++) {
+        apr_dbd_results_t *res = NULL;
+        apr_dbd_row_t *row = NULL;
+        const char *args[7];
+        int inserted = 0;
+
+        if (sts_random_id(&t->id) != 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "random generator failed while drawing a token id");
+            rv = APR_EGENERAL;
+            break;
+        }
+        args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, t->id);
+        args[1] = t->name;
+        args[2] = t->description ? t->description : "";
+        args[3] = digest_hex;
+        args[4] = t->roles;
+        args[5] =
+            t->expiration_ms >= 0
+                ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT, t->expiration_ms)
+                : "";
+        args[6] = t->dedicated_subject ? t->dedicated_subject : "";
+        rv = sts_store_exec(r, dbd, STS_Q_INSERT, &res, NULL, 7, args);
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
+            t->last_update_ms = sts_col_int64(dbd->driver, row, 0);
+            inserted = 1;
+        }
+        if (inserted) {
+            break;
+        }
+        rv = APR_EGENERAL;
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "token id %" APR_INT64_T_FMT " already taken; drawing "
+                      "another",
+                      t->id);
+    }
+    sts_store_close(r, dbd);
+    return rv;
+}
+
+/* Deletes a token by id. */
+apr_status_t sts_store_delete(request_rec *r, int64_t id, int *deleted)
+{
+    const char *args[1];
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+    int nrows = 0;
+
+    *deleted = 0;
+    dbd = sts_store_open(r);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id);
+    rv = sts_store_exec(r, dbd, STS_Q_DELETE, NULL, &nrows, 1, args);
+    if (rv == APR_SUCCESS) {
+        *deleted = nrows > 0;
+    }
+    sts_store_close(r, dbd);
+    return rv;
+}
+
+/* Reads the revision counter. */
+apr_status_t sts_store_revision(request_rec *r, int64_t *revision)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+    int found = 0;
+
+    dbd = sts_store_open(r);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    rv = sts_store_exec(r, dbd, STS_Q_REVISION, &res, NULL, 0, NULL);
+    if (rv == APR_SUCCESS) {
+        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
+            *revision = sts_col_int64(dbd->driver, row, 0);
+            found = 1;
+        }
+        if (!found) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "table sts_token_revision is empty: apply "
+                          "sql/schema.sql again");
+            rv = APR_EGENERAL;
+        }
+    }
+    sts_store_close(r, dbd);
+    return rv;
+}

@@ -1,6 +1,8 @@
 -- mod_sts_token schema (PostgreSQL 12+). Idempotent: safe to apply again.
 -- Only the SHA-256 digest of a token is stored, never the token itself.
 
+SET client_min_messages = warning;
+
 CREATE TABLE IF NOT EXISTS sts_tokens (
     id                bigint      PRIMARY KEY
                       CONSTRAINT sts_tokens_id_range

@@ -29,6 +29,14 @@ typedef struct {
     size_t n;
 } sts_api_keys;
 
+/* Request headers a client could send to pass for the module's own
+ * identity when a backend maps STS_TOKEN_* to headers: removed from every
+ * request under AuthType ServiceToken. */
+static const char *const sts_spoofable_headers[] = {
+    "STS-Token-ID",         "STS-Token-Name",       "STS-Token-Roles",
+    "STS-Token-Expiration", "STS_TOKEN_ID",         "STS_TOKEN_NAME",
+    "STS_TOKEN_ROLES",      "STS_TOKEN_EXPIRATION", NULL};
+
 /* The header carrying Authorization for this request. */
 static const char *sts_authorization_header(const request_rec *r)
 {
@@ -169,10 +177,13 @@ static int sts_authenticate(request_rec *r)
     sts_identity *id = NULL;
     sts_credential cred;
     int64_t now_ms;
-    int rc;
+    int rc, i;
 
     if (type == NULL || ap_cstr_casecmp(type, STS_AUTH_TYPE) != 0) {
         return DECLINED;
+    }
+    for (i = 0; sts_spoofable_headers[i] != NULL; i++) {
+        apr_table_unset(r->headers_in, sts_spoofable_headers[i]);
     }
     apr_table_do(sts_collect_api_key, &keys, r->headers_in, "X-API-Key", NULL);
     switch (sts_credentials_parse(

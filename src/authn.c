@@ -139,8 +139,9 @@ static int sts_lookup(request_rec *r,
     char hex[STS_DIGEST_HEX_LEN + 1];
     sts_token_row *row = NULL;
     sts_identity *id = apr_pcalloc(r->pool, sizeof(*id));
+    apr_uint32_t ticket = 0;
 
-    switch (sts_cache_get(r, digest, id)) {
+    switch (sts_cache_get(r, digest, id, &ticket)) {
     case STS_CACHE_HIT:
         *out = id;
         return OK;
@@ -154,14 +155,14 @@ static int sts_lookup(request_rec *r,
         return HTTP_SERVICE_UNAVAILABLE;
     }
     if (row == NULL) {
-        sts_cache_put(r, digest, NULL);
+        sts_cache_put(r, digest, NULL, ticket);
         return HTTP_UNAUTHORIZED;
     }
     id->id = row->id;
     id->name = row->name;
     id->roles = row->roles;
     id->expiration_ms = row->expiration_ms;
-    sts_cache_put(r, digest, id);
+    sts_cache_put(r, digest, id, ticket);
     *out = id;
     return OK;
 }

@@ -24,15 +24,22 @@ typedef enum {
  * STSTokenCacheEntries (child_init). */
 void sts_cache_child_init(apr_pool_t *p, server_rec *s);
 
-/* Looks a digest up. At most once a second per process this first reads the
- * revision counter from the database and flushes the cache when it moved. */
+/* How often each process reads the revision counter, at most. */
+#define STS_REVISION_POLL_MS 500
+
+/* Looks a digest up. At most every STS_REVISION_POLL_MS per process this
+ * first reads the revision counter from the database and flushes the cache
+ * when it moved. *ticket receives the cache generation seen, to pass to
+ * sts_cache_put after a database lookup. */
 sts_cache_result sts_cache_get(request_rec *r,
                                const unsigned char digest[STS_DIGEST_LEN],
-                               sts_identity *out);
+                               sts_identity *out, apr_uint32_t *ticket);
 
-/* Remembers a verified identity, or (id == NULL) that the digest is unknown. */
+/* Remembers a verified identity, or (id == NULL) that the digest is unknown.
+ * Nothing is stored when the cache was flushed since ticket was issued (the
+ * database answer may predate a revocation). */
 void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
-                   const sts_identity *id);
+                   const sts_identity *id, apr_uint32_t ticket);
 
 /* Forgets every entry of a token at once (called after an API delete). */
 void sts_cache_revoke(request_rec *r, int64_t token_id);

@@ -1,0 +1,398 @@
+/*
+ * api.c - the "sts-token-api" handler: StackState's service token API
+ * (GET/POST .../security/tokens, DELETE .../security/tokens/{id},
+ * GET .../server/info) served below the <Location> that sets the handler.
+ */
+#include "httpd.h"
+
+#include "api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "apr_strings.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "api_json.h"
+#include "cache.h"
+#include "store.h"
+#include "sts.h"
+
+APLOG_USE_MODULE(sts_token);
+
+#define STS_HANDLER "sts-token-api"
+#define STS_ROUTE_TOKENS "/security/tokens"
+#define STS_ROUTE_INFO "/server/info"
+
+#ifndef STS_COMMIT
+#define STS_COMMIT ""
+#endif
+
+typedef enum {
+    STS_ROUTE_NONE,
+    STS_ROUTE_COLLECTION,
+    STS_ROUTE_ITEM,
+    STS_ROUTE_SERVER_INFO
+} sts_route;
+
+/* Current time in epoch milliseconds. */
+static int64_t sts_now_ms(void)
+{
+    return (int64_t)(apr_time_now() / 1000);
+}
+
+/* Sends a JSON text (malloc'd; freed here) with the given status. */
+static int sts_send_json(request_rec *r, int status, char *json)
+{
+    if (json == NULL) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    ap_set_content_length(r, (apr_off_t)strlen(json));
+    if (!r->header_only) {
+        ap_rwrite(json, (int)strlen(json), r);
+    }
+    free(json);
+    return OK;
+}
+
+/* Answers an error as a GenericErrorsResponse and logs it with the same
+ * tracking key. level is the log level of the refusal. */
+static int sts_send_error(request_rec *r, int status, int level,
+                          const char *message)
+{
+    unsigned char rnd[8];
+    char key[17];
+    int i;
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        memset(rnd, 0, sizeof(rnd));
+    }
+    for (i = 0; i < 8; i++) {
+        apr_snprintf(key + 2 * i, 3, "%02x", rnd[i]);
+    }
+    ap_log_rerror(APLOG_MARK, level, 0, r,
+                  "token API %s %s -> %d: %s (trackingKey %s)", r->method,
+                  r->uri, status, message, key);
+    return sts_send_json(r, status,
+                         sts_json_errors(key, sts_now_ms(), status, message));
+}
+
+/* Splits r->uri into a route relative to where the handler is placed: the
+ * <Location> prefix when the section is a plain path, otherwise the last
+ * path segments. *item receives the {id} segment of an item route. */
+static sts_route sts_find_route(request_rec *r, const char **item)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    const char *rest = NULL, *p;
+    size_t n;
+
+    *item = NULL;
+    if (d != NULL && d->d != NULL && d->r == NULL && !d->d_is_fnmatch) {
+        n = strlen(d->d);
+        while (n > 0 && d->d[n - 1] == '/') {
+            n--;
+        }
+        if (strncmp(r->uri, d->d, n) == 0 &&
+            (r->uri[n] == '/' || r->uri[n] == '\0')) {
+            rest = r->uri + n;
+        }
+    }
+    if (rest == NULL) {
+        /* Regex or wildcard section: find the route at the end of the path. */
+        n = strlen(r->uri);
+        if (n >= strlen(STS_ROUTE_INFO) &&
+            strcmp(r->uri + n - strlen(STS_ROUTE_INFO), STS_ROUTE_INFO) == 0) {
+            return STS_ROUTE_SERVER_INFO;
+        }
+        p = strstr(r->uri, STS_ROUTE_TOKENS);
+        while (p && strstr(p + 1, STS_ROUTE_TOKENS)) {
+            p = strstr(p + 1, STS_ROUTE_TOKENS);
+        }
+        if (p == NULL) {
+            return STS_ROUTE_NONE;
+        }
+        rest = p;
+    }
+    if (strcmp(rest, STS_ROUTE_INFO) == 0) {
+        return STS_ROUTE_SERVER_INFO;
+    }
+    if (strcmp(rest, STS_ROUTE_TOKENS) == 0) {
+        return STS_ROUTE_COLLECTION;
+    }
+    n = strlen(STS_ROUTE_TOKENS);
+    if (strncmp(rest, STS_ROUTE_TOKENS "/", n + 1) == 0 &&
+        rest[n + 1] != '\0' && strchr(rest + n + 1, '/') == NULL) {
+        *item = rest + n + 1;
+        return STS_ROUTE_ITEM;
+    }
+    return STS_ROUTE_NONE;
+}
+
+/* Answers 405 with the Allow header. */
+static int sts_method_not_allowed(request_rec *r, const char *allow)
+{
+    apr_table_setn(r->headers_out, "Allow", allow);
+    return sts_send_error(r, HTTP_METHOD_NOT_ALLOWED, APLOG_INFO,
+                          apr_psprintf(r->pool,
+                                       "method %s is not allowed here; use %s",
+                                       r->method, allow));
+}
+
+/* Who is calling, for the audit log: user name and token ID when known. */
+static const char *sts_caller(request_rec *r)
+{
+    const sts_identity *id = sts_request_identity(r);
+
+    if (id != NULL) {
+        return apr_psprintf(r->pool, "'%s' (token id %" APR_INT64_T_FMT ")",
+                            r->user, id->id);
+    }
+    return apr_psprintf(r->pool, "'%s' (AuthType %s)", r->user,
+                        r->ap_auth_type ? r->ap_auth_type : "unknown");
+}
+
+/* GET .../security/tokens */
+static int sts_list(request_rec *r)
+{
+    apr_array_header_t *rows;
+    sts_token_json *out;
+    int i;
+
+    if (sts_store_list(r, &rows) != APR_SUCCESS) {
+        return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_ERR,
+                              "the token database is unavailable; try again "
+                              "later");
+    }
+    out = apr_pcalloc(r->pool, sizeof(*out) * (rows->nelts + 1));
+    for (i = 0; i < rows->nelts; i++) {
+        const sts_token_row *t = &APR_ARRAY_IDX(rows, i, sts_token_row);
+
+        out[i].id = t->id;
+        out[i].name = t->name;
+        out[i].description = t->description;
+        out[i].dedicated_subject = t->dedicated_subject;
+        out[i].roles = t->roles;
+        out[i].expiration_ms = t->expiration_ms;
+        out[i].last_update_ms = t->last_update_ms;
+    }
+    return sts_send_json(r, HTTP_OK,
+                         sts_json_token_list(out, (size_t)rows->nelts));
+}
+
+/* 1 when the request's Content-Type is application/json (any parameters). */
+static int sts_is_json(request_rec *r)
+{
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    size_t n = strlen("application/json");
+
+    if (ct == NULL) {
+        return 0;
+    }
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    return ap_cstr_casecmpn(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
+/* Reads the request body into *body (NUL-terminated), at most
+ * STS_API_MAX_BODY bytes. Returns OK, or an HTTP status to answer. */
+static int sts_read_body(request_rec *r, char **body, apr_size_t *len)
+{
+    apr_size_t cap = STS_API_MAX_BODY + 1, got = 0;
+    char *buf;
+    int rc;
+
+    rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+    if (rc != OK) {
+        return rc;
+    }
+    if (r->remaining > STS_API_MAX_BODY) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    buf = apr_palloc(r->pool, cap + 1);
+    if (ap_should_client_block(r)) {
+        long n;
+
+        while ((n = ap_get_client_block(r, buf + got, cap - got)) > 0) {
+            got += (apr_size_t)n;
+            if (got > STS_API_MAX_BODY) {
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+        }
+        if (n < 0) {
+            return HTTP_BAD_REQUEST;
+        }
+    }
+    buf[got] = '\0';
+    *body = buf;
+    *len = got;
+    return OK;
+}
+
+/* POST .../security/tokens */
+static int sts_create(request_rec *r)
+{
+    char tok[STS_TOKEN_LEN + 1], hex[STS_DIGEST_HEX_LEN + 1], err[256];
+    unsigned char digest[STS_DIGEST_LEN];
+    sts_new_token req;
+    sts_token_row row;
+    sts_req_status st;
+    apr_size_t len = 0;
+    char *body = NULL, *json;
+    int rc;
+
+    if (!sts_is_json(r)) {
+        return sts_send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, APLOG_INFO,
+                              "the request body must be sent with "
+                              "Content-Type: application/json");
+    }
+    rc = sts_read_body(r, &body, &len);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return sts_send_error(r, rc, APLOG_INFO,
+                              "the request body is larger than 65536 bytes");
+    }
+    if (rc != OK) {
+        return sts_send_error(r, HTTP_BAD_REQUEST, APLOG_INFO,
+                              "the request body could not be read");
+    }
+    st = sts_new_token_parse(body, len, sts_now_ms(), &req, err, sizeof(err));
+    if (st == STS_REQ_BAD_EXPIRY) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "token API: create refused: %s", err);
+        return sts_send_json(r, HTTP_BAD_REQUEST, sts_json_expiry_error(err));
+    }
+    if (st != STS_REQ_OK) {
+        return sts_send_error(r, HTTP_BAD_REQUEST, APLOG_INFO, err);
+    }
+    if (sts_token_generate(tok) != 0) {
+        sts_new_token_free(&req);
+        return sts_send_error(r, HTTP_INTERNAL_SERVER_ERROR, APLOG_ERR,
+                              "the random generator failed");
+    }
+    sts_token_digest(tok, strlen(tok), digest);
+    sts_digest_to_hex(digest, hex);
+    memset(&row, 0, sizeof(row));
+    row.name = apr_pstrdup(r->pool, req.name);
+    row.description =
+        req.description ? apr_pstrdup(r->pool, req.description) : NULL;
+    row.dedicated_subject = req.dedicated_subject
+                                ? apr_pstrdup(r->pool, req.dedicated_subject)
+                                : NULL;
+    row.roles = apr_pstrdup(r->pool, req.roles);
+    row.expiration_ms = req.expiry_ms;
+    sts_new_token_free(&req);
+    if (sts_store_create(r, &row, hex) != APR_SUCCESS) {
+        OPENSSL_cleanse(tok, sizeof(tok));
+        return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_ERR,
+                              "the token could not be stored (database "
+                              "unavailable); nothing was created");
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                  "token API: %s created token id %" APR_INT64_T_FMT
+                  " name '%s' roles [%s] expiration %" APR_INT64_T_FMT,
+                  sts_caller(r), row.id, row.name, row.roles,
+                  row.expiration_ms);
+    json = sts_json_token_created(row.name, tok, row.expiration_ms);
+    OPENSSL_cleanse(tok, sizeof(tok));
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    return sts_send_json(r, HTTP_OK, json);
+}
+
+/* DELETE .../security/tokens/{id} */
+static int sts_delete(request_rec *r, const char *item)
+{
+    int64_t id;
+    int deleted = 0;
+
+    if (!sts_parse_token_id(item, strlen(item), &id)) {
+        return sts_send_error(r, HTTP_BAD_REQUEST, APLOG_INFO,
+                              "the token id must be a number from 1 to "
+                              "9007199254740991, without sign, spaces or "
+                              "leading zeros");
+    }
+    if (sts_store_delete(r, id, &deleted) != APR_SUCCESS) {
+        return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_ERR,
+                              "the token database is unavailable; nothing "
+                              "was deleted");
+    }
+    if (!deleted) {
+        return sts_send_error(
+            r, HTTP_NOT_FOUND, APLOG_INFO,
+            apr_psprintf(r->pool, "no service token with id %" APR_INT64_T_FMT,
+                         id));
+    }
+    sts_cache_revoke(r, id);
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                  "token API: %s deleted token id %" APR_INT64_T_FMT,
+                  sts_caller(r), id);
+    r->status = HTTP_NO_CONTENT;
+    return OK;
+}
+
+/* The handler: dispatches a route and method. */
+static int sts_api_handler(request_rec *r)
+{
+    const char *item;
+    sts_route route;
+
+    if (r->handler == NULL || strcmp(r->handler, STS_HANDLER) != 0) {
+        return DECLINED;
+    }
+    if (r->user == NULL) {
+        /* No authentication ran: token management is never anonymous. */
+        return sts_send_error(
+            r, HTTP_FORBIDDEN, APLOG_ERR,
+            "the token API requires an authenticated caller: configure "
+            "AuthType ServiceToken (or another AuthType) and a Require line "
+            "for this location");
+    }
+    route = sts_find_route(r, &item);
+    switch (route) {
+    case STS_ROUTE_COLLECTION:
+        if (r->method_number == M_GET) {
+            return sts_list(r);
+        }
+        if (r->method_number == M_POST) {
+            return sts_create(r);
+        }
+        return sts_method_not_allowed(r, "GET, HEAD, POST");
+    case STS_ROUTE_ITEM:
+        if (r->method_number == M_DELETE) {
+            return sts_delete(r, item);
+        }
+        return sts_method_not_allowed(r, "DELETE");
+    case STS_ROUTE_SERVER_INFO:
+        if (r->method_number == M_GET) {
+            return sts_send_json(r, HTTP_OK,
+                                 sts_json_server_info(STS_VERSION, STS_COMMIT));
+        }
+        return sts_method_not_allowed(r, "GET, HEAD");
+    case STS_ROUTE_NONE:
+        break;
+    }
+    return sts_send_error(r, HTTP_NOT_FOUND, APLOG_INFO,
+                          apr_psprintf(r->pool,
+                                       "no such API route: %s (routes: "
+                                       "security/tokens, security/tokens/{id}, "
+                                       "server/info)",
+                                       r->uri));
+}
+
+/* Registers the handler. */
+void sts_api_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_handler(sts_api_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -1,0 +1,67 @@
+/*
+ * api_json.h - the token API's JSON: decoding and validating
+ * NewServiceTokenRequest, encoding StackState's response shapes. No Apache
+ * types: the module, the CLI, unit tests and fuzzers share it.
+ */
+#ifndef STS_API_JSON_H
+#define STS_API_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits of the API (see README "Token API"). */
+#define STS_API_MAX_BODY 65536
+#define STS_API_MAX_NAME 255
+#define STS_API_MAX_DESCRIPTION 1024
+#define STS_API_MAX_SUBJECT 255
+#define STS_API_MAX_ROLES 64
+#define STS_API_MAX_ROLE 128
+/* 9999-12-31T23:59:59.999Z: later expiry dates are refused. */
+#define STS_API_MAX_EXPIRY_MS INT64_C(253402300799999)
+
+/* A validated NewServiceTokenRequest. Strings are owned by the structure. */
+typedef struct {
+    char *name;
+    char *description;       /* NULL when absent */
+    char *dedicated_subject; /* NULL when absent */
+    char *roles;             /* comma-separated, duplicates removed */
+    int64_t expiry_ms;       /* -1 when absent */
+} sts_new_token;
+
+typedef enum {
+    STS_REQ_OK = 0,
+    STS_REQ_BAD = 1,       /* 400 with a GenericErrorsResponse */
+    STS_REQ_BAD_EXPIRY = 2 /* 400 ServiceTokenInvalidExpiryError */
+} sts_req_status;
+
+/* Decodes and validates a request body. now_ms is the current time (expiry
+ * must be later). On failure writes a message naming the field into err. */
+sts_req_status sts_new_token_parse(const char *body, size_t len, int64_t now_ms,
+                                   sts_new_token *out, char *err,
+                                   size_t errlen);
+
+/* Frees what sts_new_token_parse allocated. */
+void sts_new_token_free(sts_new_token *t);
+
+/* One token as the API lists it. */
+typedef struct {
+    int64_t id;
+    const char *name;
+    const char *description;       /* NULL when unset */
+    const char *dedicated_subject; /* NULL when unset */
+    const char *roles;             /* comma-separated */
+    int64_t expiration_ms;         /* -1 when none */
+    int64_t last_update_ms;
+} sts_token_json;
+
+/* Encoders: each returns a malloc'd NUL-terminated JSON text (free() it), or
+ * NULL when out of memory. */
+char *sts_json_token_list(const sts_token_json *tokens, size_t n);
+char *sts_json_token_created(const char *name, const char *token,
+                             int64_t expiration_ms);
+char *sts_json_errors(const char *tracking_key, int64_t now_ms, int status,
+                      const char *message);
+char *sts_json_expiry_error(const char *message);
+char *sts_json_server_info(const char *version, const char *commit);
+
+#endif

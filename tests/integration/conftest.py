@@ -1,0 +1,410 @@
+"""Integration test harness: a real PostgreSQL and real httpd with the module.
+
+Fixtures (use them from any tests/integration/test_*.py):
+
+``pg`` (session)
+    A private PostgreSQL 15 cluster in a temp dir (unix socket + 127.0.0.1,
+    fsync off), database ``sts`` with ``sql/schema.sql`` applied. Methods:
+    ``sql(query) -> list[tuple[str, ...]]`` (psql, tab-separated, raises on
+    error), ``mint(name, roles, expiration_ms=None, description=None,
+    dedicated_subject=None) -> Token`` (a fresh token from the shared
+    library's mint tool, inserted with SQL; ``Token.id``, ``.token``,
+    ``.digest``, ``.name``), ``stop()``, ``start()``, ``restart()``,
+    ``terminate_backends()`` (kills every session on database sts), and
+    ``dbd_params`` (the DBDParams string httpd uses).
+
+``bootstrap`` (session)
+    The bootstrap secret (str); its file is ``bootstrap.path``.
+
+``httpd_factory`` (module)
+    ``httpd_factory(extra_conf="", loglevel=..., env=None, bootstrap_file=None,
+    expect_fail=False) -> Httpd``: starts httpd with ``conf/httpd.conf`` (the
+    shipped config: /protected, /cgi-bin/env.cgi, /api) plus ``extra_conf``
+    appended through ``IncludeOptional``; waits until it answers. Every
+    instance is stopped (by PID) at the end of the module, and its error log
+    is checked for crashed children. With ``expect_fail=True`` it returns
+    after httpd exits and ``Httpd.startup_output`` holds what it printed.
+
+``httpd`` (module)
+    One instance of the shipped configuration, for simple tests.
+
+``Httpd`` methods: ``request(method, path, headers=(), body=None) ->
+Response`` (``status``, ``headers`` (lower-case name -> list of values),
+``header(name)``, ``body`` bytes, ``text``, ``json()``); ``raw(bytes) ->
+bytes`` for requests http.client refuses to send; ``url(path)``,
+``port``, ``error_log()``, ``access_log()``, ``graceful()``, ``stop()``,
+``pid``, ``docroot``.
+
+Set ``STS_MODULE`` in the environment to test another build of the module
+(e.g. a sanitizer build), and ``STS_HTTPD_WRAPPER`` to prefix the httpd
+command (e.g. ``valgrind --error-exitcode=99``; single-process ``-X`` is added
+when ``STS_HTTPD_SINGLE=1``).
+"""
+
+import glob
+import http.client
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("STS_BUILD", os.path.join(ROOT, "build"))
+MINT = os.path.join(BUILD, "tests", "mint")
+IS_ROOT = os.geteuid() == 0
+PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+CRASH_MARKERS = ("AH00052", "Segmentation fault", "AH00060", "ERROR: AddressSanitizer")
+
+
+def free_port():
+    """Returns a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_private_dir(prefix):
+    """A temp dir that httpd's and PostgreSQL's users can enter."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    return d
+
+
+class Token:
+    """A token inserted into the database."""
+
+    def __init__(self, id_, token, digest, name):
+        self.id = id_
+        self.token = token
+        self.digest = digest
+        self.name = name
+
+    def __repr__(self):
+        return f"Token(id={self.id}, name={self.name!r})"
+
+
+class Postgres:
+    """A private PostgreSQL cluster."""
+
+    def __init__(self, base):
+        self.base = base
+        self.data = os.path.join(base, "pgdata")
+        self.sock = os.path.join(base, "pgsock")
+        self.logfile = os.path.join(base, "pgsock", "postgres.log")
+        self.port = free_port()
+        self.running = False
+
+    def _as_owner(self, cmd):
+        return ["runuser", "-u", "postgres", "--"] + cmd if IS_ROOT else cmd
+
+    def init(self):
+        for d in (self.data, self.sock):
+            os.mkdir(d, 0o700 if d == self.data else 0o755)
+            if IS_ROOT:
+                shutil.chown(d, "postgres", "postgres")
+        subprocess.run(
+            self._as_owner([f"{PGBIN}/initdb", "-D", self.data, "-A", "trust",
+                            "-U", "postgres", "-N", "-E", "UTF8"]),
+            check=True, stdout=subprocess.DEVNULL)
+        self.start()
+        self.psql("CREATE DATABASE sts", db="postgres")
+        subprocess.run(["psql", "-h", self.sock, "-p", str(self.port), "-U",
+                        "postgres", "-d", "sts", "-q", "-v", "ON_ERROR_STOP=1",
+                        "-f", os.path.join(ROOT, "sql", "schema.sql")],
+                       check=True, capture_output=True)
+
+    def start(self):
+        opts = (f"-k {self.sock} -c listen_addresses=127.0.0.1 -p {self.port} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                "-c max_connections=300")
+        subprocess.run(self._as_owner([f"{PGBIN}/pg_ctl", "-D", self.data, "-o",
+                                       opts, "-l", self.logfile, "-w", "start"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        self.running = True
+
+    def stop(self, mode="fast"):
+        subprocess.run(self._as_owner([f"{PGBIN}/pg_ctl", "-D", self.data, "-m",
+                                       mode, "-w", "stop"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        self.running = False
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    @property
+    def dbd_params(self):
+        return (f"host={self.sock} port={self.port} dbname=sts user=postgres "
+                "connect_timeout=2 options='-c statement_timeout=2000'")
+
+    def psql(self, query, db="sts"):
+        out = subprocess.run(
+            ["psql", "-h", self.sock, "-p", str(self.port), "-U", "postgres",
+             "-d", db, "-qAtX", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", query],
+            check=True, capture_output=True, text=True)
+        return out.stdout
+
+    def sql(self, query):
+        """Runs SQL in database sts; returns the rows as tuples of strings."""
+        out = self.psql(query)
+        return [tuple(line.split("\t")) for line in out.splitlines() if line]
+
+    def terminate_backends(self):
+        return self.sql("SELECT count(pg_terminate_backend(pid)) FROM "
+                        "pg_stat_activity WHERE datname = 'sts' AND "
+                        "pid <> pg_backend_pid()")
+
+    def mint(self, name, roles=("reader",), expiration_ms=None, description=None,
+             dedicated_subject=None):
+        """Creates a token with the shared library's mint tool + SQL."""
+        tok, digest = subprocess.run([MINT], check=True, capture_output=True,
+                                     text=True).stdout.split()
+        id_ = secrets.randbelow(2**53 - 2) + 1
+
+        def lit(v):
+            return "NULL" if v is None else "'" + str(v).replace("'", "''") + "'"
+
+        arr = "ARRAY[" + ",".join(lit(r) for r in roles) + "]::text[]"
+        self.sql("INSERT INTO sts_tokens (id, name, description, digest, roles, "
+                 f"expiration, dedicated_subject) VALUES ({id_}, {lit(name)}, "
+                 f"{lit(description)}, '{digest}', {arr}, "
+                 f"{'NULL' if expiration_ms is None else int(expiration_ms)}, "
+                 f"{lit(dedicated_subject)})")
+        return Token(id_, tok, digest, name)
+
+
+class Response:
+    """An HTTP response."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name, default=None):
+        v = self.headers.get(name.lower())
+        return v[0] if v else default
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        import json
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"Response({self.status}, {self.body[:200]!r})"
+
+
+class Httpd:
+    """An httpd instance running conf/httpd.conf."""
+
+    def __init__(self, pg, bootstrap_file, extra_conf="",
+                 loglevel="info sts_token:trace8", env=None):
+        self.pg = pg
+        self.run = make_private_dir("sts-httpd-")
+        self.docroot = os.path.join(self.run, "htdocs")
+        os.makedirs(os.path.join(self.docroot, "protected"))
+        for rel, text in (("index.html", "public\n"),
+                          ("protected/index.html", "hello\n")):
+            with open(os.path.join(self.docroot, rel), "w") as f:
+                f.write(text)
+        for d, _, files in os.walk(self.run):
+            os.chmod(d, 0o755)
+        self.port = free_port()
+        self.extra = os.path.join(self.run, "extra.conf")
+        with open(self.extra, "w") as f:
+            f.write(extra_conf.replace("@DOCROOT@", self.docroot)
+                    .replace("@RUN@", self.run))
+        self.env = dict(os.environ)
+        self.env.update({
+            "STS_ROOT": ROOT, "STS_RUN": self.run, "STS_DOCROOT": self.docroot,
+            "STS_LISTEN": f"127.0.0.1:{self.port}",
+            "STS_USER": "www-data" if IS_ROOT else pwd.getpwuid(os.getuid()).pw_name,
+            "STS_DBD_PARAMS": pg.dbd_params, "STS_BOOTSTRAP": bootstrap_file,
+            "STS_LOGLEVEL": loglevel, "STS_EXTRA_CONF": self.extra,
+        })
+        self.env.update(env or {})
+        self.proc = None
+        self.startup_output = ""
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def command(self):
+        cmd = os.environ.get("STS_HTTPD_WRAPPER", "").split()
+        cmd += ["apache2", "-f", os.path.join(ROOT, "conf", "httpd.conf"),
+                "-DFOREGROUND"]
+        if not IS_ROOT:
+            cmd.append("-DSTS_NO_USER")
+        if os.environ.get("STS_MODULE"):
+            cmd += ["-C", "Define STS_MODULE " + os.environ["STS_MODULE"]]
+        if os.environ.get("STS_HTTPD_SINGLE") == "1":
+            cmd.append("-X")
+        return cmd
+
+    def start(self, expect_fail=False, timeout=15):
+        out = open(os.path.join(self.run, "stdout.log"), "w")
+        self.proc = subprocess.Popen(self.command(), env=self.env, stdout=out,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                self.startup_output = self._read("stdout.log") + self.error_log()
+                if expect_fail:
+                    return self
+                raise RuntimeError(f"httpd exited at startup:\n{self.startup_output}")
+            if not expect_fail:
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        if expect_fail:
+            self.stop()
+            raise RuntimeError("httpd did not exit although startup should fail")
+        self.stop()
+        raise RuntimeError("httpd did not answer within %d s:\n%s" %
+                           (timeout, self.error_log()))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def graceful(self):
+        self.proc.send_signal(signal.SIGUSR1)
+
+    def _read(self, name):
+        try:
+            with open(os.path.join(self.run, name), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def error_log(self):
+        return self._read("error.log")
+
+    def access_log(self):
+        return self._read("access.log")
+
+    def crashes(self):
+        return [line for line in self.error_log().splitlines()
+                if any(m in line for m in CRASH_MARKERS)]
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def request(self, method, path, headers=(), body=None, timeout=30):
+        """Sends one request; headers is a dict or a list of (name, value)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            items = headers.items() if isinstance(headers, dict) else headers
+            names = set()
+            for k, v in items:
+                conn.putheader(k, v)
+                names.add(k.lower())
+            if body is not None and "content-length" not in names \
+                    and "transfer-encoding" not in names:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            resp = conn.getresponse()
+            hdrs = {}
+            for k, v in resp.getheaders():
+                hdrs.setdefault(k.lower(), []).append(v)
+            return Response(resp.status, hdrs, resp.read())
+        finally:
+            conn.close()
+
+    def get(self, path, headers=()):
+        return self.request("GET", path, headers)
+
+    def raw(self, data, timeout=10):
+        """Sends raw bytes, returns everything the server answered."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout) as s:
+            s.sendall(data)
+            chunks = []
+            while True:
+                try:
+                    c = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not c:
+                    break
+                chunks.append(c)
+            return b"".join(chunks)
+
+
+@pytest.fixture(scope="session")
+def pg():
+    if not os.path.exists(MINT):
+        pytest.exit(f"{MINT} is missing: run `make` first", returncode=2)
+    base = make_private_dir("sts-pg-")
+    server = Postgres(base)
+    server.init()
+    yield server
+    try:
+        if server.running:
+            server.stop("immediate")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class Bootstrap(str):
+    """The bootstrap secret; .path is its file."""
+
+    path = ""
+
+
+@pytest.fixture(scope="session")
+def bootstrap():
+    d = make_private_dir("sts-boot-")
+    secret = Bootstrap(secrets.token_urlsafe(36))
+    secret.path = os.path.join(d, "bootstrap.token")
+    fd = os.open(secret.path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, (secret + "\n").encode())
+    os.close(fd)
+    yield secret
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def httpd_factory(pg, bootstrap):
+    started = []
+
+    def factory(extra_conf="", loglevel="info sts_token:trace8", env=None,
+                bootstrap_file=None, expect_fail=False):
+        h = Httpd(pg, bootstrap_file or bootstrap.path, extra_conf, loglevel, env)
+        started.append(h)
+        return h.start(expect_fail=expect_fail)
+
+    yield factory
+    crashed = []
+    for h in started:
+        h.stop()
+        crashed += h.crashes()
+    for h in started:
+        if not crashed and os.environ.get("STS_KEEP_RUN") != "1":
+            shutil.rmtree(h.run, ignore_errors=True)
+    assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
+
+
+@pytest.fixture(scope="module")
+def httpd(httpd_factory):
+    return httpd_factory()

@@ -96,6 +96,20 @@ int sts_authorization_is_apikey(const char *value)
            sts_ascii_caseeq(value, STS_SCHEME, STS_SCHEME_LEN);
 }
 
+/* 1 when a header value looks like httpd merged repeated headers into it
+ * ("a, b"): a comma followed by a space or tab. */
+static int sts_looks_merged(const char *v, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < len; i++) {
+        if (v[i] == ',' && sts_is_ws(v[i + 1])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Extracts the token from "ApiKey <token>"; NONE for other schemes. */
 static sts_cred_status sts_parse_authorization(const char *value,
                                                const char **tok, size_t *len,
@@ -113,6 +127,10 @@ static sts_cred_status sts_parse_authorization(const char *value,
     n = strlen(value);
     *tok = sts_trim(value, &n);
     *len = n;
+    if (sts_looks_merged(*tok, *len)) {
+        *reason = "Authorization header repeated";
+        return STS_CRED_BAD;
+    }
     return sts_check_token(*tok, *len, reason);
 }
 
@@ -153,6 +171,10 @@ sts_cred_status sts_credentials_parse(const char *authorization,
     if (n_api_keys == 1) {
         klen = strlen(api_keys[0]);
         ktok = sts_trim(api_keys[0], &klen);
+        if (sts_looks_merged(ktok, klen)) {
+            out->reason = "X-API-Key header repeated";
+            return STS_CRED_BAD;
+        }
         ks = sts_check_token(ktok, klen, &out->reason);
         if (ks == STS_CRED_BAD) {
             return STS_CRED_BAD;

@@ -165,7 +165,8 @@ sts_req_status sts_new_token_parse(const char *body, size_t len, int64_t now_ms,
                  STS_API_MAX_BODY);
         return STS_REQ_BAD;
     }
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    root =
+        json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         snprintf(err, errlen, "invalid JSON at line %d column %d: %s",
                  jerr.line, jerr.column, jerr.text);

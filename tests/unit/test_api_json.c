@@ -1,0 +1,236 @@
+/*
+ * test_api_json.c - NewServiceTokenRequest validation and response encoding.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api_json.h"
+
+#define NOW INT64_C(1800000000000)
+
+/* Parses body; returns the status and leaves the message in err. */
+static sts_req_status parse(const char *body, sts_new_token *t, char *err)
+{
+    return sts_new_token_parse(body, strlen(body), NOW, t, err, 256);
+}
+
+/* Asserts body is refused (STS_REQ_BAD) with a message containing what. */
+static void assert_bad(const char *body, const char *what)
+{
+    sts_new_token t;
+    char err[256] = "";
+
+    assert_int_equal(parse(body, &t, err), STS_REQ_BAD);
+    if (strstr(err, what) == NULL) {
+        fail_msg("error '%s' does not mention '%s' for %s", err, what, body);
+    }
+    assert_null(t.name);
+    assert_null(t.roles);
+}
+
+/* A full valid request. */
+static void test_valid(void **state)
+{
+    sts_new_token t;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(
+        parse("{\"name\":\"my-service-token\",\"roles\":[\"a\",\"b:c\",\"a\","
+              "\"x@y.z_-\"],\"expiryDate\":1800000000001,"
+              "\"dedicatedSubject\":\"svc\",\"description\":\"line1\\nline2\","
+              "\"unknown\":{\"ignored\":[1,2]}}",
+              &t, err),
+        STS_REQ_OK);
+    assert_string_equal(t.name, "my-service-token");
+    assert_string_equal(t.roles, "a,b:c,x@y.z_-");
+    assert_int_equal(t.expiry_ms, NOW + 1);
+    assert_string_equal(t.dedicated_subject, "svc");
+    assert_string_equal(t.description, "line1\nline2");
+    sts_new_token_free(&t);
+    assert_int_equal(parse("{\"name\":\"n\",\"roles\":[\"r\"],\"expiryDate\":"
+                           "null,\"description\":null}",
+                           &t, err),
+                     STS_REQ_OK);
+    assert_int_equal(t.expiry_ms, -1);
+    assert_null(t.description);
+    sts_new_token_free(&t);
+}
+
+/* Bad input names the field. */
+static void test_invalid(void **state)
+{
+    char name256[300], roles65[1024], role129[200];
+    int i;
+
+    (void)state;
+    assert_bad("", "invalid JSON");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r\"]", "invalid JSON");
+    assert_bad("[]", "JSON object");
+    assert_bad("\"x\"", "JSON object");
+    assert_bad("{\"roles\":[\"r\"]}", "'name' is required");
+    assert_bad("{\"name\":\"\",\"roles\":[\"r\"]}", "'name'");
+    assert_bad("{\"name\":5,\"roles\":[\"r\"]}", "'name' must be a string");
+    assert_bad("{\"name\":\"a\\u0001b\",\"roles\":[\"r\"]}",
+               "control characters");
+    assert_bad("{\"name\":\"a\\u0085b\",\"roles\":[\"r\"]}",
+               "control characters");
+    assert_bad("{\"name\":\"a\\u0000b\",\"roles\":[\"r\"]}", "invalid JSON");
+    assert_bad("{\"name\":\"a\",\"name\":\"b\",\"roles\":[\"r\"]}",
+               "invalid JSON");
+    assert_bad("{\"name\":\"a\"}", "'roles' is required");
+    assert_bad("{\"name\":\"a\",\"roles\":\"r\"}", "'roles' must be an array");
+    assert_bad("{\"name\":\"a\",\"roles\":[]}", "'roles' must have 1 to 64");
+    assert_bad("{\"name\":\"a\",\"roles\":[1]}", "'roles[0]' must be a string");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"ok\",\"bad role\"]}",
+               "'roles[1]'");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"\"]}", "'roles[0]'");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r,s\"]}", "'roles[0]'");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r\"],\"expiryDate\":\"2027\"}",
+               "'expiryDate' must be an integer");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r\"],\"expiryDate\":1.5e12}",
+               "'expiryDate' must be an integer");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r\"],\"expiryDate\":"
+               "253402300800000}",
+               "year 9999");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r\"],\"expiryDate\":"
+               "99999999999999999999999}",
+               "invalid JSON");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r\"],\"dedicatedSubject\":7}",
+               "'dedicatedSubject' must be a string");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r\"],\"description\":[]}",
+               "'description' must be a string");
+
+    memset(name256, 'n', 256);
+    name256[256] = '\0';
+    {
+        char body[400];
+
+        snprintf(body, sizeof(body), "{\"name\":\"%s\",\"roles\":[\"r\"]}",
+                 name256);
+        assert_bad(body, "longer than 255");
+        memset(role129, 'r', 129);
+        role129[129] = '\0';
+        snprintf(body, sizeof(body), "{\"name\":\"a\",\"roles\":[\"%s\"]}",
+                 role129);
+        assert_bad(body, "'roles[0]'");
+    }
+    strcpy(roles65, "{\"name\":\"a\",\"roles\":[");
+    for (i = 0; i < 65; i++) {
+        strcat(roles65, i ? ",\"r\"" : "\"r\"");
+    }
+    strcat(roles65, "]}");
+    assert_bad(roles65, "1 to 64 entries, not 65");
+}
+
+/* 255 characters of multi-byte UTF-8 are fine (characters, not bytes). */
+static void test_utf8_length(void **state)
+{
+    char body[2048], *p;
+    sts_new_token t;
+    char err[256];
+    int i;
+
+    (void)state;
+    p = body + sprintf(body, "{\"name\":\"");
+    for (i = 0; i < 255; i++) {
+        p += sprintf(p, "\xc3\xa9");
+    }
+    sprintf(p, "\",\"roles\":[\"r\"]}");
+    assert_int_equal(parse(body, &t, err), STS_REQ_OK);
+    sts_new_token_free(&t);
+}
+
+/* An expiry not in the future is the dedicated error. */
+static void test_expiry_in_past(void **state)
+{
+    sts_new_token t;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(parse("{\"name\":\"a\",\"roles\":[\"r\"],\"expiryDate\":"
+                           "1800000000000}",
+                           &t, err),
+                     STS_REQ_BAD_EXPIRY);
+    assert_non_null(strstr(err, "not in the future"));
+    assert_int_equal(parse("{\"name\":\"a\",\"roles\":[\"r\"],\"expiryDate\":"
+                           "-5}",
+                           &t, err),
+                     STS_REQ_BAD_EXPIRY);
+}
+
+/* Bodies over 64 KiB are refused before parsing. */
+static void test_too_large(void **state)
+{
+    size_t n = STS_API_MAX_BODY + 1;
+    char *big = malloc(n);
+    sts_new_token t;
+    char err[256];
+
+    (void)state;
+    memset(big, ' ', n);
+    assert_int_equal(sts_new_token_parse(big, n, NOW, &t, err, sizeof(err)),
+                     STS_REQ_BAD);
+    assert_non_null(strstr(err, "larger than 65536"));
+    free(big);
+}
+
+/* Encoders produce StackState's shapes. */
+static void test_encoders(void **state)
+{
+    sts_token_json toks[2] = {
+        {1, "a", NULL, NULL, "r1,r2", -1, 5},
+        {2, "b\"q", "d", "s", "x", 7, 6},
+    };
+    char *s;
+
+    (void)state;
+    s = sts_json_token_list(toks, 2);
+    assert_string_equal(
+        s, "[{\"id\":1,\"name\":\"a\",\"roles\":[\"r1\",\"r2\"],"
+           "\"lastUpdateTimestamp\":5},{\"id\":2,\"name\":\"b\\\"q\","
+           "\"description\":\"d\",\"expiration\":7,\"roles\":[\"x\"],"
+           "\"dedicatedSubject\":\"s\",\"lastUpdateTimestamp\":6}]");
+    free(s);
+    s = sts_json_token_list(NULL, 0);
+    assert_string_equal(s, "[]");
+    free(s);
+    s = sts_json_token_created("n", "svctok-x", -1);
+    assert_string_equal(s, "{\"name\":\"n\",\"token\":\"svctok-x\"}");
+    free(s);
+    s = sts_json_errors("k", 9, 404, "no such token");
+    assert_string_equal(s, "{\"_type\":\"ErrorsResponse\",\"trackingKey\":"
+                           "\"k\",\"serverTimestamp\":9,\"errors\":[{\"_type\":"
+                           "\"InternalError\",\"message\":\"no such token\","
+                           "\"errorCode\":404}]}");
+    free(s);
+    s = sts_json_expiry_error("m");
+    assert_string_equal(
+        s, "{\"_type\":\"ServiceTokenInvalidExpiryError\",\"message\":\"m\"}");
+    free(s);
+    s = sts_json_server_info("1.2.3", "abc");
+    assert_non_null(strstr(s, "\"major\":1,\"minor\":2,\"patch\":3"));
+    assert_non_null(strstr(s, "\"deploymentMode\":\"SelfHosted\""));
+    assert_non_null(strstr(s, "\"applicationDomains\":[\"Observability\"]"));
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_utf8_length),
+        cmocka_unit_test(test_expiry_in_past),
+        cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_encoders),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

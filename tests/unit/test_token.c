@@ -1,0 +1,149 @@
+/*
+ * test_token.c - token format, checksum, digest and id parsing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "token.h"
+
+/* Generated tokens have the documented shape and pass the checksum. */
+static void test_generate_wellformed(void **state)
+{
+    char a[STS_TOKEN_LEN + 1], b[STS_TOKEN_LEN + 1];
+    int i;
+
+    (void)state;
+    for (i = 0; i < 1000; i++) {
+        assert_int_equal(sts_token_generate(a), 0);
+        assert_int_equal(strlen(a), 46);
+        assert_memory_equal(a, "svctok-", 7);
+        assert_true(sts_token_is_wellformed(a, strlen(a)));
+        assert_null(strpbrk(a + 7, "ilouABCDEFGHIJKLMNOPQRSTUVWXYZ"));
+    }
+    assert_int_equal(sts_token_generate(b), 0);
+    assert_string_not_equal(a, b);
+}
+
+/* Any single-character change breaks the checksum or the alphabet. */
+static void test_checksum_detects_one_char(void **state)
+{
+    static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+    char t[STS_TOKEN_LEN + 1], m[STS_TOKEN_LEN + 1];
+    size_t pos, k;
+
+    (void)state;
+    assert_int_equal(sts_token_generate(t), 0);
+    for (pos = 7; pos < STS_TOKEN_LEN; pos++) {
+        for (k = 0; k < 32; k++) {
+            if (alphabet[k] == t[pos]) {
+                continue;
+            }
+            memcpy(m, t, sizeof(t));
+            m[pos] = alphabet[k];
+            assert_false(sts_token_is_wellformed(m, strlen(m)));
+        }
+    }
+}
+
+/* Case, length and prefix variations are refused. */
+static void test_not_wellformed(void **state)
+{
+    char t[STS_TOKEN_LEN + 1], m[STS_TOKEN_LEN + 2];
+    size_t i;
+
+    (void)state;
+    assert_int_equal(sts_token_generate(t), 0);
+    for (i = 0; i < sizeof(t); i++) {
+        m[i] = (t[i] >= 'a' && t[i] <= 'z') ? (char)(t[i] - 32) : t[i];
+    }
+    assert_false(sts_token_is_wellformed(m, strlen(m)));
+    assert_false(sts_token_is_wellformed(t, STS_TOKEN_LEN - 1));
+    memcpy(m, t, sizeof(t));
+    m[STS_TOKEN_LEN] = 'a';
+    m[STS_TOKEN_LEN + 1] = '\0';
+    assert_false(sts_token_is_wellformed(m, strlen(m)));
+    memcpy(m, t, sizeof(t));
+    m[0] = 'S';
+    assert_false(sts_token_is_wellformed(m, strlen(m)));
+    assert_false(sts_token_is_wellformed("", 0));
+    assert_false(sts_token_is_wellformed("svctok-", 7));
+    assert_true(sts_token_has_prefix("svctok-x", 8));
+    assert_false(sts_token_has_prefix("svctok", 6));
+}
+
+/* SHA-256 known answers, in hex. */
+static void test_digest_vectors(void **state)
+{
+    unsigned char d[STS_DIGEST_LEN], e[STS_DIGEST_LEN];
+    char hex[STS_DIGEST_HEX_LEN + 1];
+
+    (void)state;
+    sts_token_digest("", 0, d);
+    sts_digest_to_hex(d, hex);
+    assert_string_equal(
+        hex,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    sts_token_digest("abc", 3, d);
+    sts_digest_to_hex(d, hex);
+    assert_string_equal(
+        hex,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    sts_token_digest("abc", 3, e);
+    assert_true(sts_digest_equal(d, e));
+    e[31] ^= 1;
+    assert_false(sts_digest_equal(d, e));
+}
+
+/* Token ids: digits only, 1..2^53-1, no sign, space or leading zero. */
+static void test_parse_id(void **state)
+{
+    int64_t id = 0;
+
+    (void)state;
+    assert_true(sts_parse_token_id("107484341630693", 15, &id));
+    assert_int_equal(id, INT64_C(107484341630693));
+    assert_true(sts_parse_token_id("1", 1, &id));
+    assert_true(sts_parse_token_id("9007199254740991", 16, &id));
+    assert_int_equal(id, STS_TOKEN_ID_MAX);
+    assert_false(sts_parse_token_id("9007199254740992", 16, &id));
+    assert_false(sts_parse_token_id("99999999999999999999", 20, &id));
+    assert_false(sts_parse_token_id("0", 1, &id));
+    assert_false(sts_parse_token_id("007", 3, &id));
+    assert_false(sts_parse_token_id("+7", 2, &id));
+    assert_false(sts_parse_token_id("-7", 2, &id));
+    assert_false(sts_parse_token_id(" 7", 2, &id));
+    assert_false(sts_parse_token_id("7 ", 2, &id));
+    assert_false(sts_parse_token_id("1e3", 3, &id));
+    assert_false(sts_parse_token_id("", 0, &id));
+}
+
+/* Random ids stay in range. */
+static void test_random_id(void **state)
+{
+    int64_t id;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 10000; i++) {
+        assert_int_equal(sts_random_id(&id), 0);
+        assert_true(id >= 1 && id <= STS_TOKEN_ID_MAX);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_generate_wellformed),
+        cmocka_unit_test(test_checksum_detects_one_char),
+        cmocka_unit_test(test_not_wellformed),
+        cmocka_unit_test(test_digest_vectors),
+        cmocka_unit_test(test_parse_id),
+        cmocka_unit_test(test_random_id),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,406 @@
+"""The token API (issue 3): routes, statuses, validation, schemas, audit."""
+
+import concurrent.futures
+import http.client
+import json
+import os
+import time
+
+import pytest
+
+import openapi_check as oa
+
+EXTRA = r"""
+LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so
+LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
+
+# Forgot every auth line: must never answer 200.
+<Location "/open-api">
+    SetHandler sts-token-api
+</Location>
+# Human administrators through Basic auth.
+<Location "/basic-api">
+    AuthType Basic
+    AuthName "admins"
+    AuthBasicProvider file
+    AuthUserFile "@RUN@/htpasswd"
+    Require valid-user
+    SetHandler sts-token-api
+</Location>
+# A nested location below the API keeps StackState's routes.
+<LocationMatch "^/v[0-9]+/api">
+    AuthType ServiceToken
+    AuthName "regex-api"
+    AuthzSendForbiddenOnFailure On
+    Require sts-role stackstate-admin
+    SetHandler sts-token-api
+</LocationMatch>
+"""
+
+JSON = {"Content-Type": "application/json"}
+SECRETS = []
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return oa.Spec()
+
+
+@pytest.fixture(scope="module")
+def api(httpd_factory):
+    h = httpd_factory(EXTRA)
+    with open(os.path.join(h.run, "htpasswd"), "w") as f:
+        f.write("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")  # password
+    return h
+
+
+@pytest.fixture(scope="module")
+def admin(bootstrap):
+    return {"X-API-Key": str(bootstrap)}
+
+
+def call(api, admin, method, path, body=None, headers=None):
+    hs = dict(admin)
+    if body is not None:
+        hs.update(JSON)
+        if not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+    hs.update(headers or {})
+    return api.request(method, "/api" + path, hs, body)
+
+
+def create(api, admin, spec, **fields):
+    body = {"name": "tok", "roles": ["reader"]}
+    body.update(fields)
+    r = call(api, admin, "POST", "/security/tokens", body)
+    assert r.status == 200, r
+    created = r.json()
+    spec.check(created, oa.TOKENS, "ServiceTokenCreatedResponse")
+    SECRETS.append(created["token"])
+    return created
+
+
+def listed(api, admin, spec):
+    r = call(api, admin, "GET", "/security/tokens")
+    assert r.status == 200, r
+    assert r.header("Content-Type") == "application/json"
+    oa.check_token_list(spec, r.json())
+    return r.json()
+
+
+def by_name(tokens, name):
+    return [t for t in tokens if t["name"] == name]
+
+
+def assert_error(spec, r, status, words=""):
+    assert r.status == status, r
+    assert r.header("Content-Type") == "application/json", r.headers
+    body = r.json()
+    spec.check(body, oa.ERRORS, "GenericErrorsResponse")
+    assert body["errors"][0]["errorCode"] == status
+    assert words in body["errors"][0]["message"], body
+    return body
+
+
+def count_rows(pg):
+    return int(pg.sql("SELECT count(*) FROM sts_tokens")[0][0])
+
+
+def test_create_then_authenticate(api, admin, spec, pg):
+    before = time.time() * 1000
+    r = call(api, admin, "POST", "/security/tokens",
+             {"name": "my-service-token", "roles": ["stackstate-k8s-troubleshooter"]})
+    assert r.status == 200
+    assert r.header("Cache-Control") == "no-store"
+    created = r.json()
+    SECRETS.append(created["token"])
+    assert created["name"] == "my-service-token"
+    assert created["token"].startswith("svctok-") and len(created["token"]) == 46
+    assert "expiration" not in created
+    # The new token works at once, and never appears again.
+    r2 = api.get("/protected/", {"X-API-Key": created["token"]})
+    assert r2.status == 200
+    tokens = listed(api, admin, spec)
+    mine = by_name(tokens, "my-service-token")
+    assert len(mine) == 1
+    assert mine[0]["roles"] == ["stackstate-k8s-troubleshooter"]
+    assert mine[0]["lastUpdateTimestamp"] >= before - 5000
+    assert created["token"] not in json.dumps(tokens)
+    digest = pg.sql(f"SELECT digest FROM sts_tokens WHERE id = {mine[0]['id']}")[0][0]
+    assert digest not in json.dumps(tokens)
+    assert pg.sql(f"SELECT count(*) FROM sts_tokens WHERE digest = '{created['token']}'")[0][0] == "0"
+
+
+def test_create_all_fields(api, admin, spec):
+    exp = int(time.time() * 1000) + 86_400_000
+    created = create(api, admin, spec, name="full", roles=["a", "b", "a", "c"],
+                     expiryDate=exp, dedicatedSubject="svc-account",
+                     description="for the CI", unknownField=[1, 2])
+    assert created["expiration"] == exp
+    t = by_name(listed(api, admin, spec), "full")[0]
+    assert t["roles"] == ["a", "b", "c"]
+    assert t["expiration"] == exp
+    assert t["dedicatedSubject"] == "svc-account"
+    assert t["description"] == "for the CI"
+    assert 1 <= t["id"] <= 2**53 - 1
+
+
+def test_list_sorted_by_name_then_id(api, admin, spec):
+    for name in ("zz-sort", "aa-sort", "mm-sort", "aa-sort"):
+        create(api, admin, spec, name=name)
+    tokens = listed(api, admin, spec)
+    keys = [(t["name"], t["id"]) for t in tokens]
+    assert keys == sorted(keys)
+
+
+def test_expiry_not_in_future(api, admin, spec, pg):
+    rows = count_rows(pg)
+    for exp in (int(time.time() * 1000) - 1, 0, -5):
+        r = call(api, admin, "POST", "/security/tokens",
+                 {"name": "late", "roles": ["r"], "expiryDate": exp})
+        assert r.status == 400
+        assert r.header("Content-Type") == "application/json"
+        body = r.json()
+        spec.check(body, oa.TOKENS, "ServiceTokenCreateError")
+        assert body["_type"] == "ServiceTokenInvalidExpiryError"
+        assert "not in the future" in body["message"]
+    assert count_rows(pg) == rows
+
+
+def test_delete(api, admin, spec):
+    created = create(api, admin, spec, name="short-lived")
+    tid = by_name(listed(api, admin, spec), "short-lived")[0]["id"]
+    # One keep-alive connection: the delete and the next request are served
+    # by the same process, where the revocation must be immediate.
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+    try:
+        for _ in range(3):
+            conn.request("GET", "/protected/", headers={"X-API-Key": created["token"]})
+            assert conn.getresponse().read() and True
+        conn.request("DELETE", f"/api/security/tokens/{tid}", headers=admin)
+        resp = conn.getresponse()
+        assert resp.status == 204 and resp.read() == b""
+        conn.request("GET", "/protected/", headers={"X-API-Key": created["token"]})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 401
+    finally:
+        conn.close()
+    # Every other process within 1 s.
+    deadline = time.time() + 1.0
+    while time.time() < deadline:
+        statuses = {api.get("/protected/", {"X-API-Key": created["token"]}).status
+                    for _ in range(6)}
+        if statuses == {401}:
+            break
+    assert statuses == {401}
+    assert not by_name(listed(api, admin, spec), "short-lived")
+    assert_error(spec, call(api, admin, "DELETE", f"/security/tokens/{tid}"), 404,
+                 f"no service token with id {tid}")
+
+
+@pytest.mark.parametrize("bad", ["abc", "0", "007", "-5", "+5", "1.5",
+                                 "9007199254740992", "99999999999999999999999",
+                                 "%201", "1%20"])
+def test_delete_bad_id(api, admin, spec, bad):
+    assert_error(spec, call(api, admin, "DELETE", f"/security/tokens/{bad}"), 400,
+                 "token id must be a number")
+
+
+def test_server_info(api, admin, spec):
+    r = call(api, admin, "GET", "/server/info")
+    assert r.status == 200
+    info = r.json()
+    spec.check(info, oa.INFO, "ServerInfo")
+    assert info["deploymentMode"] == "SelfHosted"
+    assert info["applicationDomains"] == ["Observability"]
+    assert info["platformVersion"].count(".") == 2
+
+
+@pytest.mark.parametrize("method,path,allow", [
+    ("PUT", "/security/tokens", "GET, HEAD, POST"),
+    ("DELETE", "/security/tokens", "GET, HEAD, POST"),
+    ("GET", "/security/tokens/5", "DELETE"),
+    ("POST", "/security/tokens/5", "DELETE"),
+    ("POST", "/server/info", "GET, HEAD"),
+])
+def test_method_not_allowed(api, admin, spec, method, path, allow):
+    r = call(api, admin, method, path)
+    assert_error(spec, r, 405, "not allowed")
+    assert r.header("Allow") == allow
+
+
+@pytest.mark.parametrize("path", ["/", "", "/security", "/security/tokens/",
+                                  "/security/tokens/5/x", "/server/info/x",
+                                  "/security/tokenz"])
+def test_unknown_route(api, admin, spec, path):
+    assert_error(spec, call(api, admin, "GET", path), 404, "no such API route")
+
+
+def test_regex_location_routes(api, admin, spec):
+    r = api.get("/v2/api/server/info", admin)
+    assert r.status == 200
+    r = api.get("/v2/api/security/tokens", admin)
+    assert r.status == 200
+    oa.check_token_list(spec, r.json())
+
+
+def test_unauthenticated_never_served(api, admin, spec, pg):
+    r = api.get("/api/security/tokens")
+    assert r.status == 401
+    # A location with the handler and no auth configuration at all.
+    rows = count_rows(pg)
+    for method, body in (("GET", None), ("POST", b'{"name":"x","roles":["r"]}')):
+        r = api.request(method, "/open-api/security/tokens", JSON, body)
+        assert_error(spec, r, 403, "requires an authenticated caller")
+    assert count_rows(pg) == rows
+
+
+def test_missing_role_is_403(api, pg):
+    t = pg.mint("no-admin", ["reader"])
+    SECRETS.append(t.token)
+    r = api.get("/api/security/tokens", {"X-API-Key": t.token})
+    assert r.status == 403
+
+
+def test_basic_auth_admin_and_audit(api, spec):
+    basic = {"Authorization": "Basic YWxpY2U6cGFzc3dvcmQ="}
+    r = api.request("POST", "/basic-api/security/tokens", {**basic, **JSON},
+                    b'{"name":"made-by-alice","roles":["ops"]}')
+    assert r.status == 200
+    SECRETS.append(r.json()["token"])
+    r = api.get("/basic-api/security/tokens", basic)
+    tid = by_name(r.json(), "made-by-alice")[0]["id"]
+    assert api.request("DELETE", f"/basic-api/security/tokens/{tid}", basic).status == 204
+    log = api.error_log()
+    assert f"'alice' (AuthType Basic) created token id {tid} name 'made-by-alice' roles [ops]" in log
+    assert f"'alice' (AuthType Basic) deleted token id {tid}" in log
+    assert "[sts_token:notice]" in log
+    assert "'bootstrap' (token id 0) created token id" in log
+
+
+@pytest.mark.parametrize("ctype", [None, "text/plain", "application/x-www-form-urlencoded",
+                                   "application/jsonp"])
+def test_wrong_content_type_415(api, admin, spec, pg, ctype):
+    rows = count_rows(pg)
+    hs = dict(admin)
+    if ctype:
+        hs["Content-Type"] = ctype
+    r = api.request("POST", "/api/security/tokens", hs, b'{"name":"x","roles":["r"]}')
+    assert_error(spec, r, 415, "application/json")
+    assert count_rows(pg) == rows
+
+
+def test_content_type_with_charset_ok(api, admin, spec):
+    r = api.request("POST", "/api/security/tokens",
+                    {**admin, "Content-Type": "Application/JSON; charset=utf-8"},
+                    b'{"name":"charset","roles":["r"]}')
+    assert r.status == 200
+    SECRETS.append(r.json()["token"])
+
+
+def test_body_too_large_413(api, admin, spec, pg):
+    rows = count_rows(pg)
+    pad = " " * (65536 - len('{"name":"x","roles":["r"]}'))
+    ok = ('{"name":"sixty-four-k","roles":["r"]}' + pad)[:65536]
+    r = api.request("POST", "/api/security/tokens", {**admin, **JSON}, ok.encode())
+    assert r.status == 200, r
+    SECRETS.append(r.json()["token"])
+    big = ('{"name":"x","roles":["r"]}' + pad + " ").encode()
+    assert len(big) == 65537
+    assert_error(spec, api.request("POST", "/api/security/tokens", {**admin, **JSON}, big),
+                 413, "larger than 65536")
+    assert count_rows(pg) == rows + 1
+
+
+def test_chunked_body(api, admin, spec, pg):
+    def chunked(payload):
+        out = b""
+        for i in range(0, len(payload), 1000):
+            part = payload[i:i + 1000]
+            out += b"%x\r\n" % len(part) + part + b"\r\n"
+        return out + b"0\r\n\r\n"
+
+    head = ("POST /api/security/tokens HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"X-API-Key: {admin['X-API-Key']}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    out = api.raw(head + chunked(b'{"name":"chunky","roles":["r"]}'))
+    assert out.startswith(b"HTTP/1.1 200"), out[:200]
+    SECRETS.append(json.loads(out.split(b"\r\n\r\n", 1)[1].split(b"\r\n")[1])["token"]
+                   if b"chunked" in out.split(b"\r\n\r\n")[0].lower()
+                   else json.loads(out.split(b"\r\n\r\n", 1)[1])["token"])
+    rows = count_rows(pg)
+    out = api.raw(head + chunked(b'{"name":"x","roles":["r"],"p":"' + b"a" * 70000 + b'"}'))
+    assert out.startswith(b"HTTP/1.1 413"), out[:200]
+    assert count_rows(pg) == rows
+
+
+@pytest.mark.parametrize("body,words", [
+    (b'{"name":"x","roles":["r"]', "invalid JSON"),
+    (b"not json", "invalid JSON"),
+    (b"[]", "must be a JSON object"),
+    (b'"str"', "must be a JSON object"),
+    (b"", "invalid JSON"),
+    (b'{"roles":["r"]}', "'name' is required"),
+    (b'{"name":"","roles":["r"]}', "'name' must not be empty"),
+    (b'{"name":["x"],"roles":["r"]}', "'name' must be a string"),
+    (b'{"name":"' + b"n" * 256 + b'","roles":["r"]}', "'name' is longer than 255"),
+    (b'{"name":"a\\u0007b","roles":["r"]}', "control characters"),
+    (b'{"name":"a\\u0000b","roles":["r"]}', "invalid JSON"),
+    (b'{"name":"\xff\xfe","roles":["r"]}', "invalid JSON"),
+    (b'{"name":"x"}', "'roles' is required"),
+    (b'{"name":"x","roles":"r"}', "'roles' must be an array"),
+    (b'{"name":"x","roles":[]}', "1 to 64 entries"),
+    (b'{"name":"x","roles":[' + b",".join([b'"r"'] * 65) + b"]}", "not 65"),
+    (b'{"name":"x","roles":[' + b",".join([b"1"] * 10000) + b"]}", "not 10000"),
+    (b'{"name":"x","roles":[{"a":1}]}', "'roles[0]' must be a string"),
+    (b'{"name":"x","roles":["has space"]}', "'roles[0]'"),
+    (b'{"name":"x","roles":["' + b"r" * 129 + b'"]}', "'roles[0]'"),
+    (b'{"name":"x","roles":["r"],"expiryDate":"2030-01-01"}', "'expiryDate' must be an integer"),
+    (b'{"name":"x","roles":["r"],"expiryDate":253402300800000}', "year 9999"),
+    (b'{"name":"x","roles":["r"],"expiryDate":1e400}', "invalid JSON"),
+    (b'{"name":"x","roles":["r"],"expiryDate":99999999999999999999}', "invalid JSON"),
+    (b'{"name":"x","roles":["r"],"description":"' + b"d" * 1025 + b'"}', "'description' is longer than 1024"),
+    (b'{"name":"x","roles":["r"],"dedicatedSubject":false}', "'dedicatedSubject' must be a string"),
+    (b'{"name":"x","name":"y","roles":["r"]}', "duplicate"),
+    (b"[" * 5000 + b"]" * 5000, "invalid JSON"),
+])
+def test_validation_400(api, admin, spec, pg, body, words):
+    rows = count_rows(pg)
+    r = api.request("POST", "/api/security/tokens", {**admin, **JSON}, body)
+    assert_error(spec, r, 400, words)
+    assert count_rows(pg) == rows
+
+
+def test_concurrent_creates_and_deletes(api, admin, spec):
+    def worker(n):
+        made, gone = [], []
+        for i in range(10):
+            r = call(api, admin, "POST", "/security/tokens",
+                     {"name": f"conc-{n}-{i}", "roles": ["r"]})
+            assert r.status == 200, r
+            SECRETS.append(r.json()["token"])
+            made.append(f"conc-{n}-{i}")
+        ids = {t["name"]: t["id"] for t in listed(api, admin, spec)
+               if t["name"].startswith(f"conc-{n}-")}
+        for name in made[::2]:
+            r = call(api, admin, "DELETE", f"/security/tokens/{ids[name]}")
+            assert r.status == 204, r
+            gone.append(name)
+        return set(made) - set(gone)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        expected = set().union(*ex.map(worker, range(8)))
+    tokens = [t for t in listed(api, admin, spec) if t["name"].startswith("conc-")]
+    assert {t["name"] for t in tokens} == expected
+    assert len(tokens) == len(expected) == 40
+    assert len({t["id"] for t in tokens}) == 40
+
+
+def test_zz_secret_only_in_create_response(api):
+    logs = api.error_log() + api.access_log()
+    assert SECRETS
+    for s in SECRETS:
+        assert s not in logs

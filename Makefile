@@ -68,7 +68,7 @@ $(MODULE_SO): $(BUILD)/mod_sts_token.so
 # Header dependencies: rebuild everything when a header changes.
 $(LIB_OBJ) $(MOD_OBJ): $(wildcard src/*.h) Makefile
 
-install: all
+install: all install-cli
 	$(APXS) -i -n sts_token $(MODULE_SO)
 
 deps:

@@ -12,11 +12,11 @@
 #include "http_config.h"
 
 #include "token.h"
+#include "version.h"
 
 extern module AP_MODULE_DECLARE_DATA sts_token_module;
 
 #define STS_AUTH_TYPE "ServiceToken"
-#define STS_VERSION "0.1.0"
 
 /* Defaults of the server-wide directives. */
 #define STS_DEFAULT_CACHE_TTL 300

@@ -1,0 +1,36 @@
+/*
+ * http.h - the sts HTTP client (libcurl): one request to the token API.
+ */
+#ifndef STS_CLI_HTTP_H
+#define STS_CLI_HTTP_H
+
+#include <stddef.h>
+
+/* Where to send requests and how. */
+typedef struct {
+    const char *url;      /* e.g. https://sts.example.com */
+    const char *token;    /* sent as X-API-Key; never printed */
+    const char *api_path; /* e.g. /api */
+    const char *ca_cert_path;
+    int skip_ssl;
+} cli_target;
+
+typedef struct {
+    long status; /* 0 when no HTTP answer arrived */
+    char *body;  /* NUL-terminated, malloc'd */
+    size_t len;
+    char auth_error[256]; /* error_description from WWW-Authenticate */
+    char error[512];      /* why no answer arrived */
+} cli_response;
+
+/* Sends method to target's api_path + path with an optional JSON body.
+ * Returns 0 when an HTTP answer arrived (any status), -1 otherwise (error
+ * set). The caller frees resp->body. */
+int cli_http(const cli_target *t, const char *method, const char *path,
+             const char *json_body, cli_response *resp);
+
+/* The full URL of path, for messages (never contains the token). */
+void cli_http_url(const cli_target *t, const char *path, char *out,
+                  size_t outlen);
+
+#endif

@@ -3,29 +3,75 @@
 # everything under ./run/. Ctrl-C stops both.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-RUN="$ROOT/run"
 PORT=${STS_PORT:-8080}
 PGPORT=${STS_PGPORT:-54329}
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+PGBIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null |
+    sort -V | tail -n 1)
+IS_ROOT=0
+[ "$(id -u)" -eq 0 ] && IS_ROOT=1
+
+if [ -z "$PGBIN" ]; then
+    echo "run.sh: PostgreSQL is not installed (run scripts/deps.sh)" >&2
+    exit 1
+fi
+if [ ! -f "$ROOT/modules/mod_sts_token.so" ]; then
+    echo "run.sh: modules/mod_sts_token.so is missing: run \`make\` first" >&2
+    exit 1
+fi
 
 as_pg() {
-    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$IS_ROOT" -eq 1 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-mkdir -p "$RUN/pgsock" "$RUN/httpd/htdocs/protected"
-chmod 755 "$RUN" "$RUN/pgsock" "$RUN/httpd" "$RUN/httpd/htdocs" "$RUN/httpd/htdocs/protected"
-[ "$(id -u)" -eq 0 ] && chmod 755 "$ROOT" && chown postgres "$RUN/pgsock"
+# Everything lives in ./run/ (or STS_RUN_DIR). As root, PostgreSQL runs as
+# the postgres user and httpd's children as www-data: both must be able to
+# enter the run dir. A clone below /root is not enterable by them, so then
+# the run dir moves to /var/tmp.
+RUN=${STS_RUN_DIR:-$ROOT/run}
+mkdir -p "$RUN"
+chmod 755 "$RUN"
+RUN=$(cd "$RUN" && pwd)
+if [ "$IS_ROOT" -eq 1 ] &&
+    ! { runuser -u postgres -- test -x "$RUN" &&
+        runuser -u www-data -- test -x "$RUN"; } 2>/dev/null; then
+    RUN=/var/tmp/mod_sts_token-run
+    echo "run.sh: $ROOT is not reachable by the postgres and www-data users;" \
+        "using $RUN instead" >&2
+    mkdir -p "$RUN"
+    chmod 755 "$RUN"
+fi
+
+mkdir -p "$RUN/pgsock" "$RUN/httpd/htdocs/protected" "$RUN/httpd/cgi-bin"
+chmod 755 "$RUN/pgsock" "$RUN/httpd" "$RUN/httpd/htdocs" \
+    "$RUN/httpd/htdocs/protected" "$RUN/httpd/cgi-bin"
+[ "$IS_ROOT" -eq 1 ] && chown postgres "$RUN/pgsock"
 echo "hello from behind a service token" > "$RUN/httpd/htdocs/protected/index.html"
 echo "mod_sts_token demo" > "$RUN/httpd/htdocs/index.html"
+cp "$ROOT"/tests/integration/cgi/* "$RUN/httpd/cgi-bin/"
+chmod 755 "$RUN"/httpd/cgi-bin/*
+chmod 644 "$RUN/httpd/htdocs/index.html" "$RUN/httpd/htdocs/protected/index.html"
 
 if [ ! -f "$RUN/pgdata/PG_VERSION" ]; then
     mkdir -p "$RUN/pgdata"
     chmod 700 "$RUN/pgdata"
-    [ "$(id -u)" -eq 0 ] && chown postgres "$RUN/pgdata"
+    [ "$IS_ROOT" -eq 1 ] && chown postgres "$RUN/pgdata"
     as_pg "$PGBIN/initdb" -D "$RUN/pgdata" -A trust -U postgres -E UTF8 >/dev/null
 fi
-as_pg "$PGBIN/pg_ctl" -D "$RUN/pgdata" -l "$RUN/pgsock/postgres.log" -w \
-    -o "-k $RUN/pgsock -c listen_addresses=127.0.0.1 -p $PGPORT" start >/dev/null
+if as_pg "$PGBIN/pg_ctl" -D "$RUN/pgdata" status >/dev/null 2>&1; then
+    echo "run.sh: a PostgreSQL from an earlier \`make run\` is still running in" \
+        "$RUN/pgdata; stop it with:" >&2
+    pre=""
+    [ "$IS_ROOT" -eq 1 ] && pre="runuser -u postgres -- "
+    echo "  $pre$PGBIN/pg_ctl -D $RUN/pgdata -m fast stop" >&2
+    exit 1
+fi
+if ! as_pg "$PGBIN/pg_ctl" -D "$RUN/pgdata" -l "$RUN/pgsock/postgres.log" -w \
+    -o "-k $RUN/pgsock -c listen_addresses=127.0.0.1 -p $PGPORT" start >/dev/null; then
+    echo "run.sh: PostgreSQL did not start (port $PGPORT taken? set STS_PGPORT);" \
+        "its log:" >&2
+    tail -n 20 "$RUN/pgsock/postgres.log" >&2
+    exit 1
+fi
 
 HTTPD_PID=""
 cleanup() {
@@ -39,10 +85,15 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# The schema belongs to postgres; httpd connects as role sts, which may only
+# read and write rows (no DDL).
 PSQL="psql -h $RUN/pgsock -p $PGPORT -U postgres -qAtX -v ON_ERROR_STOP=1"
-$PSQL -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'sts'" | grep -q 1 ||
-    $PSQL -d postgres -c "CREATE DATABASE sts"
+$PSQL -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'sts'" |
+    grep -q 1 || $PSQL -d postgres -c "CREATE DATABASE sts"
+$PSQL -d postgres -c "SELECT 1 FROM pg_roles WHERE rolname = 'sts'" |
+    grep -q 1 || $PSQL -d postgres -c "CREATE ROLE sts LOGIN"
 $PSQL -d sts -f "$ROOT/sql/schema.sql"
+$PSQL -d sts -c "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO sts"
 
 BOOT="$RUN/bootstrap.token"
 if [ ! -s "$BOOT" ]; then
@@ -50,10 +101,17 @@ if [ ! -s "$BOOT" ]; then
 fi
 chmod 600 "$BOOT"
 
-if [ "$(id -u)" -eq 0 ]; then USER_DEFINE=""; RUN_AS=www-data; else USER_DEFINE="-DSTS_NO_USER"; RUN_AS=$(id -un); fi
+if [ "$IS_ROOT" -eq 1 ]; then
+    USER_DEFINE=""
+    RUN_AS=www-data
+else
+    USER_DEFINE="-DSTS_NO_USER"
+    RUN_AS=$(id -un)
+fi
 export STS_ROOT="$ROOT" STS_RUN="$RUN/httpd" STS_DOCROOT="$RUN/httpd/htdocs"
+export STS_CGI_DIR="$RUN/httpd/cgi-bin"
 export STS_LISTEN="127.0.0.1:$PORT" STS_USER="$RUN_AS" STS_BOOTSTRAP="$BOOT"
-export STS_DBD_PARAMS="host=$RUN/pgsock port=$PGPORT dbname=sts user=postgres connect_timeout=2 options='-c statement_timeout=2000'"
+export STS_DBD_PARAMS="host=$RUN/pgsock port=$PGPORT dbname=sts user=sts connect_timeout=2 options='-c statement_timeout=2000'"
 export STS_LOGLEVEL="${STS_LOGLEVEL:-info}" STS_EXTRA_CONF="$RUN/httpd/extra*.conf"
 
 URL="http://127.0.0.1:$PORT"
@@ -83,6 +141,15 @@ Logs: $RUN/httpd/error.log, $RUN/httpd/access.log. Ctrl-C stops both.
   bin/sts service-token list
 
 MSG
+# In a non-interactive shell a background job ignores SIGINT: Ctrl-C reaches
+# this script, whose trap stops httpd (by PID) and PostgreSQL.
+# shellcheck disable=SC2086
 apache2 -f "$ROOT/conf/httpd.conf" -DFOREGROUND $USER_DEFINE &
 HTTPD_PID=$!
-wait "$HTTPD_PID"
+rc=0
+wait "$HTTPD_PID" || rc=$?
+if [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ]; then
+    echo "run.sh: httpd exited with status $rc; the end of its error log:" >&2
+    tail -n 15 "$RUN/httpd/error.log" >&2 2>/dev/null || true
+    exit "$rc"
+fi

@@ -17,12 +17,18 @@ Fixtures (use them from any tests/integration/test_*.py):
     The bootstrap secret (str); its file is ``bootstrap.path``.
 
 ``httpd_factory`` (module)
-    ``httpd_factory(extra_conf="", loglevel=..., env=None, bootstrap_file=None,
-    expect_fail=False) -> Httpd``: starts httpd with ``conf/httpd.conf`` (the
-    shipped config: /protected, /cgi-bin/env.cgi, /api) plus ``extra_conf``
-    appended through ``IncludeOptional``; waits until it answers. Every
-    instance is stopped (by PID) at the end of the module, and its error log
-    is checked for crashed children. With ``expect_fail=True`` it returns
+    ``httpd_factory(extra_conf="", loglevel="info sts_token:trace8", env=None,
+    bootstrap_file=None, expect_fail=False, mpm="event") -> Httpd``: starts
+    httpd with ``conf/httpd.conf`` (the shipped config: /protected,
+    /cgi-bin/env.cgi, /api with the bootstrap roles ``stackstate-admin``) plus
+    ``extra_conf`` included through ``IncludeOptional``, in its own temp dir on
+    its own port; waits (at most 15 s) until it answers. In ``extra_conf``,
+    ``@DOCROOT@`` and ``@RUN@`` are replaced by the instance's document root
+    and run dir, and ``${STS_CGI_DIR}`` (an httpd variable) is its copy of
+    tests/integration/cgi. ``mpm`` is event, worker or prefork. Every
+    instance is stopped (by PID) at the end of the test module, and its error
+    log is checked for crashed children (AH00052, segfaults, sanitizer
+    reports): a crash fails the module. With ``expect_fail=True`` it returns
     after httpd exits and ``Httpd.startup_output`` holds what it printed.
 
 ``httpd`` (module)
@@ -33,7 +39,11 @@ Response`` (``status``, ``headers`` (lower-case name -> list of values),
 ``header(name)``, ``body`` bytes, ``text``, ``json()``); ``raw(bytes) ->
 bytes`` for requests http.client refuses to send; ``url(path)``,
 ``port``, ``error_log()``, ``access_log()``, ``graceful()``, ``stop()``,
-``pid``, ``docroot``.
+``pid``, ``docroot``, ``run`` (its temp dir), ``log_mark()`` and
+``error_log_since(mark)`` (the error log written after a mark),
+``wait_for_log(text, timeout=5, access=False)`` (polls a log for text).
+
+Environment: ``STS_KEEP_RUN=1`` keeps every httpd temp dir for inspection.
 
 Set ``STS_MODULE`` in the environment to test another build of the module
 (e.g. a sanitizer build), and ``STS_HTTPD_WRAPPER`` to prefix the httpd
@@ -208,8 +218,9 @@ class Httpd:
     """An httpd instance running conf/httpd.conf."""
 
     def __init__(self, pg, bootstrap_file, extra_conf="",
-                 loglevel="info sts_token:trace8", env=None):
+                 loglevel="info sts_token:trace8", env=None, mpm="event"):
         self.pg = pg
+        self.mpm = mpm
         self.run = make_private_dir("sts-httpd-")
         self.docroot = os.path.join(self.run, "htdocs")
         os.makedirs(os.path.join(self.docroot, "protected"))
@@ -217,8 +228,15 @@ class Httpd:
                           ("protected/index.html", "hello\n")):
             with open(os.path.join(self.docroot, rel), "w") as f:
                 f.write(text)
+        # A copy of the CGI scripts, so that httpd's children (www-data when
+        # started as root) can run them wherever the repository lives.
+        self.cgi_dir = os.path.join(self.run, "cgi-bin")
+        shutil.copytree(os.path.join(ROOT, "tests", "integration", "cgi"),
+                        self.cgi_dir)
         for d, _, files in os.walk(self.run):
             os.chmod(d, 0o755)
+            for f in files:
+                os.chmod(os.path.join(d, f), 0o755 if d == self.cgi_dir else 0o644)
         self.port = free_port()
         self.extra = os.path.join(self.run, "extra.conf")
         with open(self.extra, "w") as f:
@@ -231,6 +249,7 @@ class Httpd:
             "STS_USER": "www-data" if IS_ROOT else pwd.getpwuid(os.getuid()).pw_name,
             "STS_DBD_PARAMS": pg.dbd_params, "STS_BOOTSTRAP": bootstrap_file,
             "STS_LOGLEVEL": loglevel, "STS_EXTRA_CONF": self.extra,
+            "STS_CGI_DIR": self.cgi_dir,
         })
         self.env.update(env or {})
         self.proc = None
@@ -246,6 +265,8 @@ class Httpd:
                 "-DFOREGROUND"]
         if not IS_ROOT:
             cmd.append("-DSTS_NO_USER")
+        if self.mpm != "event":
+            cmd.append("-DSTS_MPM_" + self.mpm.upper())
         if os.environ.get("STS_MODULE"):
             cmd += ["-C", "Define STS_MODULE " + os.environ["STS_MODULE"]]
         if os.environ.get("STS_HTTPD_SINGLE") == "1":
@@ -302,6 +323,25 @@ class Httpd:
 
     def access_log(self):
         return self._read("access.log")
+
+    def log_mark(self):
+        """The error log's current size, for error_log_since()."""
+        return len(self.error_log())
+
+    def error_log_since(self, mark):
+        """What the error log got after log_mark() returned mark."""
+        return self.error_log()[mark:]
+
+    def wait_for_log(self, text, timeout=5, access=False):
+        """Polls the error (or access) log until it contains text."""
+        deadline = time.time() + timeout
+        while True:
+            log = self.access_log() if access else self.error_log()
+            if text in log:
+                return log
+            if time.time() >= deadline:
+                raise AssertionError(f"{text!r} not in the log after {timeout} s")
+            time.sleep(0.05)
 
     def crashes(self):
         return [line for line in self.error_log().splitlines()
@@ -389,8 +429,9 @@ def httpd_factory(pg, bootstrap):
     started = []
 
     def factory(extra_conf="", loglevel="info sts_token:trace8", env=None,
-                bootstrap_file=None, expect_fail=False):
-        h = Httpd(pg, bootstrap_file or bootstrap.path, extra_conf, loglevel, env)
+                bootstrap_file=None, expect_fail=False, mpm="event"):
+        h = Httpd(pg, bootstrap_file or bootstrap.path, extra_conf, loglevel,
+                  env, mpm)
         started.append(h)
         return h.start(expect_fail=expect_fail)
 

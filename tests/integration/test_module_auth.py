@@ -69,8 +69,8 @@ Alias "/nest" "@DOCROOT@/protected"
     Require sts-role ops
 </Location>
 
-ScriptAlias "/hide/" "${STS_ROOT}/tests/integration/cgi/"
-ScriptAlias "/nohide/" "${STS_ROOT}/tests/integration/cgi/"
+ScriptAlias "/hide/" "${STS_CGI_DIR}/"
+ScriptAlias "/nohide/" "${STS_CGI_DIR}/"
 <Location "/hide/">
     AuthType ServiceToken
     AuthName "hide"

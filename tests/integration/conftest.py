@@ -275,9 +275,12 @@ class Httpd:
 
     def start(self, expect_fail=False, timeout=15):
         out = open(os.path.join(self.run, "stdout.log"), "w")
+        # Its own session: prefork's parent signals its whole process group
+        # when it stops, which must not include pytest.
         self.proc = subprocess.Popen(self.command(), env=self.env, stdout=out,
                                      stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -389,6 +392,16 @@ class Httpd:
                     break
                 chunks.append(c)
             return b"".join(chunks)
+
+
+def _terminate(signum, frame):
+    """SIGTERM (a CI timeout, a kill) unwinds like Ctrl-C, so the fixtures'
+    teardown still stops httpd and PostgreSQL."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 @pytest.fixture(scope="session")

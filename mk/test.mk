@@ -6,6 +6,7 @@
 #
 # A unit test that needs more objects than libsts.a names them in
 # UNIT_EXTRA_<test name>, e.g. UNIT_EXTRA_test_cli_table := $(BUILD)/cli/output.o
+# (they are built first), and extra libraries in UNIT_LIBS_<test name>.
 
 PYTHON ?= /usr/bin/python3
 PYTEST_ARGS ?=
@@ -17,7 +18,11 @@ ALL_TARGETS += $(MINT)
 
 .PHONY: unit integration test
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_A) $(wildcard src/*.h)
+# Second expansion lets each test's UNIT_EXTRA_* objects be prerequisites
+# (built by their owners' rules) as well as link inputs.
+.SECONDEXPANSION:
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_A) $(wildcard src/*.h) \
+                       $$(UNIT_EXTRA_$$*)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Isrc -Icli -o $@ $< $(UNIT_EXTRA_$*) $(LIB_A) \
 	    $(LIB_LIBS) $(UNIT_LIBS_$*) -lcmocka

@@ -122,6 +122,107 @@ static void test_parse_id(void **state)
     assert_false(sts_parse_token_id("", 0, &id));
 }
 
+/* Tokens whose checksum was computed independently (Python's zlib.crc32)
+ * pin the format: alphabet, digit order and checksum placement. */
+static void test_known_tokens(void **state)
+{
+    static const char *good[] = {
+        "svctok-0123456789abcdefghjkmnpqrstvwxyz101yfr7",
+        "svctok-zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz0mp4aws",
+        "svctok-q1xxzs6jtrx2qbw191pdrzhj8g7yp7tj0y0x8rb",
+    };
+    unsigned char d[STS_DIGEST_LEN];
+    char hex[STS_DIGEST_HEX_LEN + 1];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_true(sts_token_is_wellformed(good[i], strlen(good[i])));
+    }
+    sts_token_digest(good[0], strlen(good[0]), d);
+    sts_digest_to_hex(d, hex);
+    assert_string_equal(
+        hex,
+        "a962f8f09bb85b0feb3f407a36253563f96eac505d8c225b9d57a5988f1229e0");
+    /* Off by one character in the checksum, in the body, swapped digits. */
+    assert_false(sts_token_is_wellformed(
+        "svctok-0123456789abcdefghjkmnpqrstvwxyz101yfr8", 46));
+    assert_false(sts_token_is_wellformed(
+        "svctok-1123456789abcdefghjkmnpqrstvwxyz101yfr7", 46));
+    assert_false(sts_token_is_wellformed(
+        "svctok-1023456789abcdefghjkmnpqrstvwxyz101yfr7", 46));
+    /* The right checksum (CRC32 matches) over a letter outside the alphabet
+     * (i), over upper case, and over an embedded NUL. */
+    assert_false(sts_token_is_wellformed(
+        "svctok-0123456789abcdefghikmnpqrstvwxyz0y7w6pw", 46));
+    assert_false(sts_token_is_wellformed(
+        "svctok-0123456789ABCDEFGHJKMNPQRSTVWXYZ1j0e6rq", 46));
+    assert_false(sts_token_is_wellformed(
+        "svctok-0123456789abcdefghjkmnpqrs\0vwxyz38arw6g", 46));
+    /* Upper case is a different token. */
+    assert_false(sts_token_is_wellformed(
+        "SVCTOK-0123456789abcdefghjkmnpqrstvwxyz101yfr7", 46));
+    assert_false(sts_token_is_wellformed(
+        "svctok-0123456789ABCDEFGHJKMNPQRSTVWXYZ101YFR7", 46));
+    /* Only len bytes count: a valid token followed by more is not one. */
+    assert_false(sts_token_is_wellformed(
+        "svctok-0123456789abcdefghjkmnpqrstvwxyz101yfr7x", 47));
+    assert_false(sts_token_is_wellformed(
+        "svctok-0123456789abcdefghjkmnpqrstvwxyz101yfr7", 45));
+}
+
+/* Hex output is lower case and covers every nibble. */
+static void test_digest_hex(void **state)
+{
+    unsigned char d[STS_DIGEST_LEN];
+    char hex[STS_DIGEST_HEX_LEN + 1];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < STS_DIGEST_LEN; i++) {
+        d[i] = (unsigned char)(i * 8 + 7);
+    }
+    sts_digest_to_hex(d, hex);
+    assert_int_equal(strlen(hex), 64);
+    assert_string_equal(
+        hex,
+        "070f171f272f373f474f575f676f777f878f979fa7afb7bfc7cfd7dfe7eff7ff");
+    /* Two generated tokens never share a digest. */
+    {
+        char a[STS_TOKEN_LEN + 1], b[STS_TOKEN_LEN + 1];
+        unsigned char da[STS_DIGEST_LEN], db[STS_DIGEST_LEN];
+
+        assert_int_equal(sts_token_generate(a), 0);
+        assert_int_equal(sts_token_generate(b), 0);
+        sts_token_digest(a, strlen(a), da);
+        sts_token_digest(b, strlen(b), db);
+        assert_false(sts_digest_equal(da, db));
+    }
+}
+
+/* Only the given length is parsed; odd inputs around the limits. */
+static void test_parse_id_bounds(void **state)
+{
+    int64_t id = 42;
+
+    (void)state;
+    assert_true(sts_parse_token_id("123abc", 3, &id));
+    assert_int_equal(id, 123);
+    id = 42;
+    assert_false(sts_parse_token_id("18446744073709551616", 20, &id));
+    assert_false(sts_parse_token_id("9223372036854775807", 19, &id));
+    assert_false(sts_parse_token_id("9007199254740992", 16, &id));
+    assert_false(sts_parse_token_id("00000000000000001", 17, &id));
+    assert_false(sts_parse_token_id("1\0", 2, &id));
+    assert_false(sts_parse_token_id("1\t", 2, &id));
+    assert_false(sts_parse_token_id("\xd9\xa1", 2, &id)); /* Arabic one */
+    assert_false(sts_parse_token_id("0x10", 4, &id));
+    /* A refused id leaves the output alone. */
+    assert_int_equal(id, 42);
+    assert_true(sts_parse_token_id("9007199254740990", 16, &id));
+    assert_int_equal(id, STS_TOKEN_ID_MAX - 1);
+}
+
 /* Random ids stay in range. */
 static void test_random_id(void **state)
 {
@@ -144,6 +245,9 @@ int main(void)
         cmocka_unit_test(test_digest_vectors),
         cmocka_unit_test(test_parse_id),
         cmocka_unit_test(test_random_id),
+        cmocka_unit_test(test_known_tokens),
+        cmocka_unit_test(test_digest_hex),
+        cmocka_unit_test(test_parse_id_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

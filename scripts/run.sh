@@ -119,26 +119,33 @@ cat <<MSG
 
 mod_sts_token is running: httpd on $URL, PostgreSQL on $RUN/pgsock (port $PGPORT).
 Logs: $RUN/httpd/error.log, $RUN/httpd/access.log. Ctrl-C stops both.
+In another shell:
 
-  BOOT=\$(cat $BOOT)                     # the bootstrap secret (admin)
+  BOOT=\$(cat $BOOT)     # the bootstrap secret: roles stackstate-admin
 
-  # create a token (its secret is shown once, in this answer)
-  curl -s -H "X-API-Key: \$BOOT" -H 'Content-Type: application/json' \\
-       -d '{"name":"my-service-token","roles":["stackstate-k8s-troubleshooter"]}' \\
-       $URL/api/security/tokens
-  TOKEN=svctok-...                       # the "token" from that answer
+  # no token / a bad token: 401 with WWW-Authenticate: ApiKey realm="sts-demo"
+  curl -si $URL/protected/
+
+  # create a token through the API (its secret is in this answer only)
+  TOKEN=\$(curl -s -H "X-API-Key: \$BOOT" -H 'Content-Type: application/json' \\
+      -d '{"name":"my-service-token","roles":["stackstate-k8s-troubleshooter"]}' \\
+      $URL/api/security/tokens | jq -r .token)
 
   # call a protected URL with it, either header form
-  curl -i -H "X-API-Key: \$TOKEN"            $URL/protected/
-  curl -i -H "Authorization: ApiKey \$TOKEN" $URL/protected/
+  curl -si -H "X-API-Key: \$TOKEN"            $URL/protected/
+  curl -si -H "Authorization: ApiKey \$TOKEN" $URL/protected/
+  curl -s -H "X-API-Key: \$TOKEN"            $URL/cgi-bin/env.cgi | grep STS_
 
-  # list tokens, delete one (the list shows the ids)
-  curl -s -H "X-API-Key: \$BOOT" $URL/api/security/tokens
-  curl -i -X DELETE -H "X-API-Key: \$BOOT" $URL/api/security/tokens/<id>
+  # list tokens (with their ids), delete one, server info
+  curl -s -H "X-API-Key: \$BOOT" $URL/api/security/tokens | jq .
+  curl -si -X DELETE -H "X-API-Key: \$BOOT" $URL/api/security/tokens/<id>
+  curl -s -H "X-API-Key: \$BOOT" $URL/api/server/info | jq .
 
   # or with the CLI
-  bin/sts context save --name local --url $URL --service-token \$BOOT
+  export STS_CLI_URL=$URL STS_CLI_SERVICE_TOKEN=\$BOOT
+  bin/sts service-token create --name ci-bot --roles stackstate-k8s-troubleshooter
   bin/sts service-token list
+  bin/sts service-token delete <id>
 
 MSG
 # In a non-interactive shell a background job ignores SIGINT: Ctrl-C reaches

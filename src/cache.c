@@ -1,17 +1,43 @@
 /*
- * cache.c - per-process cache of verified tokens and of unknown digests.
+ * cache.c - per-process cache of verified tokens and of unknown digests,
+ * with revocation driven by the database's revision counter.
  *
- * Why per process and not shared memory: a hit must cost almost nothing, and
- * httpd's event MPM runs few processes with many threads each, so a
- * per-process table is hit as often as a shared one while avoiding socache's
- * serialisation and shmcb's collapse with many keys. Revocation does not
- * depend on sharing: every process reads the database's revision counter at
- * most every STS_REVISION_POLL_MS and flushes when it moved.
+ * Why per process and not shared memory (socache/shmcb): a hit must cost
+ * almost nothing. The event and worker MPMs run a few processes with many
+ * threads each, so a per-process table is hit about as often as a shared one,
+ * without socache's global mutex, without serialising entries in and out of
+ * shared memory, and without shmcb's weakness with many keys (it picks its
+ * sub-cache by the key's first byte). Revocation does not depend on sharing:
+ * every process reads the revision counter (sts_token_revision, bumped by a
+ * trigger on every change to sts_tokens) at most every STS_REVISION_POLL_MS
+ * and drops its whole cache when it moved.
  *
- * Layout: STS_CACHE_SHARDS shards chosen by the first digest byte (digests are
- * uniform), each with its own mutex, a chained hash table over a fixed array
- * of entries (STSTokenCacheEntries split between shards) and CLOCK eviction.
- * Entry strings are one malloc'd block, freed on eviction.
+ * Layout: STS_CACHE_SHARDS shards chosen by the first digest byte (digests
+ * are uniform), each with its own mutex and two fixed-size tables: verified
+ * tokens and unknown digests (so a flood of garbage cannot evict the good
+ * entries). A table is a chained hash over a fixed array of slots
+ * (STSTokenCacheEntries split between the shards) with CLOCK eviction that
+ * takes a free, expired or flushed slot before a live one.
+ *
+ * Flushing is O(1): every slot records the cache epoch it was stored in, and
+ * a flush moves flush_epoch past every stored slot; stale slots are reclaimed
+ * lazily. A database answer is only stored when no flush or revoke happened
+ * since the lookup began (the caller's ticket), so an answer that predates a
+ * revocation can never be cached.
+ *
+ * Revocation bound: a hit is served without question only until
+ * STS_FRESH_MS after the start of the last successful revision poll. Past
+ * that (an idle process waking up, a poll in flight) a hit counts as a miss
+ * and goes to the database, so a deletion committed before a request is
+ * never honoured from the cache more than STS_FRESH_MS later. The exception
+ * is a database that the last poll could not reach: then cached entries keep
+ * working until their TTL ends (documented in the README).
+ *
+ * Memory: slots are allocated once per process (calloc, so untouched pages
+ * cost no RSS); a token's name and roles live inside its slot when they fit
+ * STS_INLINE_STRINGS, otherwise in one malloc'd block freed on eviction;
+ * tokens whose name and roles exceed STS_MAX_CACHED_STRINGS are not cached.
+ * Pools cannot free single blocks, which an evicting cache must do.
  */
 #include "httpd.h"
 
@@ -20,7 +46,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "apr_atomic.h"
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
 #include "http_config.h"
@@ -31,135 +56,243 @@
 APLOG_USE_MODULE(sts_token);
 
 #define STS_CACHE_SHARDS 16
-/* Unknown digests are remembered at most this long (seconds). */
+/* Unknown digests are remembered at most this long (seconds); a token created
+ * meanwhile flushes them through the revision counter anyway. */
 #define STS_NEGATIVE_TTL_MAX 60
+/* Hits are trusted this long after the start of a successful poll. */
+#define STS_FRESH_MS 1000
+/* Name and roles of this size (with their NULs) are stored in the slot. */
+#define STS_INLINE_STRINGS 96
+/* Tokens with a longer name + roles are not cached (always looked up). */
+#define STS_MAX_CACHED_STRINGS 2048
 
+/* The clock; unit tests replace it. */
+#ifndef STS_CACHE_NOW
+#define STS_CACHE_NOW() apr_time_now()
+#endif
+
+#define STS_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STS_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+/* What both tables' slots start with. */
 typedef struct {
     unsigned char digest[STS_DIGEST_LEN];
-    int in_use;
-    int negative;
-    int referenced; /* CLOCK bit */
-    int next;       /* next entry in the bucket chain, -1 at the end */
+    apr_uint64_t epoch; /* cache epoch when stored; 0 = free (unlinked) */
     apr_time_t valid_until;
+    int next;       /* next slot in the bucket chain, -1 at the end */
+    int referenced; /* CLOCK bit */
+} sts_slot;
+
+/* A verified token. */
+typedef struct {
+    sts_slot slot;
     int64_t id;
     int64_t expiration_ms;
-    char *strings; /* "name\0roles\0" */
-} sts_entry;
+    char *strings; /* "name\0roles\0": inline_strings or malloc'd */
+    size_t name_len;
+    char inline_strings[STS_INLINE_STRINGS];
+} sts_pos_slot;
+
+/* A fixed array of slots with a chained hash over it. */
+typedef struct {
+    char *base;    /* capacity slots of stride bytes */
+    size_t stride; /* sizeof(sts_pos_slot) or sizeof(sts_slot) */
+    int *buckets;  /* first slot of each chain, -1 when empty */
+    int capacity;
+    int nbuckets; /* power of two */
+    int used;     /* linked slots (live or not yet reclaimed) */
+    int hand;     /* CLOCK hand */
+    int positive; /* 1 for the verified-token table */
+} sts_table;
 
 typedef struct {
     apr_thread_mutex_t *mutex;
-    sts_entry *entries;
-    int *buckets; /* index of the first entry, -1 when empty */
-    int capacity;
-    int nbuckets; /* power of two */
-    int used;
-    int hand; /* CLOCK hand */
+    sts_table pos; /* verified tokens */
+    sts_table neg; /* unknown digests */
 } sts_shard;
 
 typedef struct {
     sts_shard shards[STS_CACHE_SHARDS];
+    void *blocks[4]; /* the slot and bucket arrays, freed at cleanup */
     apr_interval_time_t ttl;
     apr_interval_time_t negative_ttl;
-    volatile apr_uint32_t generation; /* bumped by every flush */
-    volatile apr_uint32_t polling;    /* 1 while one thread polls */
-    apr_time_t next_poll;             /* written by the polling thread */
+    /* Shared between threads, accessed with STS_LOAD/STS_STORE/atomics: */
+    apr_uint64_t epoch;       /* bumped by every flush and revoke */
+    apr_uint64_t flush_epoch; /* slots stored before it are void */
+    apr_uint32_t polling;     /* 1 while a thread polls the revision */
+    apr_uint32_t db_down;     /* 1 when the last poll failed */
+    apr_time_t next_poll;     /* when the next poll is due */
+    apr_time_t fresh_until;   /* hits are trusted until then */
+    /* Only the polling thread touches these: */
     int64_t revision;
     int have_revision;
 } sts_cache;
 
-/* The process's cache; NULL when STSTokenCacheTTL is 0. Process-wide, set
- * once in child_init before any request; holds no per-request state. */
+/* The process's cache; NULL when STSTokenCacheTTL is 0. Set once in
+ * child_init before any request is served; holds no per-request state. */
 static sts_cache *sts_proc_cache;
 
+/* Slot i of a table. */
+static sts_slot *sts_slot_at(const sts_table *t, int i)
+{
+    return (sts_slot *)(t->base + (size_t)i * t->stride);
+}
+
 /* Bucket of a digest inside a shard (bytes 1..4; byte 0 picks the shard). */
-static int sts_bucket(const sts_shard *sh, const unsigned char *d)
+static int sts_bucket(const sts_table *t, const unsigned char *d)
 {
     apr_uint32_t h = ((apr_uint32_t)d[1] << 24) | ((apr_uint32_t)d[2] << 16) |
                      ((apr_uint32_t)d[3] << 8) | d[4];
 
-    return (int)(h & (apr_uint32_t)(sh->nbuckets - 1));
+    return (int)(h & (apr_uint32_t)(t->nbuckets - 1));
 }
 
-/* Unlinks entry i from its bucket chain and frees it (shard locked). */
-static void sts_entry_remove(sts_shard *sh, int i)
+/* 1 when a linked slot still holds a usable entry. */
+static int sts_slot_live(const sts_slot *s, apr_uint64_t flush_epoch,
+                         apr_time_t now)
 {
-    sts_entry *e = &sh->entries[i];
-    int *link = &sh->buckets[sts_bucket(sh, e->digest)];
+    return s->epoch != 0 && s->epoch >= flush_epoch && now < s->valid_until;
+}
 
+/* Unlinks slot i from its chain and frees what it owns (shard locked). */
+static void sts_slot_release(sts_table *t, int i)
+{
+    sts_slot *s = sts_slot_at(t, i);
+    int *link = &t->buckets[sts_bucket(t, s->digest)];
+
+    if (s->epoch == 0) {
+        return;
+    }
     while (*link != -1 && *link != i) {
-        link = &sh->entries[*link].next;
+        link = &sts_slot_at(t, *link)->next;
     }
     if (*link == i) {
-        *link = e->next;
+        *link = s->next;
     }
-    free(e->strings);
-    e->strings = NULL;
-    e->in_use = 0;
-    e->next = -1;
-    sh->used--;
+    if (t->positive) {
+        sts_pos_slot *p = (sts_pos_slot *)s;
+
+        if (p->strings != p->inline_strings) {
+            free(p->strings);
+        }
+        p->strings = NULL;
+    }
+    s->epoch = 0;
+    s->next = -1;
+    s->referenced = 0;
+    t->used--;
 }
 
-/* Finds a digest in a shard (shard locked); -1 when absent. */
-static int sts_entry_find(const sts_shard *sh, const unsigned char *d)
+/* Finds a digest's slot (shard locked); -1 when absent. Stale slots met on
+ * the way are left for sts_table_take to reclaim. */
+static int sts_table_find(const sts_table *t, const unsigned char *d)
 {
-    int i = sh->buckets[sts_bucket(sh, d)];
+    int i = t->buckets[sts_bucket(t, d)];
 
-    while (i != -1 && memcmp(sh->entries[i].digest, d, STS_DIGEST_LEN) != 0) {
-        i = sh->entries[i].next;
+    while (i != -1 && memcmp(sts_slot_at(t, i)->digest, d, STS_DIGEST_LEN)) {
+        i = sts_slot_at(t, i)->next;
     }
     return i;
 }
 
-/* Picks a free entry, evicting with CLOCK when the shard is full. */
-static int sts_entry_alloc(sts_shard *sh)
+/* Picks a slot for a new entry (shard locked): a free, expired or flushed
+ * one first, else the first live one CLOCK finds unreferenced. The slot is
+ * returned unlinked. */
+static int sts_table_take(sts_table *t, apr_uint64_t flush_epoch,
+                          apr_time_t now)
 {
-    for (;;) {
-        sts_entry *e = &sh->entries[sh->hand];
-        int i = sh->hand;
+    int n, i;
 
-        sh->hand = (sh->hand + 1) % sh->capacity;
-        if (!e->in_use) {
+    for (n = 0; n < 2 * t->capacity; n++) {
+        sts_slot *s;
+
+        i = t->hand;
+        t->hand = (i + 1) % t->capacity;
+        s = sts_slot_at(t, i);
+        if (s->epoch == 0) {
             return i;
         }
-        if (sh->used == sh->capacity && !e->referenced) {
-            sts_entry_remove(sh, i);
+        if (!sts_slot_live(s, flush_epoch, now)) {
+            sts_slot_release(t, i);
             return i;
         }
-        e->referenced = 0;
+        if (t->used < t->capacity) {
+            continue; /* a free slot exists: do not evict a live one */
+        }
+        if (s->referenced) {
+            s->referenced = 0;
+            continue;
+        }
+        sts_slot_release(t, i);
+        return i;
+    }
+    /* Not reached: a full sweep clears every CLOCK bit. */
+    i = t->hand;
+    sts_slot_release(t, i);
+    return i;
+}
+
+/* Links a filled slot into its chain (shard locked). */
+static void sts_table_link(sts_table *t, int i)
+{
+    sts_slot *s = sts_slot_at(t, i);
+    int b = sts_bucket(t, s->digest);
+
+    s->next = t->buckets[b];
+    t->buckets[b] = i;
+    t->used++;
+}
+
+/* Sets a table's geometry over slots/buckets allocated by the caller. */
+static void sts_table_init(sts_table *t, char *base, size_t stride,
+                           int *buckets, int capacity, int nbuckets,
+                           int positive)
+{
+    int k;
+
+    t->base = base;
+    t->stride = stride;
+    t->buckets = buckets;
+    t->capacity = capacity;
+    t->nbuckets = nbuckets;
+    t->positive = positive;
+    for (k = 0; k < nbuckets; k++) {
+        buckets[k] = -1;
+    }
+    for (k = 0; k < capacity; k++) {
+        sts_slot_at(t, k)->next = -1;
     }
 }
 
-/* Empties every shard and bumps the generation. */
+/* Voids every entry at once: later lookups see none of them. */
 static void sts_cache_flush(sts_cache *c)
 {
-    int s, i;
+    apr_uint64_t e = __atomic_add_fetch(&c->epoch, 1, __ATOMIC_ACQ_REL);
 
-    apr_atomic_inc32(&c->generation);
-    for (s = 0; s < STS_CACHE_SHARDS; s++) {
-        sts_shard *sh = &c->shards[s];
-
-        apr_thread_mutex_lock(sh->mutex);
-        for (i = 0; i < sh->capacity; i++) {
-            if (sh->entries[i].in_use) {
-                sts_entry_remove(sh, i);
-            }
-        }
-        apr_thread_mutex_unlock(sh->mutex);
-    }
+    STS_STORE(&c->flush_epoch, e);
 }
 
-/* Frees the entries' strings when the process pool goes away. */
+/* Frees the cache's memory when the process pool goes away. */
 static apr_status_t sts_cache_cleanup(void *data)
 {
     sts_cache *c = data;
     int s, i;
 
+    sts_proc_cache = NULL;
     for (s = 0; s < STS_CACHE_SHARDS; s++) {
-        for (i = 0; i < c->shards[s].capacity; i++) {
-            free(c->shards[s].entries[i].strings);
+        sts_table *t = &c->shards[s].pos;
+
+        for (i = 0; i < t->capacity && t->base != NULL; i++) {
+            sts_pos_slot *p = (sts_pos_slot *)sts_slot_at(t, i);
+
+            if (p->slot.epoch != 0 && p->strings != p->inline_strings) {
+                free(p->strings);
+            }
         }
     }
-    sts_proc_cache = NULL;
+    for (i = 0; i < 4; i++) {
+        free(c->blocks[i]);
+    }
     return APR_SUCCESS;
 }
 
@@ -169,19 +302,39 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s)
     sts_server_conf *sc =
         ap_get_module_config(s->module_config, &sts_token_module);
     sts_cache *c;
-    int per_shard, i, k;
+    int entries, per_shard, nbuckets, i;
+    char *pos, *neg;
+    int *pos_b, *neg_b;
 
-    if (sc->cache_ttl <= 0) {
+    sts_proc_cache = NULL;
+    if (sc == NULL || sc->cache_ttl <= 0) {
         return;
     }
+    entries =
+        sc->cache_entries > 0 ? sc->cache_entries : STS_DEFAULT_CACHE_ENTRIES;
+    per_shard = (entries + STS_CACHE_SHARDS - 1) / STS_CACHE_SHARDS;
+    for (nbuckets = 1; nbuckets < per_shard; nbuckets <<= 1) {
+    }
     c = apr_pcalloc(p, sizeof(*c));
-    c->ttl = apr_time_from_sec(sc->cache_ttl);
-    c->negative_ttl = apr_time_from_sec(sc->cache_ttl < STS_NEGATIVE_TTL_MAX
-                                            ? sc->cache_ttl
-                                            : STS_NEGATIVE_TTL_MAX);
-    per_shard = (sc->cache_entries + STS_CACHE_SHARDS - 1) / STS_CACHE_SHARDS;
+    c->blocks[0] = pos =
+        calloc((size_t)per_shard * STS_CACHE_SHARDS, sizeof(sts_pos_slot));
+    c->blocks[1] = neg =
+        calloc((size_t)per_shard * STS_CACHE_SHARDS, sizeof(sts_slot));
+    c->blocks[2] = pos_b =
+        malloc(sizeof(int) * (size_t)nbuckets * STS_CACHE_SHARDS);
+    c->blocks[3] = neg_b =
+        malloc(sizeof(int) * (size_t)nbuckets * STS_CACHE_SHARDS);
+    apr_pool_cleanup_register(p, c, sts_cache_cleanup, apr_pool_cleanup_null);
+    if (pos == NULL || neg == NULL || pos_b == NULL || neg_b == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     "cannot allocate the token cache (%d entries); running "
+                     "without a cache in this process",
+                     entries);
+        return;
+    }
     for (i = 0; i < STS_CACHE_SHARDS; i++) {
         sts_shard *sh = &c->shards[i];
+        size_t off = (size_t)i * per_shard;
 
         if (apr_thread_mutex_create(&sh->mutex, APR_THREAD_MUTEX_DEFAULT, p) !=
             APR_SUCCESS) {
@@ -190,54 +343,67 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s)
                          "without a cache in this process");
             return;
         }
-        sh->capacity = per_shard;
-        sh->nbuckets = 1;
-        while (sh->nbuckets < per_shard) {
-            sh->nbuckets <<= 1;
-        }
-        sh->entries = apr_pcalloc(p, sizeof(sts_entry) * per_shard);
-        sh->buckets = apr_palloc(p, sizeof(int) * sh->nbuckets);
-        for (k = 0; k < sh->nbuckets; k++) {
-            sh->buckets[k] = -1;
-        }
-        for (k = 0; k < per_shard; k++) {
-            sh->entries[k].next = -1;
-        }
+        sts_table_init(&sh->pos, pos + off * sizeof(sts_pos_slot),
+                       sizeof(sts_pos_slot), pos_b + (size_t)i * nbuckets,
+                       per_shard, nbuckets, 1);
+        sts_table_init(&sh->neg, neg + off * sizeof(sts_slot), sizeof(sts_slot),
+                       neg_b + (size_t)i * nbuckets, per_shard, nbuckets, 0);
     }
-    apr_pool_cleanup_register(p, c, sts_cache_cleanup, apr_pool_cleanup_null);
+    c->ttl = apr_time_from_sec(sc->cache_ttl);
+    c->negative_ttl = apr_time_from_sec(sc->cache_ttl < STS_NEGATIVE_TTL_MAX
+                                            ? sc->cache_ttl
+                                            : STS_NEGATIVE_TTL_MAX);
+    c->epoch = 1; /* slot epoch 0 means free */
+    c->flush_epoch = 1;
     sts_proc_cache = c;
 }
 
 /* Reads the revision counter when due (one thread at a time; the others go
- * on with the cache as it is) and flushes the cache when it moved. */
+ * on without waiting) and flushes the cache when it moved. */
 static void sts_cache_poll(request_rec *r, sts_cache *c, apr_time_t now)
 {
+    apr_uint32_t idle = 0;
     int64_t rev;
 
-    if (now < c->next_poll || apr_atomic_cas32(&c->polling, 1, 0) != 0) {
+    if (now < STS_LOAD(&c->next_poll) ||
+        !__atomic_compare_exchange_n(&c->polling, &idle, 1, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
         return;
     }
-    if (now >= c->next_poll) {
-        c->next_poll = now + apr_time_from_msec(STS_REVISION_POLL_MS);
-        if (sts_store_revision(r, &rev) == APR_SUCCESS) {
-            if (!c->have_revision || rev != c->revision) {
-                if (c->have_revision) {
-                    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                                  "tokens changed (revision %" APR_INT64_T_FMT
-                                  " -> %" APR_INT64_T_FMT "): cache flushed",
-                                  c->revision, rev);
-                }
-                sts_cache_flush(c);
-                c->revision = rev;
-                c->have_revision = 1;
-            }
-        } else {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          "cannot read the token revision; cached tokens "
-                          "stay valid until their cache TTL ends");
-        }
+    if (now < STS_LOAD(&c->next_poll)) {
+        STS_STORE(&c->polling, 0); /* another thread just polled */
+        return;
     }
-    apr_atomic_set32(&c->polling, 0);
+    STS_STORE(&c->next_poll, now + apr_time_from_msec(STS_REVISION_POLL_MS));
+    if (sts_store_revision(r, &rev) == APR_SUCCESS) {
+        if (!c->have_revision || rev != c->revision) {
+            if (c->have_revision) {
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                              "tokens changed (revision %" APR_INT64_T_FMT
+                              " -> %" APR_INT64_T_FMT "): token cache flushed",
+                              c->revision, rev);
+            }
+            sts_cache_flush(c);
+            c->revision = rev;
+            c->have_revision = 1;
+        }
+        if (STS_LOAD(&c->db_down)) {
+            ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                          "token revision readable again: the token cache "
+                          "follows the database again");
+            STS_STORE(&c->db_down, 0);
+        }
+        /* Trust hits for STS_FRESH_MS from the poll's start: a change
+         * committed before then is reflected in rev. */
+        STS_STORE(&c->fresh_until, now + apr_time_from_msec(STS_FRESH_MS));
+    } else if (!STS_LOAD(&c->db_down)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "cannot read the token revision: cached tokens stay "
+                      "valid until their cache TTL ends, other tokens get "
+                      "503 until the database answers");
+        STS_STORE(&c->db_down, 1);
+    }
+    STS_STORE(&c->polling, 0);
 }
 
 /* Looks a digest up (see cache.h). */
@@ -247,34 +413,43 @@ sts_cache_result sts_cache_get(request_rec *r,
 {
     sts_cache *c = sts_proc_cache;
     sts_cache_result res = STS_CACHE_MISS;
+    apr_uint64_t flush_epoch;
     apr_time_t now;
     sts_shard *sh;
-    int i;
+    int trusted, i;
 
+    *ticket = 0;
     if (c == NULL) {
         return STS_CACHE_MISS;
     }
-    now = apr_time_now();
+    now = STS_CACHE_NOW();
     sts_cache_poll(r, c, now);
-    *ticket = apr_atomic_read32(&c->generation);
+    *ticket = (apr_uint32_t)STS_LOAD(&c->epoch);
+    flush_epoch = STS_LOAD(&c->flush_epoch);
+    trusted = now < STS_LOAD(&c->fresh_until) || STS_LOAD(&c->db_down);
     sh = &c->shards[digest[0] % STS_CACHE_SHARDS];
     apr_thread_mutex_lock(sh->mutex);
-    i = sts_entry_find(sh, digest);
-    if (i != -1) {
-        sts_entry *e = &sh->entries[i];
+    i = sts_table_find(&sh->pos, digest);
+    if (i != -1 && sts_slot_live(sts_slot_at(&sh->pos, i), flush_epoch, now)) {
+        sts_pos_slot *p = (sts_pos_slot *)sts_slot_at(&sh->pos, i);
 
-        if (now >= e->valid_until) {
-            sts_entry_remove(sh, i);
-        } else if (e->negative) {
-            res = STS_CACHE_UNKNOWN;
-        } else {
-            e->referenced = 1;
-            out->id = e->id;
-            out->expiration_ms = e->expiration_ms;
-            out->name = apr_pstrdup(r->pool, e->strings);
-            out->roles =
-                apr_pstrdup(r->pool, e->strings + strlen(e->strings) + 1);
+        p->slot.referenced = 1;
+        if (trusted) {
+            /* Copies: the slot may be reused as soon as the lock goes. */
+            out->id = p->id;
+            out->expiration_ms = p->expiration_ms;
+            out->name = apr_pstrmemdup(r->pool, p->strings, p->name_len);
+            out->roles = apr_pstrdup(r->pool, p->strings + p->name_len + 1);
             res = STS_CACHE_HIT;
+        }
+    } else {
+        i = sts_table_find(&sh->neg, digest);
+        if (i != -1 &&
+            sts_slot_live(sts_slot_at(&sh->neg, i), flush_epoch, now)) {
+            sts_slot_at(&sh->neg, i)->referenced = 1;
+            if (trusted) {
+                res = STS_CACHE_UNKNOWN;
+            }
         }
     }
     apr_thread_mutex_unlock(sh->mutex);
@@ -290,55 +465,72 @@ void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
                    const sts_identity *id, apr_uint32_t ticket)
 {
     sts_cache *c = sts_proc_cache;
-    char *strings = NULL;
+    size_t nl = 0, rl = 0;
+    char *heap = NULL;
+    apr_uint64_t epoch;
+    apr_time_t now;
+    sts_table *t;
     sts_shard *sh;
-    sts_entry *e;
+    sts_slot *s;
     int i;
 
-    if (c == NULL) {
+    if (c == NULL || ticket == 0) {
         return;
     }
     if (id != NULL) {
-        size_t nl = strlen(id->name) + 1, rl = strlen(id->roles) + 1;
-
-        strings = malloc(nl + rl);
-        if (strings == NULL) {
+        nl = strlen(id->name);
+        rl = strlen(id->roles);
+        if (nl + rl + 2 > STS_MAX_CACHED_STRINGS) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                          "token id %" APR_INT64_T_FMT " not cached: name "
+                          "and roles too long",
+                          id->id);
             return;
         }
-        memcpy(strings, id->name, nl);
-        memcpy(strings + nl, id->roles, rl);
+        if (nl + rl + 2 > STS_INLINE_STRINGS &&
+            (heap = malloc(nl + rl + 2)) == NULL) {
+            return;
+        }
     }
+    now = STS_CACHE_NOW();
     sh = &c->shards[digest[0] % STS_CACHE_SHARDS];
     apr_thread_mutex_lock(sh->mutex);
-    if (apr_atomic_read32(&c->generation) != ticket) {
-        /* Flushed since the lookup began: the answer may be stale. */
+    epoch = STS_LOAD(&c->epoch);
+    if ((apr_uint32_t)epoch != ticket) {
+        /* Flushed or revoked since the lookup began: the answer may be
+         * stale. */
         apr_thread_mutex_unlock(sh->mutex);
-        free(strings);
+        free(heap);
         return;
     }
-    i = sts_entry_find(sh, digest);
-    if (i != -1) {
-        sts_entry_remove(sh, i);
+    if ((i = sts_table_find(&sh->pos, digest)) != -1) {
+        sts_slot_release(&sh->pos, i);
     }
-    i = sts_entry_alloc(sh);
-    e = &sh->entries[i];
-    memcpy(e->digest, digest, STS_DIGEST_LEN);
-    e->in_use = 1;
-    e->referenced = 0;
-    e->negative = id == NULL;
-    e->valid_until = apr_time_now() + (id ? c->ttl : c->negative_ttl);
-    e->id = id ? id->id : 0;
-    e->expiration_ms = id ? id->expiration_ms : -1;
-    e->strings = strings;
-    i = sts_bucket(sh, digest);
-    e->next = sh->buckets[i];
-    sh->buckets[i] = (int)(e - sh->entries);
-    sh->used++;
+    if ((i = sts_table_find(&sh->neg, digest)) != -1) {
+        sts_slot_release(&sh->neg, i);
+    }
+    t = id != NULL ? &sh->pos : &sh->neg;
+    i = sts_table_take(t, STS_LOAD(&c->flush_epoch), now);
+    s = sts_slot_at(t, i);
+    memcpy(s->digest, digest, STS_DIGEST_LEN);
+    s->epoch = epoch;
+    s->referenced = 0;
+    s->valid_until = now + (id != NULL ? c->ttl : c->negative_ttl);
+    if (id != NULL) {
+        sts_pos_slot *p = (sts_pos_slot *)s;
+
+        p->id = id->id;
+        p->expiration_ms = id->expiration_ms;
+        p->strings = heap != NULL ? heap : p->inline_strings;
+        p->name_len = nl;
+        memcpy(p->strings, id->name, nl + 1);
+        memcpy(p->strings + nl + 1, id->roles, rl + 1);
+    }
+    sts_table_link(t, i);
     apr_thread_mutex_unlock(sh->mutex);
-    (void)r;
 }
 
-/* Forgets every entry of a token id in this process. */
+/* Forgets every entry of a token id in this process at once. */
 void sts_cache_revoke(request_rec *r, int64_t token_id)
 {
     sts_cache *c = sts_proc_cache;
@@ -347,19 +539,21 @@ void sts_cache_revoke(request_rec *r, int64_t token_id)
     if (c == NULL) {
         return;
     }
-    apr_atomic_inc32(&c->generation);
+    /* Invalidates tickets first: a lookup in flight cannot re-add it. */
+    __atomic_add_fetch(&c->epoch, 1, __ATOMIC_ACQ_REL);
     for (s = 0; s < STS_CACHE_SHARDS; s++) {
-        sts_shard *sh = &c->shards[s];
+        sts_table *t = &c->shards[s].pos;
 
-        apr_thread_mutex_lock(sh->mutex);
-        for (i = 0; i < sh->capacity; i++) {
-            if (sh->entries[i].in_use && !sh->entries[i].negative &&
-                sh->entries[i].id == token_id) {
-                sts_entry_remove(sh, i);
+        apr_thread_mutex_lock(c->shards[s].mutex);
+        for (i = 0; i < t->capacity; i++) {
+            sts_pos_slot *p = (sts_pos_slot *)sts_slot_at(t, i);
+
+            if (p->slot.epoch != 0 && p->id == token_id) {
+                sts_slot_release(t, i);
                 n++;
             }
         }
-        apr_thread_mutex_unlock(sh->mutex);
+        apr_thread_mutex_unlock(c->shards[s].mutex);
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "token id %" APR_INT64_T_FMT " revoked: %d cache entries "

@@ -296,6 +296,17 @@ static apr_status_t sts_cache_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* Integer square root (rounded up), for sizing the shards. */
+static int sts_isqrt(int n)
+{
+    int r = 0;
+
+    while (r * r < n) {
+        r++;
+    }
+    return r;
+}
+
 /* Creates the cache for this process from the main server's settings. */
 void sts_cache_child_init(apr_pool_t *p, server_rec *s)
 {
@@ -312,7 +323,12 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s)
     }
     entries =
         sc->cache_entries > 0 ? sc->cache_entries : STS_DEFAULT_CACHE_ENTRIES;
+    /* Digests spread unevenly over the shards: each gets its share plus
+     * four standard deviations, so that STSTokenCacheEntries tokens fit
+     * without evictions (total memory stays bounded, about 1.2x for the
+     * default). */
     per_shard = (entries + STS_CACHE_SHARDS - 1) / STS_CACHE_SHARDS;
+    per_shard += 4 * sts_isqrt(per_shard) + 4;
     for (nbuckets = 1; nbuckets < per_shard; nbuckets <<= 1) {
     }
     c = apr_pcalloc(p, sizeof(*c));

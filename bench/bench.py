@@ -1,0 +1,571 @@
+#!/usr/bin/python3
+"""Benchmark of mod_sts_token against Apache's own auth modules (`make bench`).
+
+Starts its own PostgreSQL cluster and httpd instances (event MPM) on
+loopback in a private temp dir, creates 10,000 service tokens (and 10,000
+Basic-auth users for the peers), then measures with wrk, rows interleaved and
+repeated over rounds:
+
+  ceiling     the 100-byte static file, no auth
+  sts-xapikey AuthType ServiceToken, cache on, X-API-Key, rotating tokens
+  sts-apikey  the same with Authorization: ApiKey
+  sts-ttl0    STSTokenCacheTTL 0 (one DB lookup per request), X-API-Key
+  dbd-sha     Basic via mod_authn_dbd, {SHA} hashes, rotating users
+  dbd-socache the same behind mod_authn_socache (shmcb)
+  file-bcrypt Basic via mod_authn_file, one bcrypt (cost 5) user
+  flood-crc   tokens with a wrong checksum (rotating), expect 401
+  flood-unk   well-formed tokens unknown to the DB (rotating), expect 401
+
+It prints, per row, the medians over rounds of requests/s, p50 and p99
+latency and the ratio to the ceiling measured in the same round, the
+PostgreSQL statements per second seen while the row ran (pg_stat_statements),
+httpd's RSS before and after, and an RSS check of a fresh cached instance
+after 100,000 and after 1,000,000 requests. It is a measurement, not a test:
+it exits 0 unless something could not run. Every wrk run is bounded in time;
+everything started here is stopped by PID on exit.
+"""
+
+import argparse
+import base64
+import glob
+import hashlib
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+IS_ROOT = os.geteuid() == 0
+MODDIR = "/usr/lib/apache2/modules"
+LUA = os.path.join(ROOT, "bench", "rotate.lua")
+BODY = b"x" * 99 + b"\n"  # the 100-byte static file
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_postgres(cmd):
+    return ["runuser", "-u", "postgres", "--"] + cmd if IS_ROOT else cmd
+
+
+class Postgres:
+    """A private PostgreSQL cluster with pg_stat_statements."""
+
+    def __init__(self, base):
+        self.data = os.path.join(base, "pgdata")
+        self.sock = os.path.join(base, "pgsock")
+        self.port = free_port()
+        self.running = False
+
+    def start(self):
+        for d, mode in ((self.data, 0o700), (self.sock, 0o755)):
+            os.mkdir(d, mode)
+            if IS_ROOT:
+                shutil.chown(d, "postgres", "postgres")
+        subprocess.run(as_postgres([f"{PGBIN}/initdb", "-D", self.data, "-A",
+                                    "trust", "-U", "postgres", "-N", "-E",
+                                    "UTF8"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        opts = (f"-k {self.sock} -c listen_addresses=127.0.0.1 -p {self.port} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                "-c max_connections=200 -c shared_buffers=128MB "
+                "-c shared_preload_libraries=pg_stat_statements "
+                "-c pg_stat_statements.track=top")
+        subprocess.run(as_postgres([f"{PGBIN}/pg_ctl", "-D", self.data, "-o",
+                                    opts, "-l", os.path.join(self.sock, "pg.log"),
+                                    "-w", "start"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        self.running = True
+
+    def stop(self):
+        if self.running:
+            subprocess.run(as_postgres([f"{PGBIN}/pg_ctl", "-D", self.data,
+                                        "-m", "fast", "-w", "stop"]),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.running = False
+
+    def psql(self, sql, db="sts", file=None):
+        cmd = ["psql", "-h", self.sock, "-p", str(self.port), "-U", "postgres",
+               "-d", db, "-qAtX", "-v", "ON_ERROR_STOP=1"]
+        cmd += ["-f", file] if file else ["-c", sql]
+        return subprocess.run(cmd, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    @property
+    def dbd_params(self):
+        return (f"host={self.sock} port={self.port} dbname=sts user=postgres "
+                "connect_timeout=2 options='-c statement_timeout=2000'")
+
+    def statements(self):
+        """(all statements, token lookups) executed so far."""
+        out = self.psql(
+            "SELECT coalesce(sum(calls), 0), coalesce(sum(calls) FILTER "
+            "(WHERE query LIKE '%FROM sts_tokens WHERE digest%'), 0) "
+            "FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_%'")
+        a, b = out.split("|")
+        return int(a), int(b)
+
+
+HTTPD_CONF = """
+ServerRoot "{run}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile "{run}/httpd.pid"
+DefaultRuntimeDir "{run}"
+Mutex file:{run} default
+ErrorLog "{run}/error.log"
+LogLevel warn
+{user}
+LoadModule mpm_event_module {mods}/mod_mpm_event.so
+LoadModule authn_core_module {mods}/mod_authn_core.so
+LoadModule authz_core_module {mods}/mod_authz_core.so
+LoadModule authz_user_module {mods}/mod_authz_user.so
+LoadModule auth_basic_module {mods}/mod_auth_basic.so
+LoadModule authn_file_module {mods}/mod_authn_file.so
+LoadModule authn_dbd_module {mods}/mod_authn_dbd.so
+LoadModule authn_socache_module {mods}/mod_authn_socache.so
+LoadModule socache_shmcb_module {mods}/mod_socache_shmcb.so
+LoadModule dbd_module {mods}/mod_dbd.so
+LoadModule alias_module {mods}/mod_alias.so
+LoadModule mime_module {mods}/mod_mime.so
+LoadModule sts_token_module {module}
+
+StartServers 2
+ServerLimit 2
+ThreadsPerChild 32
+MaxRequestWorkers 64
+MinSpareThreads 32
+MaxSpareThreads 64
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 30
+TypesConfig /etc/mime.types
+
+DBDriver pgsql
+DBDParams "{dbd}"
+DBDMin 1
+DBDKeep 32
+DBDMax 32
+DBDExptime 300
+
+STSTokenCacheTTL {ttl}
+STSTokenCacheEntries {entries}
+AuthnCacheSOCache "shmcb:{run}/authn-socache(8388608)"
+
+DocumentRoot "{docroot}"
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory "{docroot}">
+    Options FollowSymLinks
+    AllowOverride None
+    Require all granted
+</Directory>
+Alias /open "{docroot}"
+Alias /sts "{docroot}"
+Alias /dbd "{docroot}"
+Alias /sock "{docroot}"
+Alias /file "{docroot}"
+<Location "/sts">
+    AuthType ServiceToken
+    AuthName bench
+    Require valid-user
+</Location>
+<Location "/dbd">
+    AuthType Basic
+    AuthName bench
+    AuthBasicProvider dbd
+    AuthDBDUserPWQuery "SELECT password FROM bench_users WHERE username = %s"
+    Require valid-user
+</Location>
+<Location "/sock">
+    AuthType Basic
+    AuthName bench
+    AuthBasicProvider socache dbd
+    AuthnCacheProvideFor dbd
+    AuthnCacheTimeout 300
+    AuthDBDUserPWQuery "SELECT password FROM bench_users WHERE username = %s"
+    Require valid-user
+</Location>
+<Location "/file">
+    AuthType Basic
+    AuthName bench
+    AuthBasicProvider file
+    AuthUserFile "{run}/htpasswd"
+    Require valid-user
+</Location>
+"""
+
+
+class Httpd:
+    """One httpd instance with the benchmark configuration."""
+
+    def __init__(self, base, name, pg, module, ttl, entries, docroot):
+        self.run = os.path.join(base, name)
+        os.mkdir(self.run, 0o755)
+        self.port = free_port()
+        self.conf = os.path.join(self.run, "httpd.conf")
+        user = "User www-data\nGroup www-data" if IS_ROOT else ""
+        with open(self.conf, "w") as f:
+            f.write(HTTPD_CONF.format(run=self.run, port=self.port, user=user,
+                                      mods=MODDIR, module=module,
+                                      dbd=pg.dbd_params, ttl=ttl,
+                                      entries=entries, docroot=docroot))
+        shutil.copy(os.path.join(base, "htpasswd"),
+                    os.path.join(self.run, "htpasswd"))
+        os.chmod(os.path.join(self.run, "htpasswd"), 0o644)
+        self.proc = None
+
+    def start(self):
+        out = open(os.path.join(self.run, "stdout.log"), "w")
+        self.proc = subprocess.Popen(["apache2", "-f", self.conf,
+                                      "-DFOREGROUND"], stdout=out,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("httpd exited at startup:\n" +
+                                   self.read("stdout.log") +
+                                   self.read("error.log"))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("httpd did not answer within 15 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def read(self, name):
+        try:
+            with open(os.path.join(self.run, name), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def children(self):
+        kids = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                with open(stat) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:
+                kids.append(int(stat.split("/")[2]))
+        return kids
+
+    def rss_kib(self):
+        """Summed VmRSS (KiB) of the parent and its children."""
+        total = 0
+        for pid in [self.proc.pid] + self.children():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def to_ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url, values_file, header, seconds, conns, threads):
+    """Runs wrk once; returns a dict of figures."""
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency",
+           "--timeout", "5s", "-s", LUA, url, "--", values_file, header]
+    out = subprocess.run(cmd, capture_output=True, text=True,
+                         timeout=seconds + 30).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        raise RuntimeError("wrk output not understood:\n" + out)
+    res = {"rps": float(m.group(1)), "non2xx": 0, "errors": 0}
+    for pct in ("50", "99"):
+        m = re.search(pct + r"%\s+([\d.]+)(us|ms|s)\b", out)
+        res["p" + pct] = to_ms(*m.groups()) if m else float("nan")
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out)
+    res["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        res["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                  r"timeout (\d+)", out)
+    if m:
+        res["errors"] = sum(int(x) for x in m.groups())
+    return res
+
+
+def write_lines(path, lines):
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o644)
+
+
+def corrupt_checksum(tok):
+    """The same token with its last (checksum) character changed."""
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    return tok[:-1] + alphabet[(alphabet.index(tok[-1]) + 1) % 32]
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    httpd = subprocess.run(["apache2", "-v"], capture_output=True,
+                           text=True).stdout.splitlines()[0].split(":", 1)[1]
+    pgv = subprocess.run([f"{PGBIN}/postgres", "--version"],
+                         capture_output=True, text=True).stdout.strip()
+    wrkv = subprocess.run(["wrk", "-v"], capture_output=True,
+                          text=True).stdout.splitlines()[0]
+    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} "
+            f"{platform.release()}, httpd{httpd.strip() and ' ' + httpd.strip()}, "
+            f"{pgv}, {wrkv.split(' [')[0]}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tokens-tool", default=os.path.join(ROOT, "build", "bench",
+                                                          "tokens"))
+    ap.add_argument("--module", default=os.path.join(ROOT, "modules",
+                                                     "mod_sts_token.so"))
+    ap.add_argument("--tokens", type=int, default=10000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rss-requests", type=int, default=1000000,
+                    help="requests for the RSS check (0 skips it)")
+    ap.add_argument("--rows", default="",
+                    help="comma-separated subset of rows to run")
+    args = ap.parse_args()
+    for tool in ("wrk", "apache2", "htpasswd", "psql"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is missing (apt-get install wrk "
+                     "apache2 apache2-utils postgresql)")
+    if args.rounds < 1 or args.seconds < 1 or not 1 <= args.tokens <= 100000:
+        sys.exit("bench: --rounds, --seconds >= 1; --tokens 1..100000")
+
+    base = tempfile.mkdtemp(prefix="sts-bench-")
+    os.chmod(base, 0o755)
+    pg = Postgres(base)
+    servers = []
+    started = time.time()
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        log(f"# machine: {machine()}")
+        log(f"# rounds {args.rounds} x {args.seconds} s per row, wrk "
+            f"-t{args.threads} -c{args.connections}, {args.tokens} tokens")
+        pg.start()
+        pg.psql("CREATE DATABASE sts", db="postgres")
+        pg.psql(None, file=os.path.join(ROOT, "sql", "schema.sql"))
+        pg.psql("CREATE EXTENSION pg_stat_statements")
+
+        # Tokens: `tokens N` prints "<token> <digest>"; ids 1..N.
+        n = args.tokens
+        lines = subprocess.run([args.tokens_tool, str(2 * n)], check=True,
+                               capture_output=True, text=True).stdout.split("\n")
+        pairs = [ln.split() for ln in lines if ln]
+        good, unknown = pairs[:n], pairs[n:]
+        copy_file = os.path.join(base, "tokens.copy")
+        write_lines(copy_file, [f"{i + 1}\tbench-{i + 1}\t{d}\t{{bench,reader}}"
+                                for i, (_, d) in enumerate(good)])
+        pg.psql(f"\\copy sts_tokens (id, name, digest, roles) FROM '{copy_file}'")
+        # Peers: users with {SHA} hashes (mod_authn_dbd), one bcrypt user.
+        users, basic = [], []
+        for i in range(n):
+            pw = secrets.token_hex(12)
+            sha = base64.b64encode(hashlib.sha1(pw.encode()).digest()).decode()
+            users.append(f"user{i}\t{{SHA}}{sha}")
+            basic.append("Basic " + base64.b64encode(
+                f"user{i}:{pw}".encode()).decode())
+        users_file = os.path.join(base, "users.copy")
+        write_lines(users_file, users)
+        pg.psql("CREATE TABLE bench_users (username text PRIMARY KEY, "
+                "password text NOT NULL)")
+        pg.psql(f"\\copy bench_users FROM '{users_file}'")
+        pg.psql("ANALYZE")
+        bcrypt_pw = secrets.token_hex(12)
+        subprocess.run(["htpasswd", "-c", "-B", "-C", "5", "-b",
+                        os.path.join(base, "htpasswd"), "buser", bcrypt_pw],
+                       check=True, capture_output=True)
+
+        files = {}
+
+        def values(name, vals):
+            files[name] = os.path.join(base, name + ".txt")
+            write_lines(files[name], vals)
+
+        values("plain", [str(i) for i in range(n)])
+        values("tokens", [t for t, _ in good])
+        values("apikey", ["ApiKey " + t for t, _ in good])
+        values("basic", basic)
+        values("bcrypt", ["Basic " + base64.b64encode(
+            f"buser:{bcrypt_pw}".encode()).decode()])
+        values("badcrc", [corrupt_checksum(t) for t, _ in good])
+        values("unknown", [t for t, _ in unknown])
+        docroot = os.path.join(base, "htdocs")
+        os.mkdir(docroot, 0o755)
+        with open(os.path.join(docroot, "f.txt"), "wb") as f:
+            f.write(BODY)
+        os.chmod(os.path.join(docroot, "f.txt"), 0o644)
+
+        cached = Httpd(base, "httpd-cached", pg, args.module, 300, n, docroot)
+        servers.append(cached.start())
+        uncached = Httpd(base, "httpd-ttl0", pg, args.module, 0, n, docroot)
+        servers.append(uncached.start())
+
+        # name, server, path, values, header, expect 2xx
+        rows = [
+            ("ceiling", cached, "/open/f.txt", "plain", "X-Bench", True),
+            ("sts-xapikey", cached, "/sts/f.txt", "tokens", "X-API-Key", True),
+            ("sts-apikey", cached, "/sts/f.txt", "apikey", "Authorization",
+             True),
+            ("sts-ttl0", uncached, "/sts/f.txt", "tokens", "X-API-Key", True),
+            ("dbd-sha", cached, "/dbd/f.txt", "basic", "Authorization", True),
+            ("dbd-socache", cached, "/sock/f.txt", "basic", "Authorization",
+             True),
+            ("file-bcrypt", cached, "/file/f.txt", "bcrypt", "Authorization",
+             True),
+            ("flood-crc", cached, "/sts/f.txt", "badcrc", "X-API-Key", False),
+            ("flood-unk", cached, "/sts/f.txt", "unknown", "X-API-Key", False),
+        ]
+        if args.rows:
+            keep = set(args.rows.split(",")) | {"ceiling"}
+            rows = [r for r in rows if r[0] in keep]
+
+        rss_before = cached.rss_kib()
+        log(f"# httpd (cached instance) RSS before: {rss_before / 1024:.1f} MiB "
+            f"(parent + {len(cached.children())} children)")
+        # Warm-up: a short pass per row (fills the pools and caches); the
+        # cached rows are repeated (at most 6 passes) until both processes
+        # hold every token: token lookups under 1% of requests.
+        for name, srv, path, vals, hdr, _ in rows:
+            for _ in range(6 if srv is cached and path == "/sts/f.txt" else 1):
+                s0 = pg.statements()
+                res = wrk(srv.url(path), files[vals], hdr, 3, args.connections,
+                          args.threads)
+                if pg.statements()[1] - s0[1] < res["requests"] / 100:
+                    break
+        results = {r[0]: [] for r in rows}
+        for rnd in range(args.rounds):
+            order = rows[rnd % len(rows):] + rows[:rnd % len(rows)]
+            for name, srv, path, vals, hdr, expect_ok in order:
+                s0 = pg.statements()
+                t0 = time.time()
+                res = wrk(srv.url(path), files[vals], hdr, args.seconds,
+                          args.connections, args.threads)
+                dt = time.time() - t0
+                s1 = pg.statements()
+                res["qps"] = (s1[0] - s0[0]) / dt
+                res["lookups"] = (s1[1] - s0[1]) / dt
+                res["as_expected"] = (res["non2xx"] == 0 if expect_ok else
+                                      res["non2xx"] == res["requests"])
+                results[name].append(res)
+            ceil = results["ceiling"][-1]["rps"]
+            log(f"# round {rnd + 1}/{args.rounds}: " + ", ".join(
+                f"{name} {results[name][-1]['rps'] / ceil:.2f} "
+                f"({results[name][-1]['lookups']:.0f} lookups/s)"
+                for name, *_ in rows if name != "ceiling"))
+        rss_after = cached.rss_kib()
+
+        log("")
+        log("| row | req/s | p50 ms | p99 ms | ratio to ceiling | DB statements/s "
+            "(token lookups/s) | answers as expected |")
+        log("|---|---:|---:|---:|---:|---:|---|")
+        for name, *_ in rows:
+            rs = results[name]
+            ratios = [r["rps"] / c["rps"] for r, c in
+                      zip(rs, results["ceiling"])]
+            med = statistics.median
+            ok = all(r["as_expected"] and r["errors"] == 0 for r in rs)
+            log(f"| {name} | {med(r['rps'] for r in rs):,.0f} | "
+                f"{med(r['p50'] for r in rs):.2f} | "
+                f"{med(r['p99'] for r in rs):.2f} | "
+                f"{med(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}) | "
+                f"{med(r['qps'] for r in rs):,.1f} "
+                f"({med(r['lookups'] for r in rs):,.1f}) | "
+                f"{'yes' if ok else 'NO'} |")
+        log("")
+        log(f"httpd RSS (cached instance, parent + children): before "
+            f"{rss_before / 1024:.1f} MiB, after the rounds "
+            f"{rss_after / 1024:.1f} MiB")
+        if any("AH00052" in s.read("error.log") for s in servers):
+            log("WARNING: an httpd child crashed (AH00052 in an error log)")
+
+        if args.rss_requests > 0:
+            for s in servers:
+                s.stop()
+            fresh = Httpd(base, "httpd-rss", pg, args.module, 300, n, docroot)
+            servers.append(fresh.start())
+            url = fresh.url("/sts/f.txt")
+            done, marks = 0, {}
+            deadline = time.time() + 240
+            for target in (args.rss_requests // 10, args.rss_requests):
+                while done < target and time.time() < deadline:
+                    rate = max(results["sts-xapikey"][-1]["rps"]
+                               if "sts-xapikey" in results else 10000, 1000)
+                    secs = int(min(60, max(1, (target - done) / rate + 1)))
+                    res = wrk(url, files["tokens"], "X-API-Key", secs,
+                              args.connections, args.threads)
+                    done += res["requests"]
+                marks[target] = (done, fresh.rss_kib())
+            (n1, r1), (n2, r2) = marks[args.rss_requests // 10], \
+                marks[args.rss_requests]
+            log(f"RSS check (fresh cached instance, rotating {n} tokens): "
+                f"{r1 / 1024:.1f} MiB after {n1:,} requests, "
+                f"{r2 / 1024:.1f} MiB after {n2:,} requests "
+                f"({(r2 - r1) / r1 * 100:+.1f}%)")
+        log(f"# bench took {time.time() - started:.0f} s")
+    except KeyboardInterrupt:
+        log("bench: interrupted")
+        return 130
+    finally:
+        for s in servers:
+            s.stop()
+        pg.stop()
+        if os.environ.get("STS_KEEP_RUN") != "1":
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

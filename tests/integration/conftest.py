@@ -39,11 +39,15 @@ Response`` (``status``, ``headers`` (lower-case name -> list of values),
 ``header(name)``, ``body`` bytes, ``text``, ``json()``); ``raw(bytes) ->
 bytes`` for requests http.client refuses to send; ``url(path)``,
 ``port``, ``error_log()``, ``access_log()``, ``graceful()``, ``stop()``,
-``pid``, ``docroot``, ``run`` (its temp dir), ``log_mark()`` and
+``pid``, ``docroot``, ``run`` (its temp dir), ``stdout_log()`` (what httpd
+printed before its error log was open), ``log_mark()`` and
 ``error_log_since(mark)`` (the error log written after a mark),
-``wait_for_log(text, timeout=5, access=False)`` (polls a log for text).
+``wait_for_log(text, timeout=5, access=False)`` (polls a log for text),
+``crashes()`` and ``ignore_crashes_so_far()`` (for a test crashing a child
+on purpose).
 
-Environment: ``STS_KEEP_RUN=1`` keeps every httpd temp dir for inspection.
+Environment: ``STS_KEEP_RUN=1`` keeps every httpd temp dir for inspection;
+``STS_HTTPD_START_TIMEOUT`` (seconds, default 15, 90 with a wrapper).
 
 Set ``STS_MODULE`` in the environment to test another build of the module
 (e.g. a sanitizer build), and ``STS_HTTPD_WRAPPER`` to prefix the httpd
@@ -55,6 +59,7 @@ import glob
 import http.client
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -70,7 +75,16 @@ BUILD = os.environ.get("STS_BUILD", os.path.join(ROOT, "build"))
 MINT = os.path.join(BUILD, "tests", "mint")
 IS_ROOT = os.geteuid() == 0
 PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
-CRASH_MARKERS = ("AH00052", "Segmentation fault", "AH00060", "ERROR: AddressSanitizer")
+# Lines in the error log (or httpd's own stdout/stderr) that mean a crash or
+# a memory error: child exit by signal, segfaults, ASan/UBSan/LSan, valgrind.
+CRASH_MARKERS = ("AH00052", "Segmentation fault", "AH00060",
+                 "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                 "runtime error:")
+VALGRIND_ERRORS = re.compile(r"ERROR SUMMARY: [1-9]")
+# A wrapper such as valgrind makes startup slow.
+START_TIMEOUT = float(os.environ.get(
+    "STS_HTTPD_START_TIMEOUT",
+    "90" if os.environ.get("STS_HTTPD_WRAPPER") else "15"))
 
 
 def free_port():
@@ -273,7 +287,8 @@ class Httpd:
             cmd.append("-X")
         return cmd
 
-    def start(self, expect_fail=False, timeout=15):
+    def start(self, expect_fail=False, timeout=None):
+        timeout = START_TIMEOUT if timeout is None else timeout
         out = open(os.path.join(self.run, "stdout.log"), "w")
         # Its own session: prefork's parent signals its whole process group
         # when it stops, which must not include pytest.
@@ -324,6 +339,10 @@ class Httpd:
     def error_log(self):
         return self._read("error.log")
 
+    def stdout_log(self):
+        """What httpd (or its wrapper) printed to stdout/stderr."""
+        return self._read("stdout.log")
+
     def access_log(self):
         return self._read("access.log")
 
@@ -346,9 +365,18 @@ class Httpd:
                 raise AssertionError(f"{text!r} not in the log after {timeout} s")
             time.sleep(0.05)
 
+    def ignore_crashes_so_far(self):
+        """For tests that crash a child on purpose: crashes() from now on
+        looks only at what the logs get after this call."""
+        self._crash_marks = (len(self.error_log()), len(self._read("stdout.log")))
+
     def crashes(self):
-        return [line for line in self.error_log().splitlines()
-                if any(m in line for m in CRASH_MARKERS)]
+        """Lines of the logs that report a crash or a memory error."""
+        e, o = getattr(self, "_crash_marks", (0, 0))
+        text = self.error_log()[e:] + "\n" + self._read("stdout.log")[o:]
+        return [line for line in text.splitlines()
+                if any(m in line for m in CRASH_MARKERS)
+                or VALGRIND_ERRORS.search(line)]
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"

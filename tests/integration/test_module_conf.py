@@ -99,5 +99,6 @@ def test_load_file_loads(httpd_factory, tmp_path):
                                      so)
     # Loading it a second time is reported and skipped, not an error.
     h = httpd_factory(text)
-    assert "sts_token_module is already loaded" in h.error_log()
+    h.wait_for_log("AH", timeout=10)
+    assert "sts_token_module is already loaded" in h.error_log() + h.stdout_log()
     assert h.get("/protected/").status == 401

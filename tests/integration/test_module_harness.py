@@ -1,0 +1,52 @@
+"""The harness itself: its crash detection and its isolation can fail."""
+
+import os
+import signal
+import subprocess
+import time
+
+from conftest import Httpd
+
+
+def children(pid):
+    """PIDs of the direct children of pid."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)],
+                         capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_a_crashed_child_is_detected(httpd_factory, pg):
+    h = httpd_factory()
+    assert h.crashes() == []
+    assert h.get("/protected/").status == 401
+    victims = children(h.pid)
+    assert victims, "httpd has no children"
+    # The children of an httpd this test started: kill one like a segfault.
+    os.kill(victims[-1], signal.SIGSEGV)
+    h.wait_for_log("AH00052", timeout=10)
+    found = h.crashes()
+    assert found and "AH00052" in found[0], found
+    # httpd replaced the child and goes on; the teardown must not fail
+    # because of this deliberate crash.
+    deadline = time.time() + 10
+    while h.get("/protected/").status != 401:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    h.ignore_crashes_so_far()
+    assert h.crashes() == []
+
+
+def test_instances_are_isolated(httpd_factory):
+    a = httpd_factory()
+    b = httpd_factory("Header always set X-Instance b\n")
+    assert a.port != b.port and a.run != b.run
+    assert a.get("/").header("X-Instance") is None
+    assert b.get("/").header("X-Instance") == "b"
+    assert a.get("/").text == "public\n"
+
+
+def test_startup_failure_is_reported(httpd_factory):
+    h = httpd_factory("ThisIsNotADirective on\n", expect_fail=True)
+    assert "Invalid command 'ThisIsNotADirective'" in h.startup_output
+    assert isinstance(h, Httpd)
+    assert h.proc.poll() is not None

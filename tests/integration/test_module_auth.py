@@ -172,6 +172,19 @@ def test_bad_credentials_are_400(srv, pg, tok, headers, why):
     assert "WWW-Authenticate".lower() not in r.headers
 
 
+def test_tab_inside_token_is_400(srv, tok):
+    """A tab is the one control character httpd's parser lets through."""
+    for name in ("X-API-Key", "Authorization"):
+        value = (tok.token[:10] + "\t" + tok.token[10:]).encode()
+        if name == "Authorization":
+            value = b"ApiKey " + value
+        out = srv.raw(b"GET /protected/ HTTP/1.1\r\nHost: x\r\n" + name.encode() +
+                      b": " + value + b"\r\nConnection: close\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 400"), out[:200]
+        assert b"spaces, control or non-ASCII" in out, out
+        assert tok.token[10:].encode() not in out
+
+
 def test_512_bytes_is_not_too_long(srv):
     r = srv.get("/protected/", {"X-API-Key": "x" * 512})
     assert r.status == 401  # well-bounded, just not a token
@@ -417,6 +430,8 @@ def test_database_down_is_503_and_recovers(httpd_factory, pg):
     log = h.error_log()
     assert "database statement sts_token_lookup failed" in log or \
         "no database connection" in log
+    # The database's own message reaches the error log.
+    assert "connection to server on socket" in log
 
 
 def test_terminated_sessions_reprepare(httpd_factory, pg):

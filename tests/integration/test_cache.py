@@ -1,0 +1,267 @@
+"""The verified-token cache: revocation across hosts within 1 s, creation
+seen at once, hits equal to misses, expiry on hits, STSTokenCacheTTL 0,
+negative caching, and behaviour with PostgreSQL down.
+
+Two httpd instances on one PostgreSQL stand for two hosts. Where a test must
+know which process holds an entry, the instance runs a single process
+(ONE_PROCESS) and the module's trace log tells a cache hit from a lookup.
+"""
+
+import http.client
+import json
+import secrets
+import subprocess
+import time
+
+import pytest
+
+from conftest import MINT
+
+# One event-MPM process, so every request sees the same cache.
+ONE_PROCESS = """
+ServerLimit 1
+StartServers 1
+ThreadsPerChild 25
+MaxRequestWorkers 25
+MinSpareThreads 1
+MaxSpareThreads 25
+"""
+
+SENT = []  # every secret used here, for the no-secret-in-logs check
+STARTED = []  # every instance started here
+
+
+@pytest.fixture(scope="module")
+def start(httpd_factory):
+    """httpd_factory, remembering the instances for the last test."""
+    def factory(*args, **kwargs):
+        h = httpd_factory(*args, **kwargs)
+        STARTED.append(h)
+        return h
+    return factory
+
+
+def key(tok):
+    SENT.append(tok.token if hasattr(tok, "token") else tok)
+    return {"X-API-Key": tok.token if hasattr(tok, "token") else tok}
+
+
+def env_of(resp):
+    return dict(line.split("=", 1) for line in resp.text.splitlines()
+                if "=" in line)
+
+
+def unminted():
+    """A fresh well-formed token and its digest, not in the database."""
+    tok, digest = subprocess.run([MINT], check=True, capture_output=True,
+                                 text=True).stdout.split()
+    SENT.append(tok)
+    return tok, digest
+
+
+def insert(pg, digest, name, id_):
+    pg.sql("INSERT INTO sts_tokens (id, name, digest, roles) VALUES "
+           f"({id_}, '{name}', '{digest}', ARRAY['reader'])")
+
+
+def watch_refusal(hosts, token, since, window=2.0):
+    """Requests the token on every host (new connection each time, so every
+    process is reached) until `window` s after `since`. Returns the elapsed
+    times of the first 401 and of the last 200."""
+    first_401, last_200 = None, None
+    while time.time() < since + window:
+        for h in hosts:
+            t_sent = time.time() - since
+            st = h.get("/protected/", {"X-API-Key": token}).status
+            assert st in (200, 401), st
+            if st == 401 and first_401 is None:
+                first_401 = t_sent
+            if st == 200:
+                last_200 = t_sent
+        time.sleep(0.01)
+    return first_401, last_200
+
+
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+def test_sql_delete_refused_by_other_host_within_1s(start, pg, mpm):
+    a = start(mpm=mpm)
+    b = start(mpm=mpm)
+    t = pg.mint("revoked-by-sql", ["ops"])
+    for _ in range(10):  # cached in every process of both hosts
+        for h in (a, b):
+            assert h.get("/protected/", key(t)).status == 200
+    pg.sql(f"DELETE FROM sts_tokens WHERE id = {t.id}")
+    since = time.time()  # the DELETE has committed
+    first_401, last_200 = watch_refusal([b, a], t.token, since)
+    assert first_401 is not None, "never refused"
+    assert last_200 is None or last_200 < 1.0, \
+        f"still accepted {last_200:.3f} s after the delete"
+
+
+def test_api_delete_at_once_here_within_1s_elsewhere(start, pg,
+                                                     bootstrap):
+    a = start()
+    b = start()
+    admin = {"X-API-Key": bootstrap, "Content-Type": "application/json"}
+    r = a.request("POST", "/api/security/tokens", admin,
+                  json.dumps({"name": "via-api", "roles": ["ops"]}).encode())
+    assert r.status == 200, r
+    token = r.json()["token"]
+    SENT.append(token)
+    # Created on one host: accepted at once on both.
+    assert b.get("/protected/", {"X-API-Key": token}).status == 200
+    assert a.get("/protected/", {"X-API-Key": token}).status == 200
+    tid = next(int(row[0]) for row in
+               pg.sql("SELECT id FROM sts_tokens WHERE name = 'via-api'"))
+    for _ in range(10):
+        for h in (a, b):
+            assert h.get("/protected/", {"X-API-Key": token}).status == 200
+    # DELETE then GET on one keep-alive connection: the same process.
+    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10)
+    try:
+        conn.request("GET", "/protected/", headers={"X-API-Key": token})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200
+        conn.request("DELETE", f"/api/security/tokens/{tid}", headers=admin)
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 204
+        since = time.time()
+        conn.request("GET", "/protected/", headers={"X-API-Key": token})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 401, "the deleting process still accepts it"
+    finally:
+        conn.close()
+    first_401, last_200 = watch_refusal([b, a], token, since)
+    assert first_401 is not None
+    assert last_200 is None or last_200 < 1.0, last_200
+
+
+def test_refused_digest_accepted_within_1s_once_created(start, pg):
+    h = start(ONE_PROCESS)
+    tok, digest = unminted()
+    for _ in range(3):  # unknown: the answer is cached as unknown
+        assert h.get("/protected/", key(tok)).status == 401
+    insert(pg, digest, "late", secrets.randbelow(2**53 - 2) + 1)
+    since = time.time()
+    deadline = since + 1.0
+    while h.get("/protected/", key(tok)).status != 200:
+        assert time.time() < deadline, "a created token still refused after 1 s"
+        time.sleep(0.02)
+
+
+def test_hit_sets_every_variable_a_miss_sets(start, pg):
+    h = start(ONE_PROCESS)
+    t = pg.mint("env-check", ["ops", "reader"], expiration_ms=4102444800000)
+    mark = h.log_mark()
+    miss = h.get("/cgi-bin/env.cgi", key(t))
+    mark_hit = h.log_mark()  # authentication logs before it answers
+    hit = h.get("/cgi-bin/env.cgi", key(t))
+    assert miss.status == hit.status == 200
+    assert "token cache hit" not in h.error_log()[mark:mark_hit]
+    assert "token cache hit" in h.wait_for_log("token cache hit")[mark_hit:]
+    e_miss, e_hit = env_of(miss), env_of(hit)
+    wanted = ["STS_TOKEN_ID", "STS_TOKEN_NAME", "STS_TOKEN_ROLES",
+              "STS_TOKEN_EXPIRATION", "REMOTE_USER", "AUTH_TYPE"]
+    assert {k: e_miss.get(k) for k in wanted} == \
+        {k: e_hit.get(k) for k in wanted}
+    assert e_hit["STS_TOKEN_ID"] == str(t.id)
+    assert e_hit["STS_TOKEN_ROLES"] == "ops,reader"
+    assert e_hit["STS_TOKEN_EXPIRATION"] == "2100-01-01"
+    assert e_hit["REMOTE_USER"] == "env-check"
+    assert e_hit["AUTH_TYPE"] == "ServiceToken"
+
+
+def test_expiry_checked_on_a_cache_hit(start, pg):
+    h = start(ONE_PROCESS)
+    exp_ms = int(time.time() * 1000) + 1500
+    t = pg.mint("expiring-cached", ["ops"], expiration_ms=exp_ms)
+    assert h.get("/protected/", key(t)).status == 200
+    time.sleep(max(0.0, exp_ms / 1000 - time.time()) + 0.1)
+    # Keep the revision unchanged and the DB away: the hit must refuse.
+    mark = h.log_mark()
+    r = h.get("/protected/", key(t))
+    assert r.status == 401, r
+    log = h.wait_for_log("token expired")[mark:]
+    assert "token cache hit" in log
+
+
+def test_negative_entries_spare_the_database(start, pg):
+    h = start(ONE_PROCESS)
+    tok, _ = unminted()
+    assert h.get("/protected/", key(tok)).status == 401
+    mark = h.log_mark()
+    assert h.get("/protected/", key(tok)).status == 401
+    assert "hit (unknown digest)" in h.wait_for_log("unknown digest")[mark:]
+
+
+def test_database_down_cached_tokens_work_until_ttl(start, pg):
+    ttl = 3
+    h = start(ONE_PROCESS + f"STSTokenCacheTTL {ttl}\n")
+    t = pg.mint("cached-through-outage", ["ops"])
+    unknown, _ = unminted()
+    never_seen, _ = unminted()
+    assert h.get("/protected/", key(t)).status == 200
+    cached_at = time.time()
+    assert h.get("/protected/", key(unknown)).status == 401
+    pg.stop()
+    try:
+        # Until the TTL ends: the cached token works, the cached unknown
+        # digest stays 401, anything else is 503 (fail closed).
+        assert h.get("/protected/", key(never_seen)).status == 503
+        assert h.get("/protected/", key(unknown)).status == 401
+        while time.time() < cached_at + ttl - 0.5:
+            assert h.get("/protected/", key(t)).status == 200
+            time.sleep(0.1)
+        time.sleep(max(0.0, cached_at + ttl + 0.2 - time.time()))
+        assert h.get("/protected/", key(t)).status == 503
+        assert "cannot read the token revision" in h.error_log()
+    finally:
+        pg.start()
+    deadline = time.time() + 5
+    while h.get("/protected/", key(t)).status != 200:
+        assert time.time() < deadline, "no recovery after PostgreSQL came back"
+        time.sleep(0.1)
+
+
+def test_ttl0_disables_the_cache(start, pg):
+    h = start(ONE_PROCESS + "STSTokenCacheTTL 0\n")
+    t = pg.mint("uncached", ["ops"])
+    for _ in range(3):
+        assert h.get("/protected/", key(t)).status == 200
+    assert "token cache" not in h.error_log()
+    pg.stop()
+    try:
+        assert h.get("/protected/", key(t)).status == 503
+    finally:
+        pg.start()
+    deadline = time.time() + 5
+    while h.get("/protected/", key(t)).status != 200:
+        assert time.time() < deadline
+        time.sleep(0.1)
+
+
+def test_tiny_cache_evicts_but_stays_correct(start, pg):
+    h = start(ONE_PROCESS + "STSTokenCacheEntries 1\n")
+    toks = [pg.mint(f"evict-{i}", ["ops"]) for i in range(200)]
+    for _ in range(2):
+        for t in toks:
+            assert h.get("/protected/", key(t)).status == 200
+    gone = toks[::2]
+    ids = ",".join(str(t.id) for t in gone)
+    pg.sql(f"DELETE FROM sts_tokens WHERE id IN ({ids})")
+    time.sleep(1.0)
+    for i, t in enumerate(toks):
+        assert h.get("/protected/", key(t)).status == (401 if i % 2 == 0
+                                                       else 200), t
+
+
+def test_zz_no_secret_in_logs(start):
+    """No token used in this module reached any error or access log."""
+    assert SENT and STARTED
+    for inst in STARTED:
+        logs = inst.error_log() + inst.access_log()
+        for s in SENT:
+            assert s not in logs

@@ -14,6 +14,34 @@ SENT = []  # every secret sent in this module, for the no-leak check
 
 EXTRA = r"""
 LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so
+LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
+
+# A Basic-authenticated user has no token roles: sts-role never grants.
+<Location "/basic-role">
+    AuthType Basic
+    AuthName "basic-role"
+    AuthBasicProvider file
+    AuthUserFile "@RUN@/htpasswd"
+    AuthzSendForbiddenOnFailure On
+    Require sts-role admin
+</Location>
+<Location "/basic-any">
+    AuthType Basic
+    AuthName "basic-any"
+    AuthBasicProvider file
+    AuthUserFile "@RUN@/htpasswd"
+    Require valid-user
+</Location>
+Alias "/basic-role" "@DOCROOT@/protected"
+Alias "/basic-any" "@DOCROOT@/protected"
+<Location "/roles">
+    AuthType ServiceToken
+    AuthName "roles"
+    AuthzSendForbiddenOnFailure On
+    Require sts-role admin
+</Location>
+Alias "/roles" "@DOCROOT@/protected"
 LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so
 
 ProxyRequests On
@@ -238,6 +266,53 @@ def test_htaccess_hide_credentials_and_nested_override(srv, tok):
     env = env_of(srv.get("/htcgi/show/env.cgi", hs))
     assert env["REMOTE_USER"] == "fault-bot"
     assert env["HTTP_X_API_KEY"] == tok.token
+
+
+def test_refusals_are_logged_with_reason_and_identity(srv, pg, tok):
+    past = pg.mint("expired-logged", ["ops"],
+                   expiration_ms=int(time.time() * 1000) - 1000)
+    SENT.append(past.token)
+    mark = srv.log_mark()
+    assert srv.get("/protected/", {"X-API-Key": past.token}).status == 401
+    bad = tok.token[:-1] + ("a" if tok.token[-1] != "a" else "b")
+    assert srv.get("/protected/", {"X-API-Key": bad}).status == 401
+    assert srv.get("/protected/", {"X-API-Key": "a b"}).status == 400
+    assert srv.get("/roles/", {"X-API-Key": tok.token}).status == 403
+    log = srv.error_log_since(mark)
+    lines = [ln for ln in log.splitlines() if "[sts_token:info]" in ln]
+    assert any("token expired" in ln and f"(id {past.id}, name 'expired-logged')"
+               in ln for ln in lines), log
+    assert any("checksum does not match" in ln for ln in lines), log
+    assert any("malformed service token credentials" in ln for ln in lines), log
+    assert any(f"token id {tok.id} name 'fault-bot' has roles [ops,audit]" in ln
+               for ln in lines), log
+    assert bad not in log and tok.token not in log
+
+
+def test_sts_role_never_grants_other_auth_types(srv):
+    with open(os.path.join(srv.run, "htpasswd"), "w") as f:
+        f.write("admin:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")  # password
+    basic = {"Authorization": "Basic YWRtaW46cGFzc3dvcmQ="}  # admin:password
+    assert srv.get("/basic-any/", basic).status == 200  # the password works
+    assert srv.get("/basic-role/", basic).status == 403
+    assert "did not authenticate with a service token" in srv.error_log()
+
+
+def test_expiration_date_is_utc_whatever_the_local_zone(httpd_factory, pg):
+    """00:00 UTC is the previous evening in Honolulu (UTC-10): the variable
+    must still say the UTC date."""
+    import datetime
+    h = httpd_factory('Header always set X-Exp "%{STS_TOKEN_EXPIRATION}e"\n',
+                      env={"TZ": "HST10"})
+    day = datetime.datetime(2099, 1, 15, tzinfo=datetime.timezone.utc)
+    t = pg.mint("utc-date", ["ops"], expiration_ms=int(day.timestamp() * 1000))
+    last = pg.mint("utc-date-end", ["ops"],
+                   expiration_ms=int(day.timestamp() * 1000) + 86_399_999)
+    SENT.extend([t.token, last.token])
+    r = h.get("/protected/", {"X-API-Key": t.token})
+    assert r.status == 200 and r.header("X-Exp") == "2099-01-15"
+    r = h.get("/protected/", {"X-API-Key": last.token})
+    assert r.status == 200 and r.header("X-Exp") == "2099-01-15"
 
 
 @pytest.mark.parametrize("mpm", ["prefork", "worker"])

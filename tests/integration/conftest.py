@@ -38,7 +38,8 @@ Fixtures (use them from any tests/integration/test_*.py):
 Response`` (``status``, ``headers`` (lower-case name -> list of values),
 ``header(name)``, ``body`` bytes, ``text``, ``json()``); ``raw(bytes) ->
 bytes`` for requests http.client refuses to send; ``url(path)``,
-``port``, ``error_log()``, ``access_log()``, ``graceful()``, ``stop()``,
+``port``, ``error_log()``, ``access_log()``, ``graceful(wait=True)`` (returns
+when the new generation runs), ``stop()``,
 ``pid``, ``docroot``, ``run`` (its temp dir), ``stdout_log()`` (what httpd
 printed before its error log was open), ``log_mark()`` and
 ``error_log_since(mark)`` (the error log written after a mark),
@@ -326,8 +327,20 @@ class Httpd:
                 self.proc.kill()
                 self.proc.wait(5)
 
-    def graceful(self):
+    def graceful(self, wait=True, timeout=10):
+        """Graceful restart (SIGUSR1, as apachectl -k graceful); with wait,
+        returns once the new generation says it resumed normal operations."""
+        marker = "resuming normal operations"
+        before = self.error_log().count(marker)
         self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.time() + timeout
+        while wait and self.error_log().count(marker) <= before:
+            if self.proc.poll() is not None:
+                raise RuntimeError("httpd exited during a graceful restart:\n"
+                                   + self.error_log()[-2000:])
+            if time.time() >= deadline:
+                raise AssertionError(f"no graceful restart within {timeout} s")
+            time.sleep(0.05)
 
     def _read(self, name):
         try:

@@ -50,3 +50,14 @@ def test_startup_failure_is_reported(httpd_factory):
     assert "Invalid command 'ThisIsNotADirective'" in h.startup_output
     assert isinstance(h, Httpd)
     assert h.proc.poll() is not None
+
+
+def test_graceful_restart_picks_up_a_new_snippet(httpd_factory, pg):
+    h = httpd_factory()
+    t = pg.mint("graceful", ["ops"])
+    assert h.get("/protected/", {"X-API-Key": t.token}).header("X-Gen") is None
+    with open(h.extra, "a") as f:
+        f.write('Header always set X-Gen "2"\n')
+    h.graceful()
+    assert h.get("/protected/", {"X-API-Key": t.token}).header("X-Gen") == "2"
+    assert h.get("/protected/", {"X-API-Key": t.token}).status == 200

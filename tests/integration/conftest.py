@@ -45,7 +45,13 @@ printed before its error log was open), ``log_mark()`` and
 ``error_log_since(mark)`` (the error log written after a mark),
 ``wait_for_log(text, timeout=5, access=False)`` (polls a log for text),
 ``crashes()`` and ``ignore_crashes_so_far()`` (for a test crashing a child
-on purpose).
+on purpose), ``extra`` (the snippet file: append to it, then ``graceful()``),
+``cgi_dir``, ``proc`` (the Popen), ``mpm``.
+
+The database is shared by the whole session: give tokens unique names, and
+leave PostgreSQL running (``pg.start()`` in a ``finally``) when a test stops
+it. A test that deletes or expires tokens should set ``STSTokenCacheTTL 0``
+in its snippet, or allow for the cache's revision polling (up to ~1 s).
 
 Environment: ``STS_KEEP_RUN=1`` keeps every httpd temp dir for inspection;
 ``STS_HTTPD_START_TIMEOUT`` (seconds, default 15, 90 with a wrapper).

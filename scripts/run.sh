@@ -19,8 +19,14 @@ if [ ! -f "$ROOT/modules/mod_sts_token.so" ]; then
     exit 1
 fi
 
+# Runs a PostgreSQL command as the cluster's owner (from /, which the
+# postgres user can always enter).
 as_pg() {
-    if [ "$IS_ROOT" -eq 1 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$IS_ROOT" -eq 1 ]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
 }
 
 # Everything lives in ./run/ (or STS_RUN_DIR). As root, PostgreSQL runs as

@@ -143,7 +143,7 @@ class Postgres:
         subprocess.run(
             self._as_owner([f"{PGBIN}/initdb", "-D", self.data, "-A", "trust",
                             "-U", "postgres", "-N", "-E", "UTF8"]),
-            check=True, stdout=subprocess.DEVNULL)
+            check=True, stdout=subprocess.DEVNULL, cwd="/")
         self.start()
         self.psql("CREATE DATABASE sts", db="postgres")
         subprocess.run(["psql", "-h", self.sock, "-p", str(self.port), "-U",
@@ -157,13 +157,13 @@ class Postgres:
                 "-c max_connections=300")
         subprocess.run(self._as_owner([f"{PGBIN}/pg_ctl", "-D", self.data, "-o",
                                        opts, "-l", self.logfile, "-w", "start"]),
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, cwd="/")
         self.running = True
 
     def stop(self, mode="fast"):
         subprocess.run(self._as_owner([f"{PGBIN}/pg_ctl", "-D", self.data, "-m",
                                        mode, "-w", "stop"]),
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, cwd="/")
         self.running = False
 
     def restart(self):

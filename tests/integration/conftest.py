@@ -28,7 +28,8 @@ Fixtures (use them from any tests/integration/test_*.py):
     tests/integration/cgi. ``mpm`` is event, worker or prefork. Every
     instance is stopped (by PID) at the end of the test module, and its error
     log is checked for crashed children (AH00052, segfaults, sanitizer
-    reports): a crash fails the module. With ``expect_fail=True`` it returns
+    reports): a crash fails the test during which it was logged, or else the
+    module's teardown. With ``expect_fail=True`` it returns
     after httpd exits and ``Httpd.startup_output`` holds what it printed.
 
 ``httpd`` (module)
@@ -484,6 +485,26 @@ def bootstrap():
     shutil.rmtree(d, ignore_errors=True)
 
 
+# Every httpd instance not yet stopped, for the per-test crash check.
+LIVE = []
+
+
+@pytest.fixture(autouse=True)
+def _no_crash_during_test():
+    """After each test: a crash in any running httpd fails that test (a crash
+    reported a little later still fails the module's teardown)."""
+    yield
+    found = []
+    for h in LIVE:
+        c = h.crashes()
+        if c:
+            found += c
+            h.ignore_crashes_so_far()  # report each crash once
+    if found:
+        pytest.fail("httpd children crashed during this test:\n" +
+                    "\n".join(found), pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def httpd_factory(pg, bootstrap):
     started = []
@@ -493,12 +514,14 @@ def httpd_factory(pg, bootstrap):
         h = Httpd(pg, bootstrap_file or bootstrap.path, extra_conf, loglevel,
                   env, mpm)
         started.append(h)
+        LIVE.append(h)
         return h.start(expect_fail=expect_fail)
 
     yield factory
     crashed = []
     for h in started:
         h.stop()
+        LIVE.remove(h)
         crashed += h.crashes()
     for h in started:
         if not crashed and os.environ.get("STS_KEEP_RUN") != "1":

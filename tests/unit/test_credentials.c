@@ -236,6 +236,7 @@ static void test_both_forms(void **state)
     assert_int_equal(parse("Bearer x", "a b", &c), STS_CRED_BAD);
 }
 
+/* Runs every test with cmocka's runner (its summary line ends the output). */
 int main(void)
 {
     const struct CMUnitTest tests[] = {

@@ -236,6 +236,7 @@ static void test_random_id(void **state)
     }
 }
 
+/* Runs every test with cmocka's runner (its summary line ends the output). */
 int main(void)
 {
     const struct CMUnitTest tests[] = {

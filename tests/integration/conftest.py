@@ -109,6 +109,10 @@ def make_private_dir(prefix):
     return d
 
 
+class PortTaken(Exception):
+    """Someone else bound the port we picked."""
+
+
 class Token:
     """A token inserted into the database."""
 
@@ -145,7 +149,16 @@ class Postgres:
             self._as_owner([f"{PGBIN}/initdb", "-D", self.data, "-A", "trust",
                             "-U", "postgres", "-N", "-E", "UTF8"]),
             check=True, stdout=subprocess.DEVNULL, cwd="/")
-        self.start()
+        for attempt in range(3):
+            try:
+                self.start()
+                break
+            except subprocess.CalledProcessError:
+                with open(self.logfile, errors="replace") as f:
+                    log = f.read()
+                if attempt == 2 or "could not bind" not in log:
+                    raise RuntimeError("PostgreSQL did not start:\n" + log[-3000:])
+                self.port = free_port()  # taken by someone else meanwhile
         self.psql("CREATE DATABASE sts", db="postgres")
         subprocess.run(["psql", "-h", self.sock, "-p", str(self.port), "-U",
                         "postgres", "-d", "sts", "-q", "-v", "ON_ERROR_STOP=1",
@@ -296,6 +309,18 @@ class Httpd:
         return cmd
 
     def start(self, expect_fail=False, timeout=None):
+        """Starts httpd and waits until it answers (or, with expect_fail,
+        until it exits). A port taken between free_port() and httpd's bind
+        (another test run) is replaced, twice at most."""
+        for _ in range(2):
+            try:
+                return self._start(expect_fail, timeout)
+            except PortTaken:
+                self.port = free_port()
+                self.env["STS_LISTEN"] = f"127.0.0.1:{self.port}"
+        return self._start(expect_fail, timeout)
+
+    def _start(self, expect_fail, timeout):
         timeout = START_TIMEOUT if timeout is None else timeout
         out = open(os.path.join(self.run, "stdout.log"), "w")
         # Its own session: prefork's parent signals its whole process group
@@ -310,6 +335,8 @@ class Httpd:
                 self.startup_output = self._read("stdout.log") + self.error_log()
                 if expect_fail:
                     return self
+                if "Address already in use" in self.startup_output:
+                    raise PortTaken()
                 raise RuntimeError(f"httpd exited at startup:\n{self.startup_output}")
             if not expect_fail:
                 try:

@@ -61,3 +61,22 @@ def test_graceful_restart_picks_up_a_new_snippet(httpd_factory, pg):
     h.graceful()
     assert h.get("/protected/", {"X-API-Key": t.token}).header("X-Gen") == "2"
     assert h.get("/protected/", {"X-API-Key": t.token}).status == 200
+
+
+def test_a_taken_port_is_replaced(pg, bootstrap):
+    import shutil
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        taken = s.getsockname()[1]
+        h = Httpd(pg, bootstrap.path)
+        h.port = taken
+        h.env["STS_LISTEN"] = f"127.0.0.1:{taken}"
+        try:
+            h.start()
+            assert h.port != taken
+            assert h.get("/").text == "public\n"
+        finally:
+            h.stop()
+            shutil.rmtree(h.run, ignore_errors=True)

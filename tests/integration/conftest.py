@@ -338,7 +338,10 @@ class Httpd:
                 if "Address already in use" in self.startup_output:
                     raise PortTaken()
                 raise RuntimeError(f"httpd exited at startup:\n{self.startup_output}")
-            if not expect_fail:
+            # Ready when httpd wrote its pid file (it has bound its port by
+            # then) and the port answers: a port that merely answers could
+            # belong to someone else.
+            if not expect_fail and self._read("httpd.pid").strip() == str(self.proc.pid):
                 try:
                     with socket.create_connection(("127.0.0.1", self.port), 0.2):
                         return self

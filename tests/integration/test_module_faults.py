@@ -165,7 +165,8 @@ def test_slow_database_is_503_within_bounded_time(srv, pg, tok):
          "-qAtX", "-v", "ON_ERROR_STOP=1", "-c",
          "BEGIN; LOCK TABLE sts_tokens IN ACCESS EXCLUSIVE MODE; "
          "SELECT pg_sleep(6); COMMIT;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PGAPPNAME="sts-lock-holder"))
     try:
         deadline = time.time() + 5
         while not pg.sql("SELECT 1 FROM pg_locks l JOIN pg_class c ON "
@@ -179,7 +180,9 @@ def test_slow_database_is_503_within_bounded_time(srv, pg, tok):
         assert r.status == 503, r
         assert 1.5 < elapsed < 5, elapsed
     finally:
-        holder.kill()
+        # Its backend would sleep on with the lock: end the session itself.
+        pg.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE application_name = 'sts-lock-holder'")
         holder.wait(10)
     deadline = time.time() + 5
     while srv.get("/protected/", {"X-API-Key": tok.token}).status != 200:

@@ -22,3 +22,8 @@ $(BENCH_TOKENS): bench/tokens.c $(LIB_A)
 
 bench: $(MODULE_SO) $(BENCH_TOKENS)
 	$(BENCH_PYTHON) bench/bench.py --tokens-tool $(BENCH_TOKENS) $(BENCH_ARGS)
+
+# tests/unit/test_cache.c compiles src/cache.c in with a fake clock and a
+# fake revision store: it needs httpd's and APR's headers and libapr.
+UNIT_LIBS_test_cache := $(APXS_INC) -lapr-1 -lpthread
+$(BUILD)/tests/unit/test_cache: src/cache.c

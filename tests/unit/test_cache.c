@@ -1,0 +1,524 @@
+/*
+ * test_cache.c - unit tests of the verified-token cache (src/cache.c)
+ * without httpd: the cache is compiled into this program with a fake clock,
+ * a fake revision counter in place of the database, and the two logging
+ * functions it calls. Build flags come from mk/bench.mk (httpd and APR
+ * headers, libapr).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <pthread.h>
+
+#include <cmocka.h>
+
+#include "apr_time.h"
+
+static apr_time_t fake_now;
+#define STS_CACHE_NOW() __atomic_load_n(&fake_now, __ATOMIC_RELAXED)
+
+#include "../../src/cache.c"
+
+/* ---- what httpd and store.c would provide ---- */
+
+module AP_MODULE_DECLARE_DATA sts_token_module; /* module_index 0 */
+
+static int64_t fake_revision;
+static int fake_db_up = 1;
+static int revision_reads;
+static int warnings;
+
+/* The database's revision counter, or a failure while "down". */
+apr_status_t sts_store_revision(request_rec *r, int64_t *revision)
+{
+    (void)r;
+    __atomic_add_fetch(&revision_reads, 1, __ATOMIC_RELAXED);
+    if (!__atomic_load_n(&fake_db_up, __ATOMIC_RELAXED)) {
+        return APR_EGENERAL;
+    }
+    *revision = __atomic_load_n(&fake_revision, __ATOMIC_RELAXED);
+    return APR_SUCCESS;
+}
+
+/* Counts warnings; the text is not needed. */
+void ap_log_rerror_(const char *file, int line, int module_index, int level,
+                    apr_status_t status, const request_rec *r, const char *fmt,
+                    ...)
+{
+    (void)file;
+    (void)line;
+    (void)module_index;
+    (void)status;
+    (void)r;
+    (void)fmt;
+    if ((level & APLOG_LEVELMASK) == APLOG_WARNING) {
+        __atomic_add_fetch(&warnings, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* Server-level messages (allocation failures) are not expected. */
+void ap_log_error_(const char *file, int line, int module_index, int level,
+                   apr_status_t status, const server_rec *s, const char *fmt,
+                   ...)
+{
+    (void)file;
+    (void)line;
+    (void)module_index;
+    (void)level;
+    (void)status;
+    (void)s;
+    (void)fmt;
+    fail_msg("unexpected server-level log message");
+}
+
+/* ---- fixture ---- */
+
+typedef struct {
+    apr_pool_t *pool;
+    server_rec server;
+    request_rec req;
+    sts_server_conf conf;
+    void *confs[1];
+    struct ap_logconf log;
+} world;
+
+static world W;
+
+/* Creates a process cache with the given directives' values. */
+static void start_cache(int ttl, int entries)
+{
+    memset(&W, 0, sizeof(W));
+    assert_int_equal(apr_pool_create(&W.pool, NULL), APR_SUCCESS);
+    W.conf.cache_ttl = ttl;
+    W.conf.cache_entries = entries;
+    W.confs[0] = &W.conf;
+    W.server.module_config = (ap_conf_vector_t *)W.confs;
+    W.log.level = APLOG_TRACE8;
+    W.server.log.level = APLOG_TRACE8;
+    W.req.pool = W.pool;
+    W.req.server = &W.server;
+    W.req.log = &W.log;
+    fake_now = apr_time_from_sec(1000000);
+    fake_revision = 1;
+    fake_db_up = 1;
+    revision_reads = 0;
+    warnings = 0;
+    sts_cache_child_init(W.pool, &W.server);
+}
+
+/* Destroys the process pool (and with it the cache). */
+static int stop_cache(void **state)
+{
+    (void)state;
+    apr_pool_destroy(W.pool);
+    assert_null(sts_proc_cache);
+    return 0;
+}
+
+/* A realistic digest for key k, optionally forced into one shard. */
+static void digest_of(unsigned k, int shard, unsigned char d[STS_DIGEST_LEN])
+{
+    char buf[32];
+
+    snprintf(buf, sizeof(buf), "token-%u", k);
+    sts_token_digest(buf, strlen(buf), d);
+    if (shard >= 0) {
+        d[0] = (unsigned char)shard;
+    }
+}
+
+/* Moves the fake clock by ms milliseconds. */
+static void advance_ms(long ms)
+{
+    __atomic_add_fetch(&fake_now, apr_time_from_msec(ms), __ATOMIC_RELAXED);
+}
+
+/* Looks k up; returns the result and fills *id. */
+static sts_cache_result get(unsigned k, sts_identity *id, apr_uint32_t *t)
+{
+    unsigned char d[STS_DIGEST_LEN];
+    apr_uint32_t ticket;
+
+    digest_of(k, -1, d);
+    return sts_cache_get(&W.req, d, id, t ? t : &ticket);
+}
+
+/* Looks k up and stores it (positive when name != NULL). */
+static void put(unsigned k, const char *name, const char *roles, int64_t tid)
+{
+    unsigned char d[STS_DIGEST_LEN];
+    sts_identity in = {tid, name, roles, -1}, out;
+    apr_uint32_t ticket;
+
+    digest_of(k, -1, d);
+    sts_cache_get(&W.req, d, &out, &ticket);
+    sts_cache_put(&W.req, d, name ? &in : NULL, ticket);
+}
+
+/* ---- tests ---- */
+
+/* STSTokenCacheTTL 0: nothing is stored, nothing is read. */
+static void test_ttl0_disables(void **state)
+{
+    sts_identity id;
+
+    (void)state;
+    start_cache(0, 100);
+    put(1, "a", "r", 1);
+    put(2, NULL, NULL, 0);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
+    assert_int_equal(get(2, &id, NULL), STS_CACHE_MISS);
+    assert_int_equal(revision_reads, 0);
+}
+
+/* A hit returns the identity, copied into the request pool. */
+static void test_hit_copies_identity(void **state)
+{
+    char name[300], roles[600];
+    sts_identity id;
+
+    (void)state;
+    start_cache(300, 100);
+    strcpy(name, "ci-pipeline");
+    strcpy(roles, "ops,reader");
+    put(1, name, roles, 42);
+    memset(name, 'x', 10); /* the caller's strings may go away */
+    memset(roles, 'x', 5);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+    assert_int_equal(id.id, 42);
+    assert_int_equal(id.expiration_ms, -1);
+    assert_string_equal(id.name, "ci-pipeline");
+    assert_string_equal(id.roles, "ops,reader");
+    /* Longer than the inline area: stored on the heap, same answer. */
+    memset(name, 'n', 255);
+    name[255] = '\0';
+    memset(roles, 'r', 500);
+    roles[500] = '\0';
+    put(2, name, roles, 43);
+    assert_int_equal(get(2, &id, NULL), STS_CACHE_HIT);
+    assert_string_equal(id.name, name);
+    assert_string_equal(id.roles, roles);
+    assert_int_equal(get(3, &id, NULL), STS_CACHE_MISS);
+}
+
+/* Name + roles beyond STS_MAX_CACHED_STRINGS are not cached. */
+static void test_huge_identity_not_cached(void **state)
+{
+    static char roles[STS_MAX_CACHED_STRINGS + 10];
+    sts_identity id;
+
+    (void)state;
+    start_cache(300, 100);
+    memset(roles, 'r', sizeof(roles) - 1);
+    put(1, "big", roles, 1);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
+}
+
+/* Unknown digests are remembered, for min(TTL, 60 s). */
+static void test_negative_entries(void **state)
+{
+    sts_identity id;
+
+    (void)state;
+    start_cache(300, 100);
+    put(7, NULL, NULL, 0);
+    assert_int_equal(get(7, &id, NULL), STS_CACHE_UNKNOWN);
+    advance_ms(59000);
+    assert_int_equal(get(7, &id, NULL), STS_CACHE_UNKNOWN);
+    advance_ms(1001);
+    assert_int_equal(get(7, &id, NULL), STS_CACHE_MISS);
+    /* A later positive answer replaces a negative one. */
+    put(7, NULL, NULL, 0);
+    put(7, "now-exists", "r", 9);
+    assert_int_equal(get(7, &id, NULL), STS_CACHE_HIT);
+}
+
+/* Positive entries end with the TTL. */
+static void test_positive_ttl(void **state)
+{
+    sts_identity id;
+
+    (void)state;
+    start_cache(5, 100);
+    put(1, "a", "r", 1);
+    advance_ms(4900);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+    advance_ms(100);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
+}
+
+/* The revision is read at most once per STS_REVISION_POLL_MS; a change
+ * flushes positive and negative entries. */
+static void test_revision_poll_and_flush(void **state)
+{
+    sts_identity id;
+    int i;
+
+    (void)state;
+    start_cache(300, 100);
+    put(1, "a", "r", 1);
+    put(2, NULL, NULL, 0);
+    for (i = 0; i < 100; i++) {
+        assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+    }
+    assert_int_equal(revision_reads, 1);
+    advance_ms(STS_REVISION_POLL_MS - 1);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+    assert_int_equal(revision_reads, 1);
+    advance_ms(1);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT); /* unchanged */
+    assert_int_equal(revision_reads, 2);
+    fake_revision++;
+    advance_ms(STS_REVISION_POLL_MS);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
+    assert_int_equal(get(2, &id, NULL), STS_CACHE_MISS);
+    put(1, "a", "r", 1); /* refilled after the flush */
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+}
+
+/* A database answer that may predate a flush is not stored. */
+static void test_stale_ticket_rejected(void **state)
+{
+    unsigned char d[STS_DIGEST_LEN];
+    sts_identity in = {5, "old", "r", -1}, out;
+    apr_uint32_t ticket;
+
+    (void)state;
+    start_cache(300, 100);
+    digest_of(5, -1, d);
+    assert_int_equal(sts_cache_get(&W.req, d, &out, &ticket), STS_CACHE_MISS);
+    /* Meanwhile another thread polls and sees the token deleted. */
+    fake_revision++;
+    advance_ms(STS_REVISION_POLL_MS);
+    assert_int_equal(get(99, &out, NULL), STS_CACHE_MISS);
+    sts_cache_put(&W.req, d, &in, ticket);
+    assert_int_equal(get(5, &out, NULL), STS_CACHE_MISS);
+    sts_cache_put(&W.req, d, NULL, ticket);
+    assert_int_equal(get(5, &out, NULL), STS_CACHE_MISS);
+}
+
+/* Revoke drops every entry of one token id, and answers in flight. */
+static void test_revoke(void **state)
+{
+    unsigned char d[STS_DIGEST_LEN];
+    sts_identity in = {5, "five", "r", -1}, out;
+    apr_uint32_t ticket;
+
+    (void)state;
+    start_cache(300, 100);
+    put(1, "five", "r", 5);
+    put(2, "five", "r", 5);
+    put(3, "six", "r", 6);
+    digest_of(4, -1, d);
+    sts_cache_get(&W.req, d, &out, &ticket);
+    sts_cache_revoke(&W.req, 5);
+    assert_int_equal(get(1, &out, NULL), STS_CACHE_MISS);
+    assert_int_equal(get(2, &out, NULL), STS_CACHE_MISS);
+    assert_int_equal(get(3, &out, NULL), STS_CACHE_HIT);
+    assert_int_equal(out.id, 6);
+    sts_cache_put(&W.req, d, &in, ticket); /* looked up before the revoke */
+    assert_int_equal(get(4, &out, NULL), STS_CACHE_MISS);
+}
+
+/* Database down: cached entries keep working until their TTL, past the
+ * trust window; the warning is logged once; recovery flushes if needed. */
+static void test_database_down(void **state)
+{
+    sts_identity id;
+
+    (void)state;
+    start_cache(10, 100);
+    put(1, "a", "r", 1);
+    put(2, NULL, NULL, 0);
+    fake_db_up = 0;
+    advance_ms(STS_REVISION_POLL_MS);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+    advance_ms(5000);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+    assert_int_equal(get(2, &id, NULL), STS_CACHE_UNKNOWN);
+    assert_int_equal(warnings, 1);
+    advance_ms(5000);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
+    put(1, "a", "r", 1);
+    fake_db_up = 1;
+    fake_revision++; /* changed while we could not see it */
+    advance_ms(STS_REVISION_POLL_MS);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
+    assert_int_equal(warnings, 1);
+}
+
+/* Hits are trusted only within STS_FRESH_MS of the last successful poll's
+ * start: while another thread's poll is still in flight past that, a hit
+ * counts as a miss (the database decides). */
+static void test_trust_window(void **state)
+{
+    sts_identity id;
+
+    (void)state;
+    start_cache(300, 100);
+    put(1, "a", "r", 1);         /* polls at t0 */
+    sts_proc_cache->polling = 1; /* a poll starts and hangs */
+    advance_ms(STS_FRESH_MS - 1);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+    advance_ms(1);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
+    sts_proc_cache->polling = 0; /* the next request polls itself */
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+}
+
+/* Memory is bounded; CLOCK keeps a hot entry while cold ones churn. */
+static void test_bounded_and_clock(void **state)
+{
+    unsigned char hot[STS_DIGEST_LEN], d[STS_DIGEST_LEN];
+    sts_identity in = {1, "hot", "r", -1}, out;
+    apr_uint32_t ticket;
+    unsigned k;
+    int s, cap;
+
+    (void)state;
+    start_cache(300, 64); /* 4 per shard + slack */
+    cap = sts_proc_cache->shards[0].pos.capacity;
+    assert_true(cap >= 4 && cap < 64);
+    digest_of(0, 3, hot);
+    sts_cache_get(&W.req, hot, &out, &ticket);
+    sts_cache_put(&W.req, hot, &in, ticket);
+    for (k = 1; k <= 2000; k++) {
+        sts_identity cold = {k, "cold", "r", -1};
+
+        digest_of(k, 3, d); /* all into the hot entry's shard */
+        sts_cache_get(&W.req, d, &out, &ticket);
+        sts_cache_put(&W.req, d, &cold, ticket);
+        digest_of(k + 100000, 3, d); /* negatives churn too */
+        sts_cache_put(&W.req, d, NULL, ticket);
+        assert_int_equal(sts_cache_get(&W.req, hot, &out, &ticket),
+                         STS_CACHE_HIT);
+        assert_int_equal(out.id, 1);
+        assert_true(sts_proc_cache->shards[3].pos.used <= cap);
+        assert_true(sts_proc_cache->shards[3].neg.used <= cap);
+    }
+    for (s = 0; s < STS_CACHE_SHARDS; s++) {
+        assert_true(sts_proc_cache->shards[s].pos.used <= cap);
+    }
+}
+
+/* The default size holds the default number of tokens without evicting,
+ * despite digests spreading unevenly over the shards. */
+static void test_default_size_fits(void **state)
+{
+    sts_identity id;
+    unsigned k;
+
+    (void)state;
+    start_cache(300, STS_DEFAULT_CACHE_ENTRIES);
+    for (k = 0; k < STS_DEFAULT_CACHE_ENTRIES; k++) {
+        put(k, "t", "r", (int64_t)k + 1);
+    }
+    for (k = 0; k < STS_DEFAULT_CACHE_ENTRIES; k++) {
+        assert_int_equal(get(k, &id, NULL), STS_CACHE_HIT);
+        assert_int_equal(id.id, (int64_t)k + 1);
+    }
+}
+
+#define RACE_THREADS 6
+#define RACE_KEYS 3000
+#define RACE_OPS 60000
+
+static int race_bad;
+
+/* One worker: random gets/puts/revokes; every hit must be the identity of
+ * the digest asked for. */
+static void *race_worker(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    apr_pool_t *p;
+    request_rec r = W.req;
+    int i;
+
+    apr_pool_create(&p, NULL);
+    r.pool = p;
+    for (i = 0; i < RACE_OPS; i++) {
+        unsigned k = (unsigned)rand_r(&seed) % RACE_KEYS;
+        unsigned char d[STS_DIGEST_LEN];
+        char name[32], roles[32];
+        sts_identity in, out;
+        apr_uint32_t ticket;
+        sts_cache_result res;
+
+        digest_of(k, -1, d);
+        snprintf(name, sizeof(name), "name-%u", k);
+        snprintf(roles, sizeof(roles), "role-%u", k);
+        res = sts_cache_get(&r, d, &out, &ticket);
+        if (res == STS_CACHE_HIT &&
+            (out.id != (int64_t)k + 1 || strcmp(out.name, name) != 0 ||
+             strcmp(out.roles, roles) != 0)) {
+            __atomic_add_fetch(&race_bad, 1, __ATOMIC_RELAXED);
+        }
+        if (res == STS_CACHE_UNKNOWN && k % 3 != 0) {
+            __atomic_add_fetch(&race_bad, 1, __ATOMIC_RELAXED);
+        }
+        if (res == STS_CACHE_MISS) {
+            in.id = (int64_t)k + 1;
+            in.name = name;
+            in.roles = roles;
+            in.expiration_ms = -1;
+            sts_cache_put(&r, d, k % 3 == 0 ? NULL : &in, ticket);
+        }
+        if (i % 5000 == 0) {
+            sts_cache_revoke(&r, (int64_t)k + 1);
+        }
+        if (i % 7000 == 0 && seed % 2 == 0) {
+            __atomic_add_fetch(&fake_revision, 1, __ATOMIC_RELAXED);
+            advance_ms(STS_REVISION_POLL_MS);
+        }
+        if (i % 1000 == 0) {
+            apr_pool_clear(p);
+        }
+    }
+    apr_pool_destroy(p);
+    return NULL;
+}
+
+/* Many threads at once: no torn or mixed-up identities. */
+static void test_threads(void **state)
+{
+    pthread_t th[RACE_THREADS];
+    int i;
+
+    (void)state;
+    start_cache(300, 1000); /* smaller than the key set: evictions too */
+    race_bad = 0;
+    for (i = 0; i < RACE_THREADS; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, race_worker,
+                                        (void *)(uintptr_t)(i + 1)),
+                         0);
+    }
+    for (i = 0; i < RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    assert_int_equal(race_bad, 0);
+}
+
+/* Runs the tests. */
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_ttl0_disables, stop_cache),
+        cmocka_unit_test_teardown(test_hit_copies_identity, stop_cache),
+        cmocka_unit_test_teardown(test_huge_identity_not_cached, stop_cache),
+        cmocka_unit_test_teardown(test_negative_entries, stop_cache),
+        cmocka_unit_test_teardown(test_positive_ttl, stop_cache),
+        cmocka_unit_test_teardown(test_revision_poll_and_flush, stop_cache),
+        cmocka_unit_test_teardown(test_stale_ticket_rejected, stop_cache),
+        cmocka_unit_test_teardown(test_revoke, stop_cache),
+        cmocka_unit_test_teardown(test_database_down, stop_cache),
+        cmocka_unit_test_teardown(test_trust_window, stop_cache),
+        cmocka_unit_test_teardown(test_bounded_and_clock, stop_cache),
+        cmocka_unit_test_teardown(test_default_size_fits, stop_cache),
+        cmocka_unit_test_teardown(test_threads, stop_cache),
+    };
+
+    apr_initialize();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -9,7 +9,7 @@ Fixtures (use them from any tests/integration/test_*.py):
     error), ``mint(name, roles, expiration_ms=None, description=None,
     dedicated_subject=None) -> Token`` (a fresh token from the shared
     library's mint tool, inserted with SQL; ``Token.id``, ``.token``,
-    ``.digest``, ``.name``), ``stop()``, ``start()``, ``restart()``,
+    ``.digest``, ``.name``; ``id_, token = pg.mint(...)`` unpacks), ``stop()``, ``start()``, ``restart()``,
     ``terminate_backends()`` (kills every session on database sts), and
     ``dbd_params`` (the DBDParams string httpd uses).
 
@@ -121,6 +121,10 @@ class Token:
         self.token = token
         self.digest = digest
         self.name = name
+
+    def __iter__(self):
+        """``id_, token = pg.mint(...)`` works too."""
+        return iter((self.id, self.token))
 
     def __repr__(self):
         return f"Token(id={self.id}, name={self.name!r})"

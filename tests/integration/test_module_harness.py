@@ -80,3 +80,14 @@ def test_a_taken_port_is_replaced(pg, bootstrap):
         finally:
             h.stop()
             shutil.rmtree(h.run, ignore_errors=True)
+
+
+def test_mint_inserts_a_digest_not_the_token(pg):
+    id_, token = pg.mint("harness-mint", ["a", "b"])
+    rows = pg.sql(f"SELECT name, digest, array_to_string(roles, ',') "
+                  f"FROM sts_tokens WHERE id = {id_}")
+    import hashlib
+    assert rows == [("harness-mint", hashlib.sha256(token.encode()).hexdigest(),
+                     "a,b")]
+    assert pg.sql(f"SELECT count(*) FROM sts_tokens WHERE digest = '{token}' "
+                  f"OR name = '{token}'") == [("0",)]

@@ -86,55 +86,157 @@ static int sts_send_error(request_rec *r, int status, int level,
                          sts_json_errors(key, sts_now_ms(), status, message));
 }
 
-/* Splits r->uri into a route relative to where the handler is placed: the
- * <Location> prefix when the section is a plain path, otherwise the last
- * path segments. *item receives the {id} segment of an item route. */
-static sts_route sts_find_route(request_rec *r, const char **item)
+/* Parses rest, the part of the path below the API's base ("" or starting
+ * with '/'), into a route. *item receives the {id} segment of an item. */
+static sts_route sts_parse_route(const char *rest, const char **item)
 {
-    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
-    const char *rest = NULL, *p;
-    size_t n;
+    size_t n = strlen(STS_ROUTE_TOKENS);
 
     *item = NULL;
-    if (d != NULL && d->d != NULL && d->r == NULL && !d->d_is_fnmatch) {
-        n = strlen(d->d);
-        while (n > 0 && d->d[n - 1] == '/') {
-            n--;
-        }
-        if (strncmp(r->uri, d->d, n) == 0 &&
-            (r->uri[n] == '/' || r->uri[n] == '\0')) {
-            rest = r->uri + n;
-        }
-    }
-    if (rest == NULL) {
-        /* Regex or wildcard section: find the route at the end of the path. */
-        n = strlen(r->uri);
-        if (n >= strlen(STS_ROUTE_INFO) &&
-            strcmp(r->uri + n - strlen(STS_ROUTE_INFO), STS_ROUTE_INFO) == 0) {
-            return STS_ROUTE_SERVER_INFO;
-        }
-        p = strstr(r->uri, STS_ROUTE_TOKENS);
-        while (p && strstr(p + 1, STS_ROUTE_TOKENS)) {
-            p = strstr(p + 1, STS_ROUTE_TOKENS);
-        }
-        if (p == NULL) {
-            return STS_ROUTE_NONE;
-        }
-        rest = p;
-    }
     if (strcmp(rest, STS_ROUTE_INFO) == 0) {
         return STS_ROUTE_SERVER_INFO;
     }
     if (strcmp(rest, STS_ROUTE_TOKENS) == 0) {
         return STS_ROUTE_COLLECTION;
     }
-    n = strlen(STS_ROUTE_TOKENS);
     if (strncmp(rest, STS_ROUTE_TOKENS "/", n + 1) == 0 &&
         rest[n + 1] != '\0' && strchr(rest + n + 1, '/') == NULL) {
         *item = rest + n + 1;
         return STS_ROUTE_ITEM;
     }
     return STS_ROUTE_NONE;
+}
+
+/* 1 when the section's configuration sets the handler to sts-token-api
+ * (SetHandler, evaluated for r as core does it). */
+static int sts_section_sets_handler(request_rec *r, core_dir_config *c)
+{
+    const char *h = c->handler, *err = NULL;
+
+    if (c->expr_handler != NULL) {
+        h = ap_expr_str_exec(r, c->expr_handler, &err);
+        if (err != NULL) {
+            h = NULL;
+        }
+    }
+    return h != NULL && ap_cstr_casecmp(h, STS_HANDLER) == 0;
+}
+
+/* Length of r->uri's prefix that section c matches; -1 when c does not
+ * match r->uri or the base cannot be told (a wildcard section); -2 when the
+ * match does not end at a path segment boundary (no route below it). The base
+ * of a plain <Location> is its path; of a <LocationMatch> (or "~") the text up
+ * to the end of the regex's match. A trailing slash is not part of a base. */
+static apr_ssize_t sts_section_base(request_rec *r, core_dir_config *c)
+{
+    apr_size_t n;
+
+    if (c->d == NULL) {
+        return -1;
+    }
+    /* The regex first: core also sets d_is_fnmatch for a regex that has
+     * wildcard characters such as "[0-9]". */
+    if (c->r != NULL) {
+        ap_regmatch_t m[1];
+
+        if (ap_regexec(c->r, r->uri, 1, m, 0) != 0 || m[0].rm_so < 0) {
+            return -1;
+        }
+        n = (apr_size_t)m[0].rm_eo;
+    } else if (c->d_is_fnmatch) {
+        return -1;
+    } else {
+        n = strlen(c->d);
+        if (strncmp(r->uri, c->d, n) != 0) {
+            /* "/api/" also serves "/api". */
+            if (n == 0 || c->d[n - 1] != '/' ||
+                strncmp(r->uri, c->d, n - 1) != 0 || r->uri[n - 1] != '\0') {
+                return -1;
+            }
+            n--;
+        }
+    }
+    if (n > 0 && r->uri[n - 1] == '/') {
+        n--;
+    }
+    if (r->uri[n] != '/' && r->uri[n] != '\0') {
+        return -2; /* e.g. "^/v[0-9]+/api" matching "/v1/apix/..." */
+    }
+    return (apr_ssize_t)n;
+}
+
+/* Finds the route from the end of the path: the last segments
+ * "/server/info", "/security/tokens" or "/security/tokens/{id}". Used when
+ * the handler was not set by a <Location>/<LocationMatch> (e.g. <If>,
+ * <Directory>, .htaccess, a wildcard <Location>). */
+static sts_route sts_route_from_end(const char *uri, const char **item)
+{
+    size_t n = strlen(uri), ni = strlen(STS_ROUTE_INFO),
+           nt = strlen(STS_ROUTE_TOKENS);
+    const char *slash;
+
+    *item = NULL;
+    if (n >= ni && strcmp(uri + n - ni, STS_ROUTE_INFO) == 0) {
+        return STS_ROUTE_SERVER_INFO;
+    }
+    if (n >= nt && strcmp(uri + n - nt, STS_ROUTE_TOKENS) == 0) {
+        return STS_ROUTE_COLLECTION;
+    }
+    slash = strrchr(uri, '/');
+    if (slash != NULL && slash[1] != '\0' && (size_t)(slash - uri) >= nt &&
+        strncmp(slash - nt, STS_ROUTE_TOKENS, nt) == 0) {
+        *item = slash + 1;
+        return STS_ROUTE_ITEM;
+    }
+    return STS_ROUTE_NONE;
+}
+
+/* Splits r->uri into a route relative to where the handler is placed. Every
+ * <Location>/<LocationMatch> of this server that sets "SetHandler
+ * sts-token-api" and matches the path gives a candidate base; the route is
+ * the rest of the path below a base (the longest base that leaves a valid
+ * route wins). When such sections match but none leaves a route, the answer
+ * is 404 (so /api/x/server/info is unknown under <Location "/api">). When
+ * none matches, the handler was set another way and the route is read from
+ * the end of the path. */
+static sts_route sts_find_route(request_rec *r, const char **item)
+{
+    core_server_config *sc =
+        ap_get_core_module_config(r->server->module_config);
+    ap_conf_vector_t **secs = (ap_conf_vector_t **)sc->sec_url->elts;
+    sts_route found = STS_ROUTE_NONE;
+    apr_ssize_t best = -1;
+    int i, matched = 0;
+
+    *item = NULL;
+    for (i = 0; i < sc->sec_url->nelts; i++) {
+        core_dir_config *c = ap_get_core_module_config(secs[i]);
+        const char *it;
+        apr_ssize_t base;
+        sts_route route;
+
+        if (c == NULL || !sts_section_sets_handler(r, c)) {
+            continue;
+        }
+        base = sts_section_base(r, c);
+        if (base == -1) {
+            continue;
+        }
+        matched = 1;
+        if (base < 0) {
+            continue;
+        }
+        route = sts_parse_route(r->uri + base, &it);
+        if (route != STS_ROUTE_NONE && base > best) {
+            best = base;
+            found = route;
+            *item = it;
+        }
+    }
+    if (!matched) {
+        return sts_route_from_end(r->uri, item);
+    }
+    return found;
 }
 
 /* Answers 405 with the Allow header. */

@@ -27,7 +27,7 @@ LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
     Require valid-user
     SetHandler sts-token-api
 </Location>
-# A nested location below the API keeps StackState's routes.
+# A regex location keeps StackState's routes below its match.
 <LocationMatch "^/v[0-9]+/api">
     AuthType ServiceToken
     AuthName "regex-api"
@@ -35,6 +35,50 @@ LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
     Require sts-role stackstate-admin
     SetHandler sts-token-api
 </LocationMatch>
+# Trailing slashes in the section's path or regex.
+<Location "/slash-api/">
+    AuthType ServiceToken
+    AuthName "slash-api"
+    Require sts-role stackstate-admin
+    SetHandler sts-token-api
+</Location>
+<LocationMatch "^/m[0-9]/api/">
+    AuthType ServiceToken
+    AuthName "regex-slash-api"
+    Require sts-role stackstate-admin
+    SetHandler sts-token-api
+</LocationMatch>
+# Sections merged after the shipped /api (a nested one and a catch-all):
+# the routes stay relative to /api, the section that sets the handler.
+<Location "/api/security">
+    Header set X-Nested yes
+</Location>
+<Location "/">
+    Header set X-Catch-All yes
+</Location>
+# The handler set inside <If>: no <Location> sets it, so the route is read
+# from the end of the path.
+<Location "/if-api">
+    AuthType ServiceToken
+    AuthName "if-api"
+    Require sts-role stackstate-admin
+    <If "true">
+        SetHandler sts-token-api
+    </If>
+</Location>
+# AuthType without any authentication requirement: r->user stays unset.
+<Location "/granted-api">
+    AuthType ServiceToken
+    AuthName "granted-api"
+    Require all granted
+    SetHandler sts-token-api
+</Location>
+# AuthType without a Require line of its own.
+<Location "/norequire-api">
+    AuthType ServiceToken
+    AuthName "norequire-api"
+    SetHandler sts-token-api
+</Location>
 """
 
 JSON = {"Content-Type": "application/json"}
@@ -245,6 +289,82 @@ def test_regex_location_routes(api, admin, spec):
     r = api.get("/v2/api/security/tokens", admin)
     assert r.status == 200
     oa.check_token_list(spec, r.json())
+
+
+@pytest.mark.parametrize("path,status", [
+    # Later sections (/api/security, /) do not move the base away from /api.
+    ("/api/security/tokens", 200),
+    ("/api/server/info", 200),
+    ("/api/security/tokens/12345", 404),
+    # Below a base, only the routes themselves.
+    ("/api/x/server/info", 404),
+    ("/api/api/security/tokens", 404),
+    ("/api/security/tokens/security/tokens", 404),
+    # Trailing slash in a Location path or a regex.
+    ("/slash-api/server/info", 200),
+    ("/slash-api/security/tokens", 200),
+    ("/slash-api/x/server/info", 404),
+    ("/m1/api/server/info", 200),
+    ("/m1/api/security/tokens", 200),
+    ("/m1/api/x/server/info", 404),
+    ("/v10/api/server/info", 200),
+    ("/v10/apix/server/info", 404),
+    # Handler set in <If>: the last segments of the path.
+    ("/if-api/server/info", 200),
+    ("/if-api/security/tokens", 200),
+    ("/if-api/security/tokens/12345", 404),
+    ("/if-api/nothing", 404),
+])
+def test_routes_relative_to_location(api, admin, spec, path, status):
+    r = api.request("GET" if not path.endswith("12345") else "DELETE", path, admin)
+    assert r.status == status, (path, r)
+    if status == 200:
+        assert r.header("X-Catch-All") == "yes"
+        if path.endswith("/server/info"):
+            spec.check(r.json(), oa.INFO, "ServerInfo")
+        else:
+            oa.check_token_list(spec, r.json())
+    elif path.endswith("12345"):
+        assert_error(spec, r, 404, "no service token with id 12345")
+    else:
+        assert_error(spec, r, 404, "no such API route")
+
+
+def test_outside_the_api_not_served(api, admin):
+    """/apiary is not below <Location "/api">: httpd's own 404."""
+    r = api.get("/apiary/server/info", admin)
+    assert r.status == 404
+    assert r.header("Content-Type").startswith("text/html")
+
+
+def test_create_under_nested_sections(api, admin, spec):
+    """A POST and DELETE under /api/security (a later, nested section)."""
+    created = create(api, admin, spec, name="nested-section")
+    tid = by_name(listed(api, admin, spec), "nested-section")[0]["id"]
+    r = call(api, admin, "DELETE", f"/security/tokens/{tid}")
+    assert r.status == 204
+    assert r.header("X-Nested") == "yes"
+    assert api.get("/protected/", {"X-API-Key": created["token"]}).status == 401
+
+
+def test_authtype_without_authentication_refused(api, admin, spec, pg):
+    """Require all granted: no authentication runs, r->user stays unset."""
+    rows = count_rows(pg)
+    for hs in ({}, admin):
+        r = api.get("/granted-api/security/tokens", hs)
+        assert_error(spec, r, 403, "requires an authenticated caller")
+        r = api.request("POST", "/granted-api/security/tokens", {**hs, **JSON},
+                        b'{"name":"x","roles":["r"]}')
+        assert_error(spec, r, 403, "requires an authenticated caller")
+    assert count_rows(pg) == rows
+    # AuthType without a Require of its own: either httpd refuses before the
+    # handler (AH01627, 500) or an inherited Require lets no authentication
+    # run; never a 200 either way.
+    for hs in ({}, admin):
+        r = api.request("POST", "/norequire-api/security/tokens", {**hs, **JSON},
+                        b'{"name":"x","roles":["r"]}')
+        assert r.status in (403, 500), r
+    assert count_rows(pg) == rows
 
 
 def test_unauthenticated_never_served(api, admin, spec, pg):

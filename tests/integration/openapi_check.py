@@ -2,8 +2,19 @@
 
 It resolves $ref across the spec files (``file.yaml#/components/...``) and
 checks type, format int64, required, properties, additionalProperties,
-items, enum, minItems, uniqueItems and oneOf (with a discriminator). That is
-every keyword the shared service token, server info and error schemas use.
+items, enum, minItems, uniqueItems and oneOf (with a discriminator: the
+value's property must name the alternative it matches). That is every
+keyword the shared service token, server info and error schemas use.
+
+Checks are strict by default: an object property the schema does not
+declare is an error (the spec never lists extra fields, and a stray field
+such as a digest must not slip into an answer unnoticed).
+
+``check_response(spec, method, path, status, body)`` validates a whole
+answer against what the spec declares for that operation and status
+(following ``$ref``s to shared responses in the other files); a status the
+spec does not declare must carry a ``GenericErrorsResponse``, the project's
+rule for every other error.
 """
 
 import os
@@ -50,37 +61,53 @@ class Spec:
     def schema(self, file, name):
         return self.resolve(f"#/components/schemas/{name}", file)
 
-    def check(self, value, file, name):
+    def check(self, value, file, name, strict=True):
         """Raises SchemaError when value does not match schema file#name."""
         schema, base = self.schema(file, name)
-        self._check(value, schema, base, name)
+        self._check(value, schema, base, name, strict)
 
-    def _check(self, v, s, base, path):
+    def check_schema(self, value, schema, base, path="body", strict=True):
+        """Checks value against a schema object found in file base."""
+        self._check(value, schema, base, path, strict)
+
+    def _check(self, v, s, base, path, strict=True):
         while "$ref" in s:
             s, base = self.resolve(s["$ref"], base)
         if "oneOf" in s:
             errors = []
-            matches = 0
+            matched = []
             for alt in s["oneOf"]:
                 try:
-                    self._check(v, alt, base, path)
-                    matches += 1
+                    self._check(v, alt, base, path, strict)
+                    matched.append(alt)
                 except SchemaError as e:
                     errors.append(str(e))
-            if matches != 1:
-                raise SchemaError(f"{path}: matches {matches} of oneOf: {errors}")
+            if len(matched) != 1:
+                raise SchemaError(
+                    f"{path}: matches {len(matched)} of oneOf: {errors}")
+            disc = s.get("discriminator")
+            if disc and "$ref" in matched[0]:
+                prop = disc["propertyName"]
+                name = matched[0]["$ref"].rsplit("/", 1)[-1]
+                mapping = disc.get("mapping", {})
+                want = [k for k, ref in mapping.items() if ref == matched[0]["$ref"]]
+                want = want or [name]
+                if not isinstance(v, dict) or v.get(prop) not in want:
+                    raise SchemaError(
+                        f"{path}: discriminator {prop!r} must be one of {want}")
+        if isinstance(v, dict):
+            for req in s.get("required", []):
+                if req not in v:
+                    raise SchemaError(f"{path}: missing required '{req}'")
         t = s.get("type")
         if t == "object" or "properties" in s:
             if not isinstance(v, dict):
                 raise SchemaError(f"{path}: expected object, got {v!r}")
-            for req in s.get("required", []):
-                if req not in v:
-                    raise SchemaError(f"{path}: missing required '{req}'")
             props = s.get("properties", {})
             for k, sub in props.items():
                 if k in v:
-                    self._check(v[k], sub, base, f"{path}.{k}")
-            extra = s.get("additionalProperties", True)
+                    self._check(v[k], sub, base, f"{path}.{k}", strict)
+            extra = s.get("additionalProperties", not strict)
             if extra is False:
                 unknown = set(v) - set(props)
                 if unknown:
@@ -93,7 +120,8 @@ class Spec:
             if s.get("uniqueItems") and len({repr(x) for x in v}) != len(v):
                 raise SchemaError(f"{path}: items not unique")
             for i, item in enumerate(v):
-                self._check(item, s.get("items", {}), base, f"{path}[{i}]")
+                self._check(item, s.get("items", {}), base, f"{path}[{i}]",
+                            strict)
         elif t == "integer":
             if not isinstance(v, int) or isinstance(v, bool):
                 raise SchemaError(f"{path}: expected integer, got {v!r}")
@@ -116,7 +144,41 @@ ERRORS = "generic_error_handling.xapi.yaml"
 
 def check_token_list(spec, value):
     """GET /security/tokens answers an array of ServiceToken."""
-    if not isinstance(value, list):
-        raise SchemaError(f"expected an array, got {value!r}")
-    for i, t in enumerate(value):
-        spec.check(t, TOKENS, "ServiceToken")
+    check_response(spec, "GET", "/security/tokens", 200, value)
+
+
+def operation(spec, method, path):
+    """(operation object, file) of METHOD path in the token or info spec."""
+    for file in (TOKENS, INFO):
+        paths = spec.doc(file).get("paths", {})
+        if path in paths:
+            op = paths[path].get(method.lower())
+            if op is None:
+                raise SchemaError(f"{method} {path} is not in {file}")
+            return op, file
+    raise SchemaError(f"no path {path} in {TOKENS} or {INFO}")
+
+
+def check_response(spec, method, path, status, body):
+    """Validates an answer (body: parsed JSON, or None/b"" when empty)
+    against the spec's response for METHOD path and status. path is the
+    spec's route, e.g. "/security/tokens/{serviceTokenId}"."""
+    op, file = operation(spec, method, path)
+    resp = op.get("responses", {}).get(str(status))
+    if resp is None:
+        # Not declared (404, 405, 413, 415, 503, 400 on DELETE ...).
+        spec.check(body, ERRORS, "GenericErrorsResponse")
+        return
+    base = file
+    while "$ref" in resp:
+        resp, base = spec.resolve(resp["$ref"], base)
+    content = resp.get("content")
+    if not content:
+        if body not in (None, b"", ""):
+            raise SchemaError(f"{method} {path} {status}: expected no body, "
+                              f"got {body!r}")
+        return
+    media = content.get("application/json")
+    if media is None:
+        raise SchemaError(f"{method} {path} {status}: not application/json")
+    spec.check_schema(body, media["schema"], base, f"{method} {path} {status}")

@@ -6,6 +6,7 @@
 #include "httpd.h"
 #include "authn.h"
 
+#include "apr_lib.h"
 #include "apr_strings.h"
 #include "http_core.h"
 #include "http_log.h"
@@ -29,13 +30,54 @@ typedef struct {
     size_t n;
 } sts_api_keys;
 
-/* Request headers a client could send to pass for the module's own
- * identity when a backend maps STS_TOKEN_* to headers: removed from every
- * request under AuthType ServiceToken. */
-static const char *const sts_spoofable_headers[] = {
-    "STS-Token-ID",         "STS-Token-Name",       "STS-Token-Roles",
-    "STS-Token-Expiration", "STS_TOKEN_ID",         "STS_TOKEN_NAME",
-    "STS_TOKEN_ROLES",      "STS_TOKEN_EXPIRATION", NULL};
+/* Prefix of request header names a client could send to pass for the
+ * module's own identity when a backend maps STS_TOKEN_* to headers, compared
+ * with case and '-'/'_' ignored (CGI, WSGI, PHP and Rack map both to '_'). */
+#define STS_SPOOF_PREFIX "STS-TOKEN-"
+
+/* apr_table_do callback collecting look-alike header names into an array. */
+static int sts_collect_spoofed(void *data, const char *key, const char *value)
+{
+    apr_array_header_t *names = data;
+    size_t i, n = sizeof(STS_SPOOF_PREFIX) - 1;
+
+    (void)value;
+    for (i = 0; i < n; i++) {
+        char c = key[i] == '_' ? '-' : (char)apr_toupper(key[i]);
+
+        if (key[i] == '\0' || c != STS_SPOOF_PREFIX[i]) {
+            return 1;
+        }
+    }
+    APR_ARRAY_PUSH(names, const char *) = key;
+    return 1;
+}
+
+/* header_parser hook: under AuthType ServiceToken, removes every client
+ * header that looks like the module's identity, whether or not
+ * authentication runs for this request (Require all granted skips it). */
+static int sts_strip_spoofed(request_rec *r)
+{
+    const char *type = ap_auth_type(r);
+    apr_array_header_t *names;
+    int i;
+
+    if (type == NULL || ap_cstr_casecmp(type, STS_AUTH_TYPE) != 0) {
+        return DECLINED;
+    }
+    names = apr_array_make(r->pool, 2, sizeof(const char *));
+    apr_table_do(sts_collect_spoofed, names, r->headers_in, NULL);
+    for (i = 0; i < names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "removed client header %s that looks like the "
+                      "module's identity",
+                      name);
+        apr_table_unset(r->headers_in, name);
+    }
+    return DECLINED;
+}
 
 /* The header carrying Authorization for this request. */
 static const char *sts_authorization_header(const request_rec *r)
@@ -178,13 +220,10 @@ static int sts_authenticate(request_rec *r)
     sts_identity *id = NULL;
     sts_credential cred;
     int64_t now_ms;
-    int rc, i;
+    int rc;
 
     if (type == NULL || ap_cstr_casecmp(type, STS_AUTH_TYPE) != 0) {
         return DECLINED;
-    }
-    for (i = 0; sts_spoofable_headers[i] != NULL; i++) {
-        apr_table_unset(r->headers_in, sts_spoofable_headers[i]);
     }
     apr_table_do(sts_collect_api_key, &keys, r->headers_in, "X-API-Key", NULL);
     switch (sts_credentials_parse(
@@ -265,4 +304,5 @@ void sts_authn_register_hooks(apr_pool_t *p)
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(sts_note_auth_failure, NULL, NULL,
                               APR_HOOK_MIDDLE);
+    ap_hook_header_parser(sts_strip_spoofed, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -403,18 +403,37 @@ static int sts_create(request_rec *r)
     }
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   "token API: %s created token id %" APR_INT64_T_FMT
-                  " name '%s' roles [%s] expiration %" APR_INT64_T_FMT,
-                  sts_caller(r), row.id, row.name, row.roles,
-                  row.expiration_ms);
+                  " name '%s' roles [%s] expiration %" APR_INT64_T_FMT
+                  " dedicatedSubject '%s'",
+                  sts_caller(r), row.id, row.name, row.roles, row.expiration_ms,
+                  row.dedicated_subject ? row.dedicated_subject : "");
     json = sts_json_token_created(row.name, tok, row.expiration_ms);
     OPENSSL_cleanse(tok, sizeof(tok));
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     return sts_send_json(r, HTTP_OK, json);
 }
 
+/* The row of token id for the audit log, or NULL when it is not listed.
+ * Tokens are never updated, so this is the row a delete removes. */
+static const sts_token_row *sts_find_row(apr_array_header_t *rows, int64_t id)
+{
+    int i;
+
+    for (i = 0; i < rows->nelts; i++) {
+        const sts_token_row *t = &APR_ARRAY_IDX(rows, i, sts_token_row);
+
+        if (t->id == id) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
 /* DELETE .../security/tokens/{id} */
 static int sts_delete(request_rec *r, const char *item)
 {
+    apr_array_header_t *rows;
+    const sts_token_row *row;
     int64_t id;
     int deleted = 0;
 
@@ -424,7 +443,9 @@ static int sts_delete(request_rec *r, const char *item)
                               "9007199254740991, without sign, spaces or "
                               "leading zeros");
     }
-    if (sts_store_delete(r, id, &deleted) != APR_SUCCESS) {
+    /* Read the token first so the audit log can name what was deleted. */
+    if (sts_store_list(r, &rows) != APR_SUCCESS ||
+        sts_store_delete(r, id, &deleted) != APR_SUCCESS) {
         return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_ERR,
                               "the token database is unavailable; nothing "
                               "was deleted");
@@ -436,9 +457,12 @@ static int sts_delete(request_rec *r, const char *item)
                          id));
     }
     sts_cache_revoke(r, id);
+    row = sts_find_row(rows, id);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                  "token API: %s deleted token id %" APR_INT64_T_FMT,
-                  sts_caller(r), id);
+                  "token API: %s deleted token id %" APR_INT64_T_FMT
+                  " name '%s' roles [%s]",
+                  sts_caller(r), id, row ? row->name : "(unknown)",
+                  row ? row->roles : "");
     r->status = HTTP_NO_CONTENT;
     return OK;
 }
@@ -489,7 +513,7 @@ static int sts_api_handler(request_rec *r)
                                        "no such API route: %s (routes: "
                                        "security/tokens, security/tokens/{id}, "
                                        "server/info)",
-                                       r->uri));
+                                       ap_escape_uri(r->pool, r->uri)));
 }
 
 /* Registers the handler. */

@@ -248,6 +248,68 @@ void sts_new_token_free(sts_new_token *t)
     t->expiry_ms = -1;
 }
 
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when p does not start
+ * one (overlong forms, surrogates and code points above U+10FFFF are
+ * invalid). */
+static size_t sts_utf8_seq(const unsigned char *p)
+{
+    unsigned int c = p[0];
+    size_t n, i;
+    unsigned int cp;
+
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2, cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3, cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4, cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+        return 0;
+    }
+    return n;
+}
+
+/* A JSON string of s; bytes that are not valid UTF-8 (e.g. from a decoded
+ * request path) become '?' so that every message can be encoded. */
+static json_t *sts_json_text(const char *s)
+{
+    json_t *v = json_string(s ? s : "");
+    size_t i = 0, n;
+    char *copy;
+
+    if (v != NULL || s == NULL) {
+        return v;
+    }
+    copy = strdup(s);
+    if (copy == NULL) {
+        return NULL;
+    }
+    while (copy[i] != '\0') {
+        n = sts_utf8_seq((const unsigned char *)copy + i);
+        if (n == 0) {
+            copy[i++] = '?';
+        } else {
+            i += n;
+        }
+    }
+    v = json_string(copy);
+    free(copy);
+    return v;
+}
+
 /* Serialises and releases a JSON value. */
 static char *sts_dump(json_t *v)
 {
@@ -284,9 +346,10 @@ char *sts_json_token_list(const sts_token_json *tokens, size_t n)
         json_t *o = json_object();
 
         json_object_set_new(o, "id", json_integer(t->id));
-        json_object_set_new(o, "name", json_string(t->name));
+        json_object_set_new(o, "name", sts_json_text(t->name));
         if (t->description) {
-            json_object_set_new(o, "description", json_string(t->description));
+            json_object_set_new(o, "description",
+                                sts_json_text(t->description));
         }
         if (t->expiration_ms >= 0) {
             json_object_set_new(o, "expiration",
@@ -295,7 +358,7 @@ char *sts_json_token_list(const sts_token_json *tokens, size_t n)
         json_object_set_new(o, "roles", sts_roles_array(t->roles));
         if (t->dedicated_subject) {
             json_object_set_new(o, "dedicatedSubject",
-                                json_string(t->dedicated_subject));
+                                sts_json_text(t->dedicated_subject));
         }
         json_object_set_new(o, "lastUpdateTimestamp",
                             json_integer(t->last_update_ms));
@@ -310,7 +373,7 @@ char *sts_json_token_created(const char *name, const char *token,
 {
     json_t *o = json_object();
 
-    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "name", sts_json_text(name));
     json_object_set_new(o, "token", json_string(token));
     if (expiration_ms >= 0) {
         json_object_set_new(o, "expiration", json_integer(expiration_ms));
@@ -325,7 +388,7 @@ char *sts_json_errors(const char *tracking_key, int64_t now_ms, int status,
     json_t *o = json_object(), *e = json_object(), *a = json_array();
 
     json_object_set_new(e, "_type", json_string("InternalError"));
-    json_object_set_new(e, "message", json_string(message));
+    json_object_set_new(e, "message", sts_json_text(message));
     json_object_set_new(e, "errorCode", json_integer(status));
     json_array_append_new(a, e);
     json_object_set_new(o, "_type", json_string("ErrorsResponse"));
@@ -342,7 +405,7 @@ char *sts_json_expiry_error(const char *message)
 
     json_object_set_new(o, "_type",
                         json_string("ServiceTokenInvalidExpiryError"));
-    json_object_set_new(o, "message", json_string(message));
+    json_object_set_new(o, "message", sts_json_text(message));
     return sts_dump(o);
 }
 

@@ -280,9 +280,13 @@ def test_method_not_allowed(api, admin, spec, method, path, allow):
 
 @pytest.mark.parametrize("path", ["/", "", "/security", "/security/tokens/",
                                   "/security/tokens/5/x", "/server/info/x",
-                                  "/security/tokenz"])
+                                  "/security/tokenz", "/x%FF%FE", "/%C3%28/server",
+                                  "/x%0Ay"])
 def test_unknown_route(api, admin, spec, path):
-    assert_error(spec, call(api, admin, "GET", path), 404, "no such API route")
+    body = assert_error(spec, call(api, admin, "GET", path), 404, "no such API route")
+    # The path is echoed percent-escaped: always valid UTF-8, no raw controls.
+    msg = body["errors"][0]["message"]
+    assert all(0x20 <= ord(c) < 0x7F for c in msg), msg
 
 
 def test_regex_location_routes(api, admin, spec):
@@ -398,7 +402,8 @@ def test_basic_auth_admin_and_audit(api, spec):
     assert api.request("DELETE", f"/basic-api/security/tokens/{tid}", basic).status == 204
     log = api.error_log()
     assert f"'alice' (AuthType Basic) created token id {tid} name 'made-by-alice' roles [ops]" in log
-    assert f"'alice' (AuthType Basic) deleted token id {tid}" in log
+    assert (f"'alice' (AuthType Basic) deleted token id {tid} "
+            "name 'made-by-alice' roles [ops]") in log
     assert "[sts_token:notice]" in log
     assert "'bootstrap' (token id 0) created token id" in log
 

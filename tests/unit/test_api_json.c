@@ -222,6 +222,191 @@ static void test_encoders(void **state)
     free(s);
 }
 
+/* Parses body and asserts it is accepted; the caller frees t. */
+static void assert_ok(const char *body, sts_new_token *t)
+{
+    char err[256] = "";
+
+    if (parse(body, t, err) != STS_REQ_OK) {
+        fail_msg("refused (%s): %.120s", err, body);
+    }
+}
+
+/* Builds {"name":"a","roles":[...]} with n copies of role (or "rK" for a
+ * distinct role each when role is NULL), plus extra members. */
+static char *roles_body(int n, const char *role, const char *extra)
+{
+    size_t cap = 64 + (size_t)n * 160 + strlen(extra);
+    char *b = malloc(cap), *p = b;
+    int i;
+
+    p += sprintf(p, "{\"name\":\"a\",\"roles\":[");
+    for (i = 0; i < n; i++) {
+        if (role) {
+            p += sprintf(p, "%s\"%s\"", i ? "," : "", role);
+        } else {
+            p += sprintf(p, "%s\"r%d\"", i ? "," : "", i);
+        }
+    }
+    sprintf(p, "]%s}", extra);
+    return b;
+}
+
+/* Limits are inclusive: 64 roles, 128-character roles, 1024-character
+ * descriptions, 255-character subjects, expiry up to year 9999. */
+static void test_boundaries(void **state)
+{
+    char *body, big[2200], text[1100];
+    sts_new_token t;
+    char err[256];
+
+    (void)state;
+    body = roles_body(64, NULL, "");
+    assert_ok(body, &t);
+    assert_non_null(strstr(t.roles, "r63"));
+    sts_new_token_free(&t);
+    free(body);
+
+    memset(text, 'r', 128);
+    text[128] = '\0';
+    body = roles_body(1, text, "");
+    assert_ok(body, &t);
+    assert_int_equal(strlen(t.roles), 128);
+    sts_new_token_free(&t);
+    free(body);
+
+    memset(text, 'd', 1024);
+    text[1024] = '\0';
+    snprintf(big, sizeof(big),
+             "{\"name\":\"a\",\"roles\":[\"r\"],\"description\":\"%s\"}", text);
+    assert_ok(big, &t);
+    sts_new_token_free(&t);
+    snprintf(big, sizeof(big),
+             "{\"name\":\"a\",\"roles\":[\"r\"],\"description\":\"%sd\"}",
+             text);
+    assert_bad(big, "'description' is longer than 1024");
+
+    memset(text, 's', 255);
+    text[255] = '\0';
+    snprintf(big, sizeof(big),
+             "{\"name\":\"a\",\"roles\":[\"r\"],\"dedicatedSubject\":"
+             "\"%s\"}",
+             text);
+    assert_ok(big, &t);
+    sts_new_token_free(&t);
+    snprintf(big, sizeof(big),
+             "{\"name\":\"a\",\"roles\":[\"r\"],\"dedicatedSubject\":"
+             "\"%ss\"}",
+             text);
+    assert_bad(big, "'dedicatedSubject' is longer than 255");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r\"],\"dedicatedSubject\":\"\"}",
+               "'dedicatedSubject' must not be empty");
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r\"],\"dedicatedSubject\":"
+               "\"a\\tb\"}",
+               "control characters");
+
+    assert_ok("{\"name\":\"a\",\"roles\":[\"r\"],\"expiryDate\":"
+              "253402300799999}",
+              &t);
+    assert_int_equal(t.expiry_ms, STS_API_MAX_EXPIRY_MS);
+    sts_new_token_free(&t);
+    /* Exactly now is not in the future. */
+    snprintf(big, sizeof(big),
+             "{\"name\":\"a\",\"roles\":[\"r\"],\"expiryDate\":%lld}",
+             (long long)NOW);
+    assert_int_equal(parse(big, &t, err), STS_REQ_BAD_EXPIRY);
+    assert_null(t.name);
+}
+
+/* Duplicate roles are dropped, keeping the order of first occurrences; 64
+ * copies of one role are one role. */
+static void test_roles_dedupe(void **state)
+{
+    sts_new_token t;
+    char *body;
+
+    (void)state;
+    assert_ok("{\"name\":\"a\",\"roles\":[\"b\",\"a\",\"b\",\"c\",\"a\","
+              "\"A\"]}",
+              &t);
+    assert_string_equal(t.roles, "b,a,c,A");
+    sts_new_token_free(&t);
+    body = roles_body(64, "same", "");
+    assert_ok(body, &t);
+    assert_string_equal(t.roles, "same");
+    sts_new_token_free(&t);
+    free(body);
+    /* 65 entries are refused even when they are all the same. */
+    body = roles_body(65, "same", "");
+    assert_bad(body, "not 65");
+    free(body);
+}
+
+/* Bytes that are not UTF-8, in the body or in names, never get through. */
+static void test_invalid_utf8(void **state)
+{
+    (void)state;
+    assert_bad("{\"name\":\"\xff\",\"roles\":[\"r\"]}", "invalid JSON");
+    assert_bad("{\"name\":\"\xc3\x28\",\"roles\":[\"r\"]}", "invalid JSON");
+    /* An overlong '/' and a UTF-16 surrogate. */
+    assert_bad("{\"name\":\"\xc0\xaf\",\"roles\":[\"r\"]}", "invalid JSON");
+    assert_bad("{\"name\":\"\xed\xa0\x80\",\"roles\":[\"r\"]}", "invalid JSON");
+    assert_bad("{\"name\":\"\\ud800\",\"roles\":[\"r\"]}", "invalid JSON");
+    /* A role outside ASCII. */
+    assert_bad("{\"name\":\"a\",\"roles\":[\"r\xc3\xa9\"]}", "'roles[0]'");
+}
+
+/* A small error buffer truncates the message; nothing overflows. */
+static void test_small_error_buffer(void **state)
+{
+    sts_new_token t;
+    char err[12];
+
+    (void)state;
+    memset(err, 'X', sizeof(err));
+    assert_int_equal(sts_new_token_parse("{\"name\":5}", 11, NOW, &t, err, 8),
+                     STS_REQ_BAD);
+    assert_int_equal(strlen(err), 7);
+    assert_int_equal(err[8], 'X');
+}
+
+/* Encoded text is ASCII JSON (escapes for control characters and non-ASCII);
+ * a message with bytes that are not UTF-8 keeps every field. */
+static void test_encoder_text(void **state)
+{
+    sts_token_json tok = {9007199254740991,
+                          "caf\xc3\xa9\n",
+                          "tab\there",
+                          NULL,
+                          "r",
+                          253402300799999,
+                          1};
+    char *s;
+
+    (void)state;
+    s = sts_json_token_list(&tok, 1);
+    assert_string_equal(s,
+                        "[{\"id\":9007199254740991,\"name\":\"caf\\u00E9\\n\","
+                        "\"description\":\"tab\\there\",\"expiration\":"
+                        "253402300799999,\"roles\":[\"r\"],"
+                        "\"lastUpdateTimestamp\":1}]");
+    free(s);
+    s = sts_json_errors("k", 1, 404, "no such API route: /x\xff\xfe\xc3\xa9");
+    assert_string_equal(s, "{\"_type\":\"ErrorsResponse\",\"trackingKey\":"
+                           "\"k\",\"serverTimestamp\":1,\"errors\":[{\"_type\":"
+                           "\"InternalError\",\"message\":\"no such API route: "
+                           "/x??\\u00E9\",\"errorCode\":404}]}");
+    free(s);
+    s = sts_json_expiry_error("bad \xc0\xaf");
+    assert_string_equal(s, "{\"_type\":\"ServiceTokenInvalidExpiryError\","
+                           "\"message\":\"bad ??\"}");
+    free(s);
+    s = sts_json_token_created("n", "svctok-x", 5);
+    assert_string_equal(s, "{\"name\":\"n\",\"token\":\"svctok-x\","
+                           "\"expiration\":5}");
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +416,11 @@ int main(void)
         cmocka_unit_test(test_expiry_in_past),
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_encoders),
+        cmocka_unit_test(test_boundaries),
+        cmocka_unit_test(test_roles_dedupe),
+        cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_small_error_buffer),
+        cmocka_unit_test(test_encoder_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,12 +57,15 @@ in its snippet, or allow for the cache's revision polling (up to ~1 s).
 Environment: ``STS_KEEP_RUN=1`` keeps every httpd temp dir for inspection;
 ``STS_HTTPD_START_TIMEOUT`` (seconds, default 15, 90 with a wrapper).
 
-Set ``STS_MODULE`` in the environment to test another build of the module
+httpd loads a copy of modules/mod_sts_token.so taken when the session
+starts (``module_path()``), so a rebuild during a run cannot crash it. Set
+``STS_MODULE`` in the environment to test another build of the module
 (e.g. a sanitizer build), and ``STS_HTTPD_WRAPPER`` to prefix the httpd
 command (e.g. ``valgrind --error-exitcode=99``; single-process ``-X`` is added
 when ``STS_HTTPD_SINGLE=1``).
 """
 
+import atexit
 import glob
 import http.client
 import os
@@ -93,6 +96,27 @@ VALGRIND_ERRORS = re.compile(r"ERROR SUMMARY: [1-9]")
 START_TIMEOUT = float(os.environ.get(
     "STS_HTTPD_START_TIMEOUT",
     "90" if os.environ.get("STS_HTTPD_WRAPPER") else "15"))
+
+
+_MODULE_COPY = []
+
+
+def module_path():
+    """The module .so every httpd of this session loads: $STS_MODULE, or a
+    private copy of modules/mod_sts_token.so taken at first use. (`make`
+    rewrites that file in place; running children that have it mapped would
+    crash mid-test if they loaded it directly.)"""
+    if os.environ.get("STS_MODULE"):
+        return os.environ["STS_MODULE"]
+    if not _MODULE_COPY:
+        src = os.path.join(ROOT, "modules", "mod_sts_token.so")
+        d = make_private_dir("sts-module-")
+        dst = os.path.join(d, "mod_sts_token.so")
+        shutil.copy2(src, dst)
+        os.chmod(dst, 0o755)
+        atexit.register(shutil.rmtree, d, True)
+        _MODULE_COPY.append(dst)
+    return _MODULE_COPY[0]
 
 
 def free_port():
@@ -306,8 +330,7 @@ class Httpd:
             cmd.append("-DSTS_NO_USER")
         if self.mpm != "event":
             cmd.append("-DSTS_MPM_" + self.mpm.upper())
-        if os.environ.get("STS_MODULE"):
-            cmd += ["-C", "Define STS_MODULE " + os.environ["STS_MODULE"]]
+        cmd += ["-C", "Define STS_MODULE " + module_path()]
         if os.environ.get("STS_HTTPD_SINGLE") == "1":
             cmd.append("-X")
         return cmd

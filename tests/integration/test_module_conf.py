@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, module_path
 
 LOAD = os.path.join(ROOT, "conf", "sts_token.load")
 CONF = os.path.join(ROOT, "conf", "sts_token.conf")
@@ -93,8 +93,7 @@ def test_examples_protect_what_they_say(srv, pg, bootstrap):
 
 def test_load_file_loads(httpd_factory, tmp_path):
     """The .load line, pointed at the built module, is accepted by httpd."""
-    so = os.environ.get("STS_MODULE") or os.path.join(ROOT, "modules",
-                                                      "mod_sts_token.so")
+    so = module_path()
     text = open(LOAD).read().replace("/usr/lib/apache2/modules/mod_sts_token.so",
                                      so)
     # Loading it a second time is reported and skipped, not an error.

@@ -91,3 +91,17 @@ def test_mint_inserts_a_digest_not_the_token(pg):
                      "a,b")]
     assert pg.sql(f"SELECT count(*) FROM sts_tokens WHERE digest = '{token}' "
                   f"OR name = '{token}'") == [("0",)]
+
+
+def test_httpd_loads_a_private_copy_of_the_module(httpd):
+    """A rebuild (which rewrites modules/mod_sts_token.so in place) must not
+    crash the children of a running test."""
+    from conftest import ROOT, module_path
+    cmd = " ".join(httpd.command())
+    assert "Define STS_MODULE " + module_path() in cmd
+    if not os.environ.get("STS_MODULE"):
+        assert not module_path().startswith(os.path.join(ROOT, "modules"))
+        with open(f"/proc/{httpd.pid}/maps") as f:
+            maps = f.read()
+        assert module_path() in maps
+        assert os.path.join(ROOT, "modules", "mod_sts_token.so") not in maps

@@ -157,7 +157,12 @@ MSG
 # In a non-interactive shell a background job ignores SIGINT: Ctrl-C reaches
 # this script, whose trap stops httpd (by PID) and PostgreSQL.
 # shellcheck disable=SC2086
-apache2 -f "$ROOT/conf/httpd.conf" -DFOREGROUND $USER_DEFINE &
+# httpd loads a copy of the module: `make` rewrites modules/mod_sts_token.so
+# in place, which would crash running children. Rebuilt? Ctrl-C, make run.
+cp "$ROOT/modules/mod_sts_token.so" "$RUN/httpd/mod_sts_token.so.tmp"
+mv -f "$RUN/httpd/mod_sts_token.so.tmp" "$RUN/httpd/mod_sts_token.so"
+apache2 -f "$ROOT/conf/httpd.conf" -DFOREGROUND $USER_DEFINE \
+    -C "Define STS_MODULE $RUN/httpd/mod_sts_token.so" &
 HTTPD_PID=$!
 rc=0
 wait "$HTTPD_PID" || rc=$?

@@ -306,37 +306,81 @@ static int sts_is_json(request_rec *r)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
 }
 
-/* Reads the request body into *body (NUL-terminated), at most
- * STS_API_MAX_BODY bytes. Returns OK, or an HTTP status to answer. */
-static int sts_read_body(request_rec *r, char **body, apr_size_t *len)
+/* The largest request body the API reads: 64 KiB, or less when the
+ * administrator's LimitRequestBody is lower. */
+static apr_size_t sts_body_limit(request_rec *r)
 {
-    apr_size_t cap = STS_API_MAX_BODY + 1, got = 0;
+    apr_off_t lim = ap_get_limit_req_body(r);
+
+    if (lim > 0 && lim < STS_API_MAX_BODY) {
+        return (apr_size_t)lim;
+    }
+    return STS_API_MAX_BODY;
+}
+
+/* Reads the request body (Content-Length or chunked) into *body,
+ * NUL-terminated, at most limit bytes. Returns OK; 413 when it is larger;
+ * AP_FILTER_ERROR when httpd's input filter has already answered (e.g. its
+ * own LimitRequestBody check on a chunked body); or another HTTP status
+ * (400 malformed chunking, 408 timeout). */
+static int sts_read_body(request_rec *r, apr_size_t limit, char **body,
+                         apr_size_t *len)
+{
+    apr_bucket_brigade *bb;
+    apr_size_t got = 0;
     char *buf;
-    int rc;
+    int rc, eos = 0;
 
     rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
     if (rc != OK) {
         return rc;
     }
-    if (r->remaining > STS_API_MAX_BODY) {
+    if (r->remaining > (apr_off_t)limit) {
         r->connection->keepalive = AP_CONN_CLOSE;
         return HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
-    buf = apr_palloc(r->pool, cap + 1);
-    if (ap_should_client_block(r)) {
-        long n;
+    buf = apr_palloc(r->pool, limit + 1);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!eos) {
+        apr_status_t rv;
+        apr_bucket *b;
 
-        while ((n = ap_get_client_block(r, buf + got, cap - got)) > 0) {
-            got += (apr_size_t)n;
-            if (got > STS_API_MAX_BODY) {
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                            APR_BLOCK_READ, HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS) {
+            apr_brigade_destroy(bb);
+            r->connection->keepalive = AP_CONN_CLOSE;
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb) && !eos;
+             b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(b)) {
+                eos = 1;
+                continue;
+            }
+            if (APR_BUCKET_IS_METADATA(b)) {
+                continue;
+            }
+            rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                apr_brigade_destroy(bb);
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            }
+            if (n > limit - got) {
+                apr_brigade_destroy(bb);
                 r->connection->keepalive = AP_CONN_CLOSE;
                 return HTTP_REQUEST_ENTITY_TOO_LARGE;
             }
+            memcpy(buf + got, data, n);
+            got += n;
         }
-        if (n < 0) {
-            return HTTP_BAD_REQUEST;
-        }
+        apr_brigade_cleanup(bb);
     }
+    apr_brigade_destroy(bb);
     buf[got] = '\0';
     *body = buf;
     *len = got;
@@ -351,7 +395,7 @@ static int sts_create(request_rec *r)
     sts_new_token req;
     sts_token_row row;
     sts_req_status st;
-    apr_size_t len = 0;
+    apr_size_t len = 0, limit;
     char *body = NULL, *json;
     int rc;
 
@@ -360,14 +404,28 @@ static int sts_create(request_rec *r)
                               "the request body must be sent with "
                               "Content-Type: application/json");
     }
-    rc = sts_read_body(r, &body, &len);
+    limit = sts_body_limit(r);
+    rc = sts_read_body(r, limit, &body, &len);
+    if (rc == AP_FILTER_ERROR) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "token API POST %s: reading the request body failed "
+                      "and httpd has answered; nothing was created",
+                      r->uri);
+        return rc;
+    }
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        return sts_send_error(r, rc, APLOG_INFO,
-                              "the request body is larger than 65536 bytes");
+        return sts_send_error(
+            r, rc, APLOG_INFO,
+            apr_psprintf(r->pool,
+                         "the request body is larger than %" APR_SIZE_T_FMT
+                         " bytes; nothing was created",
+                         limit));
     }
     if (rc != OK) {
-        return sts_send_error(r, HTTP_BAD_REQUEST, APLOG_INFO,
-                              "the request body could not be read");
+        return sts_send_error(r, rc, APLOG_INFO,
+                              "the request body could not be read (broken "
+                              "chunked encoding or the client stopped "
+                              "sending); nothing was created");
     }
     st = sts_new_token_parse(body, len, sts_now_ms(), &req, err, sizeof(err));
     if (st == STS_REQ_BAD_EXPIRY) {

@@ -73,6 +73,14 @@ LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
     Require all granted
     SetHandler sts-token-api
 </Location>
+# An administrator's LimitRequestBody below the API's own 64 KiB.
+<Location "/small-api">
+    AuthType ServiceToken
+    AuthName "small-api"
+    Require sts-role stackstate-admin
+    LimitRequestBody 100
+    SetHandler sts-token-api
+</Location>
 # AuthType without a Require line of its own.
 <Location "/norequire-api">
     AuthType ServiceToken
@@ -461,6 +469,38 @@ def test_chunked_body(api, admin, spec, pg):
     rows = count_rows(pg)
     out = api.raw(head + chunked(b'{"name":"x","roles":["r"],"p":"' + b"a" * 70000 + b'"}'))
     assert out.startswith(b"HTTP/1.1 413"), out[:200]
+    assert count_rows(pg) == rows
+
+
+def test_limit_request_body_lower_than_api(api, admin, spec, pg):
+    """LimitRequestBody 100: 413 for a longer body, with or without
+    Content-Length, and a body within the limit is fine."""
+    rows = count_rows(pg)
+    small = b'{"name":"small-limit","roles":["r"]}'
+    r = api.request("POST", "/small-api/security/tokens", {**admin, **JSON}, small)
+    assert r.status == 200, r
+    SECRETS.append(r.json()["token"])
+    big = b'{"name":"small-limit","roles":["r"],"description":"' + b"d" * 100 + b'"}'
+    r = api.request("POST", "/small-api/security/tokens", {**admin, **JSON}, big)
+    assert_error(spec, r, 413, "larger than 100 bytes")
+    head = ("POST /small-api/security/tokens HTTP/1.1\r\nHost: x\r\n"
+            "Connection: close\r\n"
+            f"X-API-Key: {admin['X-API-Key']}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    out = api.raw(head + b"%x\r\n" % len(big) + big + b"\r\n0\r\n\r\n")
+    # httpd's own chunked-body check answers first (its HTML page).
+    assert out.startswith(b"HTTP/1.1 413"), out[:300]
+    assert count_rows(pg) == rows + 1
+    assert "reading the request body failed and httpd has answered" in api.error_log()
+
+
+def test_broken_chunked_body(api, admin, spec, pg):
+    rows = count_rows(pg)
+    head = ("POST /api/security/tokens HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"X-API-Key: {admin['X-API-Key']}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    out = api.raw(head + b"zz\r\n{}\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400"), out[:300]
     assert count_rows(pg) == rows
 
 

@@ -48,7 +48,8 @@ static int64_t sts_now_ms(void)
     return (int64_t)(apr_time_now() / 1000);
 }
 
-/* Sends a JSON text (malloc'd; freed here) with the given status. */
+/* Sends a JSON text (malloc'd; wiped and freed here) with the given status,
+ * Content-Length and no-store/nosniff headers. */
 static int sts_send_json(request_rec *r, int status, char *json)
 {
     if (json == NULL) {
@@ -57,9 +58,14 @@ static int sts_send_json(request_rec *r, int status, char *json)
     r->status = status;
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)strlen(json));
+    /* Token data is never cached by browsers or proxies, never sniffed. */
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     if (!r->header_only) {
         ap_rwrite(json, (int)strlen(json), r);
     }
+    /* The create answer holds a secret: leave no copy in freed memory. */
+    OPENSSL_cleanse(json, strlen(json));
     free(json);
     return OK;
 }

@@ -138,6 +138,7 @@ def listed(api, admin, spec):
     r = call(api, admin, "GET", "/security/tokens")
     assert r.status == 200, r
     assert r.header("Content-Type") == "application/json"
+    assert r.header("Cache-Control") == "no-store"
     oa.check_token_list(spec, r.json())
     return r.json()
 
@@ -149,6 +150,8 @@ def by_name(tokens, name):
 def assert_error(spec, r, status, words=""):
     assert r.status == status, r
     assert r.header("Content-Type") == "application/json", r.headers
+    assert r.header("Cache-Control") == "no-store"
+    assert r.header("X-Content-Type-Options") == "nosniff"
     body = r.json()
     spec.check(body, oa.ERRORS, "GenericErrorsResponse")
     assert body["errors"][0]["errorCode"] == status

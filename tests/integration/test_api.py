@@ -607,6 +607,38 @@ def test_database_down_is_503(api, admin, spec, pg):
     assert "-> 503" in log and "trackingKey" in log
 
 
+@pytest.mark.parametrize("mpm", ["prefork", "worker"])
+def test_create_use_delete_under_mpm(httpd_factory, admin, spec, mpm):
+    """The whole cycle under the other MPMs: the deleted token is refused at
+    once by the process that served the delete (one keep-alive connection),
+    with the cache on (the shipped STSTokenCacheTTL)."""
+    h = httpd_factory(mpm=mpm)
+    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=10)
+
+    def req(method, path, headers, body=None):
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    try:
+        st, body = req("POST", "/api/security/tokens", {**admin, **JSON},
+                       json.dumps({"name": f"mpm-{mpm}", "roles": ["r"]}))
+        assert st == 200
+        secret = json.loads(body)["token"]
+        SECRETS.append(secret)
+        for _ in range(3):
+            assert req("GET", "/protected/", {"X-API-Key": secret})[0] == 200
+        st, body = req("GET", "/api/security/tokens", admin)
+        oa.check_token_list(spec, json.loads(body))
+        tid = by_name(json.loads(body), f"mpm-{mpm}")[0]["id"]
+        assert req("DELETE", f"/api/security/tokens/{tid}", admin) == (204, b"")
+        assert req("GET", "/protected/", {"X-API-Key": secret})[0] == 401
+    finally:
+        conn.close()
+    assert f"deleted token id {tid} name 'mpm-{mpm}' roles [r]" in h.error_log()
+    assert secret not in h.error_log() + h.access_log()
+
+
 # Last in the file: every secret handed out above.
 def test_zz_secret_only_in_create_response(api, pg):
     with open(pg.logfile, errors="replace") as f:

@@ -394,6 +394,11 @@ def main():
         log(f"# machine: {machine()}")
         log(f"# rounds {args.rounds} x {args.seconds} s per row, wrk "
             f"-t{args.threads} -c{args.connections}, {args.tokens} tokens")
+        # A private copy of the module: a rebuild elsewhere overwrites
+        # modules/mod_sts_token.so in place, which crashes running children.
+        module = os.path.join(base, "mod_sts_token.so")
+        shutil.copy(args.module, module)
+        os.chmod(module, 0o755)
         pg.start()
         pg.psql("CREATE DATABASE sts", db="postgres")
         pg.psql(None, file=os.path.join(ROOT, "sql", "schema.sql"))
@@ -448,9 +453,9 @@ def main():
             f.write(BODY)
         os.chmod(os.path.join(docroot, "f.txt"), 0o644)
 
-        cached = Httpd(base, "httpd-cached", pg, args.module, 300, n, docroot)
+        cached = Httpd(base, "httpd-cached", pg, module, 300, n, docroot)
         servers.append(cached.start())
-        uncached = Httpd(base, "httpd-ttl0", pg, args.module, 0, n, docroot)
+        uncached = Httpd(base, "httpd-ttl0", pg, module, 0, n, docroot)
         servers.append(uncached.start())
 
         # name, server, path, values, header, expect 2xx
@@ -501,6 +506,10 @@ def main():
                                       res["non2xx"] == res["requests"])
                 results[name].append(res)
             ceil = results["ceiling"][-1]["rps"]
+            if ceil <= 0 or any(s.proc.poll() is not None for s in servers):
+                raise RuntimeError("httpd stopped answering; its error logs:\n"
+                                   + "".join(s.read("error.log")[-3000:]
+                                             for s in servers))
             log(f"# round {rnd + 1}/{args.rounds}: " + ", ".join(
                 f"{name} {results[name][-1]['rps'] / ceil:.2f} "
                 f"({results[name][-1]['lookups']:.0f} lookups/s)"
@@ -528,13 +537,20 @@ def main():
         log(f"httpd RSS (cached instance, parent + children): before "
             f"{rss_before / 1024:.1f} MiB, after the rounds "
             f"{rss_after / 1024:.1f} MiB")
+        log("")
+        log("PostgreSQL statements over the whole run (pg_stat_statements):")
+        log(pg.psql("SELECT format('  %s calls, mean %s ms: %s', calls, "
+                    "round(mean_exec_time::numeric, 4), "
+                    "left(regexp_replace(query, '\\s+', ' ', 'g'), 70)) "
+                    "FROM pg_stat_statements WHERE calls > 100 "
+                    "ORDER BY calls DESC LIMIT 6"))
         if any("AH00052" in s.read("error.log") for s in servers):
             log("WARNING: an httpd child crashed (AH00052 in an error log)")
 
         if args.rss_requests > 0:
             for s in servers:
                 s.stop()
-            fresh = Httpd(base, "httpd-rss", pg, args.module, 300, n, docroot)
+            fresh = Httpd(base, "httpd-rss", pg, module, 300, n, docroot)
             servers.append(fresh.start())
             url = fresh.url("/sts/f.txt")
             done, marks = 0, {}

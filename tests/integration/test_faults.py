@@ -29,7 +29,7 @@ from conftest import MINT
 from loadgen import Load
 
 CONNS = 32
-LOCK_S = 5.0
+LOCK_S = 7.0
 RECOVERY_S = 2.0
 SENT = []  # every secret used here, for the no-leak check
 INSTANCES = []  # every httpd started here, for the no-leak check
@@ -105,12 +105,17 @@ def pg_up(pg):
         pg.start()
 
 
-def test_pg_stopped_under_load_uncached(uncached, pg_up):
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+def test_pg_stopped_under_load_uncached(httpd_factory, uncached, pg_up, mpm):
     """STSTokenCacheTTL 0: every request is a lookup. PostgreSQL stopped for
     ~1.5 s under 32 connections: 503 for valid and unknown tokens alike while
-    it is down, never a 200, and all 200 again within 2 s of its start."""
-    pg, h = pg_up, uncached
-    valid = [t.token for t in mint_many(pg, "down-nc", 8)]
+    it is down, never a 200, and all 200 again within 2 s of its start.
+    Prefork (10 single-threaded children, mod_dbd's one connection per
+    process) runs without keep-alive so the 32 clients share the children."""
+    pg = pg_up
+    h = uncached if mpm == "event" else started(
+        httpd_factory("STSTokenCacheTTL 0\n", mpm=mpm))
+    valid = [t.token for t in mint_many(pg, f"down-nc-{mpm}", 8)]
     unknown = fresh_tokens(16)
 
     def pick(i, n):
@@ -118,7 +123,8 @@ def test_pg_stopped_under_load_uncached(uncached, pg_up):
             return "unknown", "/protected/", key(random.choice(unknown))
         return "valid", "/protected/", key(random.choice(valid))
 
-    with Load(h.port, pick, CONNS, seconds=7) as load:
+    with Load(h.port, pick, CONNS, seconds=15,
+              keepalive=(mpm == "event")) as load:
         time.sleep(1.0)
         t_stop0 = time.monotonic()
         pg.stop()
@@ -131,7 +137,7 @@ def test_pg_stopped_under_load_uncached(uncached, pg_up):
         load.stop()
     res = load.results
     info = load.summary()
-    figure(f"pg stopped (TTL 0): stop took {t_down - t_stop0:.2f} s, "
+    figure(f"pg stopped (TTL 0, {mpm}): stop took {t_down - t_stop0:.2f} s, "
            f"start took {t_up - t_start0:.2f} s; {info}")
     assert all(r.status != 0 for r in res), info
     before = done_before(load, t_stop0)
@@ -142,12 +148,14 @@ def test_pg_stopped_under_load_uncached(uncached, pg_up):
     assert all(r.status == 503 for r in down), Load.counts(down)
     assert not [r for r in res if r.kind == "unknown" and r.status == 200]
     rec = recovery_after(load, t_up, {"valid"}, 200)
-    figure(f"pg stopped (TTL 0): 503s while down {len(down)}, "
+    figure(f"pg stopped (TTL 0, {mpm}): 503s while down {len(down)}, "
            f"all 200 again {rec:.2f} s after PostgreSQL was up")
     late = load.between(t_up + RECOVERY_S)
     assert late and all(r.status == (200 if r.kind == "valid" else 401)
                         for r in late), (rec, Load.counts(late))
     assert_healthy(h)
+    if mpm == "prefork":
+        assert "mpm_prefork:notice" in h.error_log()
 
 
 def test_pg_stopped_under_load_cached(cached, pg_up):
@@ -175,7 +183,7 @@ def test_pg_stopped_under_load_cached(cached, pg_up):
             return "unknown-up", "/protected/", key(random.choice(unknown_up))
         return "warm", "/protected/", key(random.choice(warm))
 
-    with Load(h.port, pick, CONNS, seconds=7) as load:
+    with Load(h.port, pick, CONNS, seconds=15) as load:
         time.sleep(1.0)
         t_stop0 = time.monotonic()
         pg.stop()
@@ -232,7 +240,7 @@ def test_sessions_killed_under_load(uncached, pg_up, fault):
         return "valid", "/protected/", key(random.choice(valid))
 
     faults = []
-    with Load(h.port, pick, CONNS, seconds=8) as load:
+    with Load(h.port, pick, CONNS, seconds=15) as load:
         for _ in range(2):
             time.sleep(1.0)
             t0 = time.monotonic()
@@ -268,18 +276,35 @@ def test_sessions_killed_under_load(uncached, pg_up, fault):
     assert_healthy(h)
 
 
-def test_locked_table_answers_503_in_bounded_time(uncached, pg):
-    """A transaction holds ACCESS EXCLUSIVE on sts_tokens for 5 s under 32
+@pytest.mark.parametrize("pool", ["warm", "cold"])
+def test_locked_table_answers_503_in_bounded_time(httpd_factory, pg, pool):
+    """A transaction holds ACCESS EXCLUSIVE on sts_tokens for 7 s under 32
     connections: requests are answered 503 after the statement_timeout
     (DBDParams: 2 s) instead of piling up; the number of database sessions
-    stays within DBDMax per process; all 200 within 2 s of the release."""
-    h = uncached
+    stays within DBDMax per process; all 200 within 2 s of the release.
+
+    pool "warm": 1 s of 32-connection load first, so mod_dbd's pools hold
+    a session per busy thread. pool "cold": a fresh httpd after a few
+    sequential requests (DBDMin 0, as shipped), so most requests need a new
+    pooled session while the table is locked. Measured before any fix, cold:
+    mod_dbd opens sessions one at a time per process (APR's reslist creates
+    them under its list mutex) and each new session's PREPAREs wait out the
+    statement_timeout on the lock, so requests queue behind each other and
+    are answered 200 after the release (p50 7.9 s under a 7 s lock) instead
+    of 503."""
+    h = started(httpd_factory("STSTokenCacheTTL 0\n"))
     assert "statement_timeout=2000" in pg.dbd_params, pg.dbd_params
-    valid = [t.token for t in mint_many(pg, "locked", 8)]
-    assert h.get("/protected/", key(valid[0])).status == 200
+    valid = [t.token for t in mint_many(pg, f"locked-{pool}", 8)]
+    for _ in range(4):
+        assert h.get("/protected/", key(valid[0])).status == 200
 
     def pick(i, n):
         return "valid", "/protected/", key(random.choice(valid))
+
+    if pool == "warm":
+        with Load(h.port, pick, CONNS, seconds=1.0) as warmup:
+            pass
+        assert warmup.results and all(r.status == 200 for r in warmup.results)
 
     # The lock holder is a psql reading its commands from a pipe, so the
     # test knows when the lock goes: not before COMMIT is sent.
@@ -300,7 +325,7 @@ def test_locked_table_answers_503_in_bounded_time(uncached, pg):
             assert time.monotonic() < deadline, "the lock was never taken"
             time.sleep(0.05)
         t_lock = time.monotonic()
-        with Load(h.port, pick, CONNS, seconds=10) as load:
+        with Load(h.port, pick, CONNS, seconds=15) as load:
             while time.monotonic() < t_lock + LOCK_S:
                 sessions.append(int(pg.sql(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = "
@@ -320,22 +345,30 @@ def test_locked_table_answers_503_in_bounded_time(uncached, pg):
         holder.wait(10)
     res = load.results
     info = load.summary()
-    assert all(r.status != 0 for r in res), info
-    assert set(r.status for r in res) <= {200, 503}, Load.counts(res)
     during = load.between(t_lock, t_release)
     lat = sorted(r.end - r.start for r in during)
     n503 = sum(r.status == 503 for r in during)
-    figure(f"locked table {LOCK_S} s: {len(during)} requests started under the lock, "
-           f"{n503} x 503, latency p50 {lat[len(lat) // 2]:.2f} s max "
-           f"{lat[-1]:.2f} s; DB sessions seen {max(sessions)}; {info}")
+    first = load.between(t_lock, t_lock + 1.0)
+    figure(f"locked table {LOCK_S} s ({pool} pool): {len(during)} requests "
+           f"started under the lock, {n503} x 503, latency p50 "
+           f"{lat[len(lat) // 2]:.2f} s max {lat[-1]:.2f} s; first second: "
+           f"{sorted((r.status, round(r.end - r.start, 1)) for r in first)}; "
+           f"DB sessions seen {max(sessions)}; {info}")
+    # No request went unanswered (the load's client timeout is 10 s).
+    assert all(r.status != 0 for r in res), info
+    assert set(r.status for r in res) <= {200, 503}, Load.counts(res)
     # Answered while the lock was held: 503, nothing else.
     under = [r for r in during if r.end < t_release]
-    assert len(under) >= CONNS, Load.counts(under)
-    assert all(r.status == 503 for r in under), Load.counts(under)
-    # Bounded: measured 4.0 s = twice the statement_timeout, because after
-    # the timeout the module re-prepares its statements (the PREPARE waits
-    # on the same lock) before giving up; plus slack for a busy machine.
-    assert lat[-1] < 5.5, lat[-5:]
+    assert under and all(r.status == 503 for r in under), Load.counts(under)
+    # Requests that arrived in the lock's first second did not wait for the
+    # release (as they do without a statement_timeout): each was answered
+    # 503 while the lock was still held.
+    assert first and all(r.status == 503 and r.end < t_release for r in first), \
+        sorted((r.status, round(r.end - r.start, 2)) for r in first)
+    # A bound on any request: twice the statement_timeout (see the
+    # lone-request test), a wait for a pooled connection, and slack for a
+    # busy machine (measured 4.0 s idle, 5.7 s at load average 29).
+    assert lat[-1] < 8.0, lat[-5:]
     # No pile-up of database sessions: at most DBDMax (20) per process (2).
     assert max(sessions) <= 2 * 20 + 1, sessions
     rec = recovery_after(load, t_released, {"valid"}, 200)
@@ -406,14 +439,16 @@ def test_graceful_restart_under_load(httpd_factory, pg, keepalive):
             return "unknown", "/protected/", key(random.choice(unknown))
         return "valid", "/protected/", key(random.choice(valid))
 
-    with Load(h.port, pick, CONNS, seconds=6, keepalive=keepalive) as load:
+    with Load(h.port, pick, CONNS, seconds=15, keepalive=keepalive) as load:
         time.sleep(1.0)
+        g1 = time.monotonic()
         h.graceful()
         deadline = time.monotonic() + 5
         while resumes(h) < 2:
             assert time.monotonic() < deadline, "first graceful never done"
             time.sleep(0.05)
         time.sleep(1.5)
+        g2 = time.monotonic()
         h.graceful()
         while resumes(h) < 3:
             assert time.monotonic() < deadline + 3, "second graceful never done"
@@ -425,7 +460,9 @@ def test_graceful_restart_under_load(httpd_factory, pg, keepalive):
     figure(f"graceful x2 (keepalive={keepalive}): {info}")
     lat = max(r.end - r.start for r in res)
     figure(f"graceful x2 (keepalive={keepalive}): max latency {lat:.2f} s")
-    assert len(res) > 200, info
+    # Requests were answered before, between and after the restarts.
+    for a, z in ((None, g1), (g1, g2), (g2, None)):
+        assert load.between(a, z), (a, z, info)
     assert not load.errors, info
     bad = [r for r in res
            if r.status != (200 if r.kind == "valid" else 401)]

@@ -16,8 +16,9 @@ MODULE_SO ?= modules/mod_sts_token.so
 # Extra flags for sanitizer builds (make test-asan sets them).
 SAN ?=
 
+PG_INC := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 APXS_INC := -I$(shell $(APXS) -q INCLUDEDIR) -I$(shell $(APXS) -q APR_INCLUDEDIR) \
-            $(shell $(APXS) -q EXTRA_CPPFLAGS)
+            -I$(PG_INC) $(shell $(APXS) -q EXTRA_CPPFLAGS)
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 -O2 -g -fPIC -fstack-protector-strong \
                -D_FORTIFY_SOURCE=2 $(WARN) $(SAN)
@@ -59,7 +60,7 @@ $(LIB_A): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/mod_sts_token.so: $(MOD_OBJ) $(LIB_A)
-	$(CC) -shared $(SAN) -o $@ $(MOD_OBJ) $(LIB_A) $(LIB_LIBS)
+	$(CC) -shared $(SAN) -o $@ $(MOD_OBJ) $(LIB_A) $(LIB_LIBS) -lpq
 
 $(MODULE_SO): $(BUILD)/mod_sts_token.so
 	@mkdir -p $(dir $@)

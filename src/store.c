@@ -16,6 +16,8 @@
 #include "http_log.h"
 #include "mod_dbd.h"
 
+#include <libpq-fe.h>
+
 APLOG_USE_MODULE(sts_token);
 
 /* Key under which a connection's pool of re-prepared statements is kept in
@@ -149,6 +151,23 @@ static apr_status_t sts_store_reprepare(request_rec *r, ap_dbd_t *dbd)
     return APR_SUCCESS;
 }
 
+/* True when a failed statement calls for re-preparing: the connection broke
+ * (mod_dbd will reconnect it and the new session has no statements), the
+ * statement is missing on this connection, or the database says so (its
+ * message names the statement: 'prepared statement "label" does not exist').
+ * Not after other errors such as a statement timeout: re-preparing then
+ * would only wait on the same lock again. */
+static int sts_store_lost_statements(ap_dbd_t *dbd, const char *label,
+                                     apr_dbd_prepared_t *stmt, const char *msg)
+{
+    PGconn *conn = apr_dbd_native_handle(dbd->driver, dbd->handle);
+
+    if (stmt == NULL || conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        return 1;
+    }
+    return msg != NULL && strstr(msg, label) != NULL;
+}
+
 /* Runs one statement (a select when res != NULL, else a command counting
  * rows into *nrows), re-preparing and retrying once if it fails. */
 static apr_status_t sts_store_exec(request_rec *r, ap_dbd_t *dbd,
@@ -178,7 +197,8 @@ static apr_status_t sts_store_exec(request_rec *r, ap_dbd_t *dbd,
             }
             msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
         }
-        if (attempt == 0 && sts_store_reprepare(r, dbd) == APR_SUCCESS) {
+        if (attempt == 0 && sts_store_lost_statements(dbd, label, stmt, msg) &&
+            sts_store_reprepare(r, dbd) == APR_SUCCESS) {
             continue;
         }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, APR_EGENERAL, r,

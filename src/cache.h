@@ -29,8 +29,12 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s);
 
 /* Looks a digest up. At most every STS_REVISION_POLL_MS per process this
  * first reads the revision counter from the database and flushes the cache
- * when it moved. *ticket receives the cache generation seen, to pass to
- * sts_cache_put after a database lookup. */
+ * when it moved (one thread polls; the others never wait). An entry is only
+ * trusted for 1 s after the start of the last successful poll, or while the
+ * database cannot be read (then until the entry's TTL ends); otherwise the
+ * answer is STS_CACHE_MISS and the database decides. *ticket receives the
+ * cache generation seen, to pass to sts_cache_put after a database lookup.
+ * With STSTokenCacheTTL 0 this always answers STS_CACHE_MISS. */
 sts_cache_result sts_cache_get(request_rec *r,
                                const unsigned char digest[STS_DIGEST_LEN],
                                sts_identity *out, apr_uint32_t *ticket);

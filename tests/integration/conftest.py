@@ -98,25 +98,36 @@ START_TIMEOUT = float(os.environ.get(
     "90" if os.environ.get("STS_HTTPD_WRAPPER") else "15"))
 
 
-_MODULE_COPY = []
+_COPIES = {}
+
+
+def session_copy(src):
+    """A private copy of a built file, taken at first use and removed at
+    exit, so that a rebuild during the run (another engineer's `make`, which
+    rewrites files in place) cannot crash or break this session."""
+    if src not in _COPIES:
+        d = tempfile.mkdtemp(prefix="sts-bin-")
+        os.chmod(d, 0o755)
+        dst = os.path.join(d, os.path.basename(src))
+        shutil.copy2(src, dst)
+        os.chmod(dst, 0o755)
+        atexit.register(shutil.rmtree, d, True)
+        _COPIES[src] = dst
+    return _COPIES[src]
+
+
+# The mint tool, as a session copy (test modules import MINT from here).
+if os.path.exists(MINT):
+    MINT = session_copy(MINT)
 
 
 def module_path():
     """The module .so every httpd of this session loads: $STS_MODULE, or a
-    private copy of modules/mod_sts_token.so taken at first use. (`make`
-    rewrites that file in place; running children that have it mapped would
-    crash mid-test if they loaded it directly.)"""
+    session copy of modules/mod_sts_token.so (running children that had the
+    repository's file mapped would crash when `make` rewrites it)."""
     if os.environ.get("STS_MODULE"):
         return os.environ["STS_MODULE"]
-    if not _MODULE_COPY:
-        src = os.path.join(ROOT, "modules", "mod_sts_token.so")
-        d = make_private_dir("sts-module-")
-        dst = os.path.join(d, "mod_sts_token.so")
-        shutil.copy2(src, dst)
-        os.chmod(dst, 0o755)
-        atexit.register(shutil.rmtree, d, True)
-        _MODULE_COPY.append(dst)
-    return _MODULE_COPY[0]
+    return session_copy(os.path.join(ROOT, "modules", "mod_sts_token.so"))
 
 
 def free_port():

@@ -284,6 +284,34 @@ def test_both_forms_same_token_and_other_schemes(srv, tok, tok2):
                       b"X-API-Key: " + b(tok.token)])[0] == 200
 
 
+def test_bootstrap_secret_variants_refused(srv, pg, bootstrap, tok):
+    """Near misses of the bootstrap secret are not the bootstrap identity:
+    case changed, one character more or less, trailing newline, or paired
+    with another token in the other header."""
+    boot = str(bootstrap)
+    before = snapshot(pg)
+    variants = [boot.upper() if boot.upper() != boot else boot.lower(),
+                boot[:-1], boot + "A", boot[1:], boot[:16]]
+    SENT.extend(variants)
+    for v in variants:
+        status, head, body = send(srv, [b"X-API-Key: " + b(v)],
+                                  path=b"/api/security/tokens")
+        assert status == 401, (v[:6], status)
+        assert b"hello" not in body and b"token" not in body.lower().replace(
+            b"invalid_token", b""), body[:200]
+    for lines in ([b"X-API-Key: " + b(boot) + b"\n"],
+                  [b"X-API-Key: " + b(boot) + b"\x00"]):
+        assert send(srv, lines, path=b"/api/security/tokens")[0] == 400
+    status, _, _ = send(srv, [b"Authorization: ApiKey " + b(boot),
+                              b"X-API-Key: " + b(tok.token)],
+                        path=b"/api/security/tokens")
+    assert status == 400
+    # The real secret still works (so the refusals above were about the
+    # variants, not a broken bootstrap).
+    assert send(srv, [b"X-API-Key: " + b(boot)], path=b"/api/server/info")[0] == 200
+    assert snapshot(pg) == before
+
+
 def env_of(body):
     return dict(line.split("=", 1) for line in body.decode("latin-1").splitlines()
                 if "=" in line)

@@ -477,29 +477,11 @@ static int sts_create(request_rec *r)
     return sts_send_json(r, HTTP_OK, json);
 }
 
-/* The row of token id for the audit log, or NULL when it is not listed.
- * Tokens are never updated, so this is the row a delete removes. */
-static const sts_token_row *sts_find_row(apr_array_header_t *rows, int64_t id)
-{
-    int i;
-
-    for (i = 0; i < rows->nelts; i++) {
-        const sts_token_row *t = &APR_ARRAY_IDX(rows, i, sts_token_row);
-
-        if (t->id == id) {
-            return t;
-        }
-    }
-    return NULL;
-}
-
 /* DELETE .../security/tokens/{id} */
 static int sts_delete(request_rec *r, const char *item)
 {
-    apr_array_header_t *rows;
-    const sts_token_row *row;
+    sts_token_row *row = NULL;
     int64_t id;
-    int deleted = 0;
 
     if (!sts_parse_token_id(item, strlen(item), &id)) {
         return sts_send_error(r, HTTP_BAD_REQUEST, APLOG_INFO,
@@ -507,26 +489,22 @@ static int sts_delete(request_rec *r, const char *item)
                               "9007199254740991, without sign, spaces or "
                               "leading zeros");
     }
-    /* Read the token first so the audit log can name what was deleted. */
-    if (sts_store_list(r, &rows) != APR_SUCCESS ||
-        sts_store_delete(r, id, &deleted) != APR_SUCCESS) {
+    if (sts_store_delete(r, id, &row) != APR_SUCCESS) {
         return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_ERR,
                               "the token database is unavailable; nothing "
                               "was deleted");
     }
-    if (!deleted) {
+    if (row == NULL) {
         return sts_send_error(
             r, HTTP_NOT_FOUND, APLOG_INFO,
             apr_psprintf(r->pool, "no service token with id %" APR_INT64_T_FMT,
                          id));
     }
     sts_cache_revoke(r, id);
-    row = sts_find_row(rows, id);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   "token API: %s deleted token id %" APR_INT64_T_FMT
                   " name '%s' roles [%s]",
-                  sts_caller(r), id, row ? row->name : "(unknown)",
-                  row ? row->roles : "");
+                  sts_caller(r), id, row->name, row->roles);
     r->status = HTTP_NO_CONTENT;
     return OK;
 }

@@ -54,7 +54,8 @@ static const sts_statement sts_statements[STS_Q_COUNT] = {
      "%s, string_to_array(%s, ','), NULLIF(%s, '')::bigint, NULLIF(%s, '')) "
      "ON CONFLICT (id) DO NOTHING "
      "RETURNING (extract(epoch FROM updated_at) * 1000)::bigint"},
-    {"sts_token_delete", "DELETE FROM sts_tokens WHERE id = %s::bigint"},
+    {"sts_token_delete", "DELETE FROM sts_tokens WHERE id = %s::bigint "
+                         "RETURNING name, array_to_string(roles, ',')"},
     {"sts_token_revision", "SELECT revision FROM sts_token_revision"},
 };
 
@@ -354,23 +355,32 @@ apr_status_t sts_store_create(request_rec *r, sts_token_row *t,
     return rv;
 }
 
-/* Deletes a token by id. */
-apr_status_t sts_store_delete(request_rec *r, int64_t id, int *deleted)
+/* Deletes a token by id, returning what was deleted. */
+apr_status_t sts_store_delete(request_rec *r, int64_t id, sts_token_row **out)
 {
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
     const char *args[1];
     ap_dbd_t *dbd;
     apr_status_t rv;
-    int nrows = 0;
 
-    *deleted = 0;
+    *out = NULL;
     dbd = sts_store_open(r);
     if (dbd == NULL) {
         return APR_EGENERAL;
     }
     args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id);
-    rv = sts_store_exec(r, dbd, STS_Q_DELETE, NULL, &nrows, 1, args);
+    rv = sts_store_exec(r, dbd, STS_Q_DELETE, &res, NULL, 1, args);
     if (rv == APR_SUCCESS) {
-        *deleted = nrows > 0;
+        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
+            sts_token_row *t = apr_pcalloc(r->pool, sizeof(*t));
+
+            t->id = id;
+            t->name = sts_col_str(r->pool, dbd->driver, row, 0);
+            t->roles = sts_col_str(r->pool, dbd->driver, row, 1);
+            t->expiration_ms = -1;
+            *out = t;
+        }
     }
     sts_store_close(r, dbd);
     return rv;

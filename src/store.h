@@ -49,8 +49,10 @@ apr_status_t sts_store_list(request_rec *r, apr_array_header_t **out);
 apr_status_t sts_store_create(request_rec *r, sts_token_row *row,
                               const char *digest_hex);
 
-/* Deletes by id; *deleted is 1 when a row went away, 0 when none existed. */
-apr_status_t sts_store_delete(request_rec *r, int64_t id, int *deleted);
+/* Deletes by id; *deleted is the row that went away (id, name, roles), or
+ * NULL when none had that id. */
+apr_status_t sts_store_delete(request_rec *r, int64_t id,
+                              sts_token_row **deleted);
 
 /* The revision counter, bumped by a trigger on every change to sts_tokens. */
 apr_status_t sts_store_revision(request_rec *r, int64_t *revision);

@@ -7,13 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include "version.h"
-
-/* Largest answer accepted (a list of many tokens fits easily). */
-#define CLI_MAX_RESPONSE (16 * 1024 * 1024)
 
 /* Builds base URL + api path + path without doubled slashes. */
 void cli_http_url(const cli_target *t, const char *path, char *out,
@@ -43,7 +42,8 @@ static size_t cli_on_body(char *data, size_t size, size_t n, void *user)
     size_t add = size * n;
     char *nb;
 
-    if (r->len + add > CLI_MAX_RESPONSE) {
+    if (add > CLI_MAX_RESPONSE - r->len) {
+        r->too_large = 1;
         return 0;
     }
     nb = realloc(r->body, r->len + add + 1);
@@ -81,12 +81,40 @@ static size_t cli_on_header(char *data, size_t size, size_t n, void *user)
     return len;
 }
 
+/* Decodes base64 (StackState's ca-cert-base64-data) into a malloc'd
+ * buffer; NULL when it is not base64. */
+static unsigned char *cli_unbase64(const char *in, size_t *outlen)
+{
+    size_t n = strlen(in);
+    unsigned char *out;
+    int len;
+
+    if (n == 0 || n % 4 != 0 || n > 8 * 1024 * 1024) {
+        return NULL;
+    }
+    out = malloc(n / 4 * 3 + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+    if (len < 0) {
+        free(out);
+        return NULL;
+    }
+    /* EVP_DecodeBlock counts the padding as zero bytes. */
+    len -= (in[n - 1] == '=') + (in[n - 2] == '=');
+    *outlen = (size_t)len;
+    return out;
+}
+
 /* Sends one request. */
 int cli_http(const cli_target *t, const char *method, const char *path,
              const char *json_body, cli_response *resp)
 {
     char url[8192], auth[4200], cerr[CURL_ERROR_SIZE] = "";
     struct curl_slist *hdrs = NULL;
+    struct curl_blob blob;
+    unsigned char *ca = NULL;
     CURL *c;
     CURLcode rc;
 
@@ -100,6 +128,7 @@ int cli_http(const cli_target *t, const char *method, const char *path,
     snprintf(auth, sizeof(auth), "X-API-Key: %s", t->token ? t->token : "");
     hdrs = curl_slist_append(hdrs, auth);
     hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    hdrs = curl_slist_append(hdrs, "Expect:");
     if (json_body) {
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body);
@@ -110,8 +139,10 @@ int cli_http(const cli_target *t, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_USERAGENT, "sts-cli/" STS_VERSION);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CLI_CONNECT_TIMEOUT);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)CLI_REQUEST_TIMEOUT);
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+                     (curl_off_t)CLI_MAX_RESPONSE);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cli_on_body);
@@ -124,10 +155,30 @@ int cli_http(const cli_target *t, const char *method, const char *path,
     }
     if (t->ca_cert_path) {
         curl_easy_setopt(c, CURLOPT_CAINFO, t->ca_cert_path);
+    } else if (t->ca_cert_base64 && !t->skip_ssl) {
+        ca = cli_unbase64(t->ca_cert_base64, &blob.len);
+        if (ca == NULL) {
+            snprintf(resp->error, sizeof(resp->error),
+                     "the context's ca-cert-base64-data is not base64");
+            curl_slist_free_all(hdrs);
+            curl_easy_cleanup(c);
+            memset(auth, 0, sizeof(auth));
+            resp->body = calloc(1, 1);
+            return -1;
+        }
+        blob.data = ca;
+        blob.flags = CURL_BLOB_COPY;
+        curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
     }
     rc = curl_easy_perform(c);
+    free(ca);
     if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    } else if (resp->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+        resp->too_large = 1;
+        snprintf(resp->error, sizeof(resp->error),
+                 "the answer is larger than %d MiB; refusing it",
+                 CLI_MAX_RESPONSE / (1024 * 1024));
     } else {
         snprintf(resp->error, sizeof(resp->error), "%s",
                  cerr[0] ? cerr : curl_easy_strerror(rc));

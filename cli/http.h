@@ -8,10 +8,11 @@
 
 /* Where to send requests and how. */
 typedef struct {
-    const char *url;      /* e.g. https://sts.example.com */
-    const char *token;    /* sent as X-API-Key; never printed */
-    const char *api_path; /* e.g. /api */
-    const char *ca_cert_path;
+    const char *url;            /* e.g. https://sts.example.com */
+    const char *token;          /* sent as X-API-Key; never printed */
+    const char *api_path;       /* e.g. /api */
+    const char *ca_cert_path;   /* PEM file of CAs to trust, or NULL */
+    const char *ca_cert_base64; /* the same, base64 (from a context) */
     int skip_ssl;
 } cli_target;
 
@@ -21,7 +22,15 @@ typedef struct {
     size_t len;
     char auth_error[256]; /* error_description from WWW-Authenticate */
     char error[512];      /* why no answer arrived */
+    int too_large;        /* the answer exceeded CLI_MAX_RESPONSE */
 } cli_response;
+
+/* Largest answer accepted (a list of many tokens fits easily). */
+#define CLI_MAX_RESPONSE (16 * 1024 * 1024)
+
+/* Connect timeout and timeout of a whole request, in seconds. */
+#define CLI_CONNECT_TIMEOUT 10
+#define CLI_REQUEST_TIMEOUT 60
 
 /* Sends method to target's api_path + path with an optional JSON body.
  * Returns 0 when an HTTP answer arrived (any status), -1 otherwise (error

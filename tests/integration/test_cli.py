@@ -202,10 +202,13 @@ def test_connection_errors(home, srv, bootstrap, pg):
     # HTTPS against a plain HTTP port: cannot connect.
     env = {"STS_CLI_URL": "https://127.0.0.1:%d" % srv.port,
            "STS_CLI_SERVICE_TOKEN": str(bootstrap)}
-    for extra in ([], ["--skip-ssl"], ["--ca-cert-path", "/nonexistent/ca.pem"]):
+    for extra in ([], ["--skip-ssl"]):
         rc, out, err = sts(home, "service-token", "list", *extra, env=env)
         assert rc == 4 and "cannot connect" in err, err
         assert str(bootstrap) not in err
+    rc, out, err = sts(home, "service-token", "list", "--ca-cert-path",
+                       "/nonexistent/ca.pem", env=env)
+    assert rc == 2 and "/nonexistent/ca.pem" in err, err
 
 
 def test_env_overrides_and_contexts(home, srv, bootstrap):

@@ -1,0 +1,54 @@
+/*
+ * run.h - what every sts command shares: the parsed command line, output
+ * settings, the config, and the way to the server (flags, environment,
+ * context) with errors mapped to exit codes.
+ */
+#ifndef STS_CLI_RUN_H
+#define STS_CLI_RUN_H
+
+#include "cli.h"
+#include "http.h"
+#include "output.h"
+
+/* Everything one run needs. */
+typedef struct {
+    cli_args a;
+    cli_out out;
+    char config_path[4096];
+    cli_config cfg; /* loaded on demand by cli_load_config */
+    int cfg_loaded, cfg_exists;
+} cli_run;
+
+/* The flag, else the environment variable when set and not empty. */
+const char *cli_flag_or_env(const char *flag, const char *env);
+
+/* Loads the config file once; prints the error and returns CLI_ECONFIG. */
+int cli_load_config(cli_run *run);
+
+/* Refuses (exit 2) positional arguments and command flags outside
+ * allowed (CLI_F_*), naming the first one. */
+int cli_reject_extra(cli_run *run, const char *cmd, int max_positional,
+                     unsigned allowed);
+
+/* Checks --ca-cert-path when given (a readable file); CLI_EUSAGE if not. */
+int cli_check_ca_flag(cli_run *run);
+
+/* Works out where to connect: flags, then STS_CLI_*, then the context
+ * (--context, STS_CLI_CONTEXT, current-context). Validates the URL, token
+ * and API path, never quoting the token. */
+int cli_resolve_target(cli_run *run, cli_target *t);
+
+/* Sends a request; maps a missing answer and 401 to CLI_ECONNECT and any
+ * other non-2xx to CLI_EREFUSED, printing the URL, the status and the
+ * server's messages. The caller frees resp->body in every case. */
+int cli_request(cli_run *run, const cli_target *t, const char *method,
+                const char *path, const char *body, cli_response *resp);
+
+/* GET {api}/server/info: CLI_OK when the server answers as this API. */
+int cli_validate_server(cli_run *run, const cli_target *t);
+
+/* The command groups. */
+int cli_cmd_service_token(cli_run *run);
+int cli_cmd_context(cli_run *run);
+
+#endif

@@ -1,0 +1,417 @@
+/*
+ * service_token.c - sts service-token create | list | delete, with
+ * StackState's output (text, table, -o json).
+ */
+#include "service_token.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_json.h"
+#include "run.h"
+#include "token.h"
+
+static const char help_service_token[] =
+    "Manage service tokens.\n"
+    "\n"
+    "Usage:\n"
+    "  sts service-token [command]\n"
+    "\n"
+    "Available Commands:\n"
+    "  create      Create a service token\n"
+    "  delete      Delete a service token\n"
+    "  list        List service tokens\n"
+    "\n"
+    "Use \"sts service-token [command] --help\" for more information about a "
+    "command.\n";
+
+static const char help_create[] =
+    "Create a service token. Its secret is printed once and can never be "
+    "seen again.\n"
+    "\n"
+    "Usage:\n"
+    "  sts service-token create --name NAME --roles ROLE[,ROLE...] [flags]\n"
+    "\n"
+    "Flags:\n"
+    "  -n, --name NAME               name of the token (required)\n"
+    "      --roles ROLES             comma-separated roles; may be repeated "
+    "(required)\n"
+    "      --expiration yyyy-MM-dd   expires at 00:00 UTC of that day "
+    "(optional)\n"
+    "      --dedicatedSubject NAME   subject the token acts as (optional)\n"
+    "      --description TEXT        description (optional)\n"
+    "\n"
+    "Scripts read the secret from -o json: .[\"service-token\"].token\n"
+    "Global flags: see sts --help.\n";
+
+static const char help_list[] =
+    "List service tokens, sorted by name: ID, name, expiration (UTC) and "
+    "roles.\n"
+    "\n"
+    "Usage:\n"
+    "  sts service-token list [flags]\n"
+    "\n"
+    "Global flags: see sts --help.\n";
+
+static const char help_delete[] =
+    "Delete a service token. It stops authenticating at once.\n"
+    "\n"
+    "Usage:\n"
+    "  sts service-token delete ID [flags]\n"
+    "  sts service-token delete --id ID [flags]\n"
+    "\n"
+    "Flags:\n"
+    "  -i, --id ID   the token's ID (see sts service-token list)\n"
+    "\n"
+    "Global flags: see sts --help.\n";
+
+/* Builds the NewServiceTokenRequest body from the command line. */
+int cli_create_body(const cli_args *a, char **out, char *err, size_t errlen)
+{
+    char roles[CLI_MAX_ROLES][CLI_MAX_ROLE_LEN + 1];
+    json_t *body, *arr;
+    int64_t exp = -1;
+    int n, i;
+
+    *out = NULL;
+    if (!a->name) {
+        snprintf(err, errlen, "--name is required");
+        return CLI_EUSAGE;
+    }
+    if (cli_check_text("--name", a->name, STS_API_MAX_NAME, 0, err, errlen) !=
+        0) {
+        return CLI_EUSAGE;
+    }
+    if (a->nroles == 0) {
+        snprintf(err, errlen,
+                 "--roles is required, e.g. --roles stackstate-admin");
+        return CLI_EUSAGE;
+    }
+    n = cli_collect_roles(a, roles, STS_API_MAX_ROLES, err, errlen);
+    if (n < 0) {
+        return CLI_EUSAGE;
+    }
+    if (a->expiration && cli_parse_date(a->expiration, &exp) != 0) {
+        snprintf(err, errlen,
+                 "--expiration '%.64s' is not a date: use yyyy-MM-dd, e.g. "
+                 "2027-01-15",
+                 a->expiration);
+        return CLI_EUSAGE;
+    }
+    if (a->dedicated_subject &&
+        cli_check_text("--dedicatedSubject", a->dedicated_subject,
+                       STS_API_MAX_SUBJECT, 0, err, errlen) != 0) {
+        return CLI_EUSAGE;
+    }
+    if (a->description &&
+        cli_check_text("--description", a->description, STS_API_MAX_DESCRIPTION,
+                       1, err, errlen) != 0) {
+        return CLI_EUSAGE;
+    }
+    body = json_object();
+    arr = json_array();
+    for (i = 0; i < n; i++) {
+        json_array_append_new(arr, json_string(roles[i]));
+    }
+    json_object_set_new(body, "name", json_string(a->name));
+    json_object_set_new(body, "roles", arr);
+    if (exp >= 0) {
+        json_object_set_new(body, "expiryDate", json_integer(exp));
+    }
+    if (a->dedicated_subject) {
+        json_object_set_new(body, "dedicatedSubject",
+                            json_string(a->dedicated_subject));
+    }
+    if (a->description) {
+        json_object_set_new(body, "description", json_string(a->description));
+    }
+    *out = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (*out == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CLI_EUSAGE;
+    }
+    return CLI_OK;
+}
+
+/* Orders tokens by name (bytewise), then id. */
+static int by_name_then_id(const void *x, const void *y)
+{
+    json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
+    const char *na = json_string_value(json_object_get(a, "name"));
+    const char *nb = json_string_value(json_object_get(b, "name"));
+    int c = strcmp(na ? na : "", nb ? nb : "");
+    json_int_t ia = json_integer_value(json_object_get(a, "id"));
+    json_int_t ib = json_integer_value(json_object_get(b, "id"));
+
+    return c ? c : (ia > ib) - (ia < ib);
+}
+
+/* A new array with list's objects sorted by name then id, or NULL when
+ * list is not an array of objects. */
+json_t *cli_sort_tokens(json_t *list)
+{
+    size_t i, n;
+    json_t **items, *out;
+
+    if (!json_is_array(list)) {
+        return NULL;
+    }
+    n = json_array_size(list);
+    items = calloc(n + 1, sizeof(*items));
+    if (items == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        items[i] = json_array_get(list, i);
+        if (!json_is_object(items[i])) {
+            free(items);
+            return NULL;
+        }
+    }
+    qsort(items, n, sizeof(*items), by_name_then_id);
+    out = json_array();
+    for (i = 0; out && i < n; i++) {
+        json_array_append(out, items[i]);
+    }
+    free(items);
+    return out;
+}
+
+/* "[a b c]" as Go prints a []string, terminal-safe; malloc'd. */
+static char *roles_cell(json_t *roles)
+{
+    size_t k, len = 3;
+    json_t *r;
+    char *buf, *safe;
+
+    json_array_foreach(roles, k, r)
+    {
+        len += strlen(json_string_value(r) ? json_string_value(r) : "") + 1;
+    }
+    buf = malloc(len);
+    if (buf == NULL) {
+        return NULL;
+    }
+    strcpy(buf, "[");
+    json_array_foreach(roles, k, r)
+    {
+        if (json_string_value(r)) {
+            strcat(buf, strlen(buf) > 1 ? " " : "");
+            strcat(buf, json_string_value(r));
+        }
+    }
+    strcat(buf, "]");
+    safe = cli_printable(buf);
+    free(buf);
+    return safe;
+}
+
+/* The list as text: StackState's table, or "No service tokens found.". */
+char *cli_tokens_table(json_t *sorted)
+{
+    const char *headers[] = {"ID", "NAME", "EXPIRATION", "ROLES"};
+    size_t i, n = json_array_size(sorted);
+    char **cells;
+    char *table;
+    int ok = 1;
+
+    if (n == 0) {
+        return strdup("No service tokens found.\n");
+    }
+    cells = calloc(n * 4, sizeof(*cells));
+    if (cells == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < n && ok; i++) {
+        json_t *t = json_array_get(sorted, i);
+        json_t *e = json_object_get(t, "expiration");
+        const char *name = json_string_value(json_object_get(t, "name"));
+        char date[11] = "", idbuf[32];
+
+        if (json_is_integer(e)) {
+            cli_format_date(json_integer_value(e), date);
+        }
+        snprintf(idbuf, sizeof(idbuf), "%lld",
+                 (long long)json_integer_value(json_object_get(t, "id")));
+        cells[i * 4] = strdup(idbuf);
+        cells[i * 4 + 1] = cli_printable(name ? name : "");
+        cells[i * 4 + 2] = strdup(date);
+        cells[i * 4 + 3] = roles_cell(json_object_get(t, "roles"));
+        ok = cells[i * 4] && cells[i * 4 + 1] && cells[i * 4 + 2] &&
+             cells[i * 4 + 3];
+    }
+    table =
+        ok ? cli_format_table(headers, 4, (const char *const *)cells, (int)n)
+           : NULL;
+    for (i = 0; i < n * 4; i++) {
+        free(cells[i]);
+    }
+    free(cells);
+    return table;
+}
+
+/* sts service-token create */
+static int cmd_create(cli_run *run)
+{
+    char err[512], *text;
+    cli_target t;
+    cli_response resp;
+    json_t *created;
+    int rc;
+
+    rc = cli_reject_extra(run, "service-token create", 0,
+                          CLI_F_NAME | CLI_F_ROLES | CLI_F_EXPIRATION |
+                              CLI_F_DEDICATED | CLI_F_DESCRIPTION);
+    if (rc != CLI_OK) {
+        return rc;
+    }
+    if (cli_create_body(&run->a, &text, err, sizeof(err)) != CLI_OK) {
+        return cli_fail(&run->out, CLI_EUSAGE,
+                        "%s (see sts service-token create --help)", err);
+    }
+    rc = cli_resolve_target(run, &t);
+    if (rc != CLI_OK) {
+        free(text);
+        return rc;
+    }
+    rc = cli_request(run, &t, "POST", "/security/tokens", text, &resp);
+    free(text);
+    if (rc == CLI_OK) {
+        created = json_loads(resp.body, 0, NULL);
+        if (!json_is_string(json_object_get(created, "token"))) {
+            rc = cli_fail(&run->out, CLI_EREFUSED,
+                          "the server answered 200 without a token: is this "
+                          "a StackState-compatible token API?");
+        } else if (run->out.json) {
+            cli_print_json(json_pack("{sO}", "service-token", created));
+        } else {
+            cli_success(&run->out, "Service token created: %s",
+                        json_string_value(json_object_get(created, "token")));
+        }
+        json_decref(created);
+    }
+    if (resp.body) {
+        memset(resp.body, 0, resp.len); /* held the secret */
+    }
+    free(resp.body);
+    return rc;
+}
+
+/* sts service-token list */
+static int cmd_list(cli_run *run)
+{
+    cli_target t;
+    cli_response resp;
+    json_t *list, *sorted;
+    char *table;
+    int rc;
+
+    rc = cli_reject_extra(run, "service-token list", 0, 0);
+    if (rc != CLI_OK || (rc = cli_resolve_target(run, &t)) != CLI_OK) {
+        return rc;
+    }
+    rc = cli_request(run, &t, "GET", "/security/tokens", NULL, &resp);
+    if (rc != CLI_OK) {
+        free(resp.body);
+        return rc;
+    }
+    list = json_loads(resp.body, 0, NULL);
+    free(resp.body);
+    sorted = cli_sort_tokens(list);
+    json_decref(list);
+    if (sorted == NULL) {
+        return cli_fail(&run->out, CLI_EREFUSED,
+                        "the server's answer is not a list of tokens: is "
+                        "this a StackState-compatible token API?");
+    }
+    if (run->out.json) {
+        cli_print_json(json_pack("{so}", "service-tokens", sorted));
+        return CLI_OK;
+    }
+    table = cli_tokens_table(sorted);
+    json_decref(sorted);
+    if (table == NULL) {
+        return cli_fail(&run->out, CLI_EREFUSED, "out of memory");
+    }
+    fputs(table, stdout);
+    free(table);
+    return CLI_OK;
+}
+
+/* sts service-token delete ID | --id ID */
+static int cmd_delete(cli_run *run)
+{
+    const char *id = run->a.id;
+    cli_target t;
+    cli_response resp;
+    char path[64];
+    int64_t v;
+    int rc;
+
+    rc = cli_reject_extra(run, "service-token delete", id ? 0 : 1, CLI_F_ID);
+    if (rc != CLI_OK) {
+        return rc;
+    }
+    id = id ? id : (run->a.npositional ? run->a.positional[0] : NULL);
+    if (id == NULL) {
+        return cli_fail(&run->out, CLI_EUSAGE,
+                        "the token ID is required: sts service-token delete "
+                        "ID (see sts service-token list)");
+    }
+    if (!sts_parse_token_id(id, strlen(id), &v)) {
+        return cli_fail(&run->out, CLI_EUSAGE,
+                        "invalid token ID '%.64s': a number from 1 to %lld "
+                        "without sign or leading zeros (see sts "
+                        "service-token list)",
+                        id, (long long)STS_TOKEN_ID_MAX);
+    }
+    rc = cli_resolve_target(run, &t);
+    if (rc != CLI_OK) {
+        return rc;
+    }
+    snprintf(path, sizeof(path), "/security/tokens/%lld", (long long)v);
+    rc = cli_request(run, &t, "DELETE", path, NULL, &resp);
+    free(resp.body);
+    if (rc != CLI_OK) {
+        return rc;
+    }
+    if (run->out.json) {
+        cli_print_json(
+            json_pack("{sI}", "deleted-service-token", (json_int_t)v));
+    } else {
+        cli_success(&run->out, "Service token deleted: %lld", (long long)v);
+    }
+    return CLI_OK;
+}
+
+/* sts service-token ... */
+int cli_cmd_service_token(cli_run *run)
+{
+    const char *sub = run->a.nwords > 1 ? run->a.words[1] : NULL;
+
+    if (sub == NULL) {
+        fputs(help_service_token, stdout);
+        return CLI_OK;
+    }
+    if (strcmp(sub, "create") == 0) {
+        return run->a.help ? (fputs(help_create, stdout), CLI_OK)
+                           : cmd_create(run);
+    }
+    if (strcmp(sub, "list") == 0) {
+        return run->a.help ? (fputs(help_list, stdout), CLI_OK) : cmd_list(run);
+    }
+    if (strcmp(sub, "delete") == 0) {
+        return run->a.help ? (fputs(help_delete, stdout), CLI_OK)
+                           : cmd_delete(run);
+    }
+    if (run->a.help) {
+        fputs(help_service_token, stdout);
+        return CLI_OK;
+    }
+    return cli_fail(&run->out, CLI_EUSAGE,
+                    "unknown command 'service-token %.64s' (see sts "
+                    "service-token --help)",
+                    sub);
+}

@@ -1,7 +1,13 @@
-"""The sts CLI (issue 4) against a real httpd + PostgreSQL."""
+"""The sts CLI (issue 4) against a real httpd + PostgreSQL: every command,
+output form (text, table, -o json, terminal with emoji, --no-color), error
+and exit code, the config file shared with StackState's CLI, and HTTPS
+through mod_ssl. No command may ever print a service token it was given:
+sts() checks that on every run."""
 
+import calendar
 import json
 import os
+import pty
 import re
 import stat
 import subprocess
@@ -37,13 +43,76 @@ def home(tmp_path):
     return str(tmp_path)
 
 
-def sts(home, *args, env=None):
+# Secrets no output may contain (the bootstrap secret is added per test).
+SECRETS = set()
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_output(bootstrap):
+    SECRETS.add(str(bootstrap))
+    yield
+
+
+def _env(home, env):
     e = {"PATH": os.environ["PATH"], "HOME": home,
          "XDG_CONFIG_HOME": os.path.join(home, "xdg")}
     e.update(env or {})
-    p = subprocess.run([STS, *args], env=e, capture_output=True, text=True,
-                       timeout=60, stdin=subprocess.DEVNULL)
+    return e
+
+
+def _given_secrets(args, env):
+    """The tokens this run was given: flags, environment, config file."""
+    found = set(SECRETS)
+    for i, a in enumerate(args[:-1]):
+        if a == "--service-token" and len(args[i + 1]) >= 8:
+            found.add(args[i + 1])
+    if env and len(env.get("STS_CLI_SERVICE_TOKEN", "")) >= 8:
+        found.add(env["STS_CLI_SERVICE_TOKEN"])
+    return found
+
+
+def sts(home, *args, env=None):
+    before = _config_tokens(home)
+    p = subprocess.run([STS, *args], env=_env(home, env), capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    for secret in _given_secrets(args, env) | before | _config_tokens(home):
+        assert secret not in p.stdout and secret not in p.stderr, (args, p)
     return p.returncode, p.stdout, p.stderr
+
+
+def sts_tty(home, *args, env=None):
+    """Runs sts with stdout and stderr on a terminal (a pty)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([STS, *args], env=_env(home, env), stdin=subprocess.DEVNULL,
+                         stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO once the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    p.wait(timeout=60)
+    text = out.decode()
+    for secret in _given_secrets(args, env):
+        assert secret not in text
+    return p.returncode, text.replace("\r\n", "\n")
+
+
+def _config_tokens(home):
+    try:
+        doc = yaml.safe_load(open(config_file(home)))
+    except (OSError, yaml.YAMLError):
+        return set()
+    if not isinstance(doc, dict):
+        return set()
+    return {str(c["context"]["service-token"]) for c in doc.get("contexts") or []
+            if isinstance(c, dict) and isinstance(c.get("context"), dict)
+            and len(str(c["context"].get("service-token", ""))) >= 8}
 
 
 def config_file(home):
@@ -278,3 +347,250 @@ def test_no_color_markers(home, srv, bootstrap):
     assert "\u2705" not in out and out.startswith("[SUCCESS]")
     rc, out, err = sts(home, "service-token", "delete", "1", "--no-color")
     assert rc == 3 and err.startswith("[ERROR] ") and "\x1b[" not in err
+
+
+def test_root_help_and_version(home):
+    rc, out, _ = sts(home)
+    assert rc == 0 and "Usage:\n  sts [command]" in out and "Exit codes" in out
+    rc, out, _ = sts(home, "version", "-o", "json")
+    assert rc == 0 and re.fullmatch(r"\d+\.\d+\.\d+", json.loads(out)["version"])
+    rc, out, err = sts(home, "version", "extra")
+    assert rc == 2 and "takes no arguments" in err
+    rc, out, _ = sts(home, "context", "--help")
+    assert rc == 0 and "save" in out and "--skip-validate" in out
+
+
+def test_more_usage_errors(home):
+    cases = [
+        (["service-token", "list", "--id", "5"], "does not take --id"),
+        (["service-token", "create", "-n", "x", "--roles", "r", "--id", "5"],
+         "does not take --id"),
+        (["service-token", "delete", "5", "6"], "too many arguments"),
+        (["service-token", "delete", "5", "--id", "6"], "too many arguments"),
+        (["service-token", "delete", " 5"], "invalid token ID"),
+        (["service-token", "delete", "+5"], "invalid token ID"),
+        (["service-token", "create", "-n", "x\x01", "--roles", "r"],
+         "control character"),
+        (["service-token", "create", "-n", "n" * 256, "--roles", "r"],
+         "longer than 255"),
+        (["service-token", "create", "-n", "x", "--roles", ",".join(
+            "r%d" % i for i in range(65))], "too many roles"),
+        (["service-token", "list", "--url", "ftp://127.0.0.1", "--service-token",
+          "svctok-whatever-123"], "must start with"),
+        (["service-token", "list", "--url", "http://127.0.0.1:1",
+          "--service-token", "svctok-a\r\nX-Injected: yes"], "control character"),
+        (["service-token", "list", "--url", "http://127.0.0.1:1",
+          "--service-token", "svctok-abcdefgh", "--api-path", "api"],
+         "must start with '/'"),
+        (["context", "save", "--name", "x", "--url", "http://127.0.0.1:1"],
+         "needs --url and --service-token"),
+        (["context", "frob"], "unknown command 'context frob'"),
+        (["context", "list", "--name", "x"], "does not take --name"),
+        (["-Zsvctok-pasted-secret", "service-token", "list"], "unknown flag -Z"),
+    ]
+    for args, msg in cases:
+        rc, out, err = sts(home, *args)
+        assert rc == 2 and msg in err and out == "", (args, err)
+        assert "pasted-secret" not in err and "X-Injected" not in err
+
+
+def test_bad_environment_is_exit_1(home):
+    port = free_port()
+    for env, msg in (({"STS_CLI_URL": "127.0.0.1:%d" % port,
+                       "STS_CLI_SERVICE_TOKEN": "svctok-abcdefgh"},
+                      "STS_CLI_URL: URL '127.0.0.1:%d' must start" % port),
+                     ({"STS_CLI_URL": "http://127.0.0.1:%d" % port,
+                       "STS_CLI_SERVICE_TOKEN": "svctok-abc\ndefgh"},
+                      "STS_CLI_SERVICE_TOKEN: the service token contains"),
+                     ({"STS_CLI_URL": "http://u:pw@127.0.0.1:%d" % port,
+                       "STS_CLI_SERVICE_TOKEN": "svctok-abcdefgh"},
+                      "must not contain a user name or password")):
+        rc, out, err = sts(home, "service-token", "list", env=env)
+        assert rc == 1 and msg in err, err
+        assert "abcdefgh" not in err and "pw@" not in err
+
+
+def test_terminal_output(home, srv, bootstrap):
+    """On a terminal: emoji and colour; --no-color and NO_COLOR: markers."""
+    save(home, srv, bootstrap)
+    rc, out = sts_tty(home, "service-token", "create", "--name", "tty-one",
+                      "--roles", "r")
+    assert rc == 0 and re.fullmatch(
+        "\u2705 Service token created: svctok-[0-9a-z]{39}\n", out), out
+    rc, out = sts_tty(home, "service-token", "delete", "1")
+    assert rc == 3 and out.startswith("\u274c \x1b[31mthe server refused DELETE")
+    rc, out = sts_tty(home, "service-token", "delete", "1", "--no-color")
+    assert rc == 3 and out.startswith("[ERROR] the server refused") and "\x1b" not in out
+    rc, out = sts_tty(home, "service-token", "list", env={"NO_COLOR": "1"})
+    assert rc == 0 and "\x1b" not in out and "tty-one" in out
+    rc, out = sts_tty(home, "context", "set", "--name", "local", "--no-color")
+    assert (rc, out) == (0, "[SUCCESS] Context set: local\n")
+
+
+def test_json_shapes(home, srv, bootstrap):
+    rc, out, err = sts(home, "context", "save", "--name", "j", "--url", srv.url(""),
+                       "--service-token", str(bootstrap), "-o", "json")
+    assert rc == 0, err
+    assert json.loads(out) == {"current-context": "j", "context": {
+        "name": "j", "url": srv.url(""), "api-path": "/api", "skip-ssl": False,
+        "current": True}}
+    rc, out, err = sts(home, "service-token", "create", "--name", "json-exp",
+                       "--roles", "r", "--expiration", "2099-01-15", "-o", "json")
+    assert rc == 0, err
+    created = json.loads(out)
+    assert list(created) == ["service-token"]
+    assert created["service-token"]["expiration"] == calendar.timegm(
+        (2099, 1, 15, 0, 0, 0)) * 1000  # 00:00 UTC of that day
+    assert out.startswith('{\n  "service-token": {\n')  # indented, as StackState
+    rc, out, _ = sts(home, "service-token", "list", "-o", "json")
+    tokens = json.loads(out)["service-tokens"]
+    assert [(t["name"], t["id"]) for t in tokens] == sorted(
+        (t["name"], t["id"]) for t in tokens)
+    assert all("token" not in t for t in tokens)
+    rc, out, _ = sts(home, "context", "list", "-o", "json")
+    assert json.loads(out) == {"contexts": [{
+        "name": "j", "url": srv.url(""), "api-path": "/api", "skip-ssl": False,
+        "current": True}]}
+    rc, out, err = sts(home, "context", "validate", "-o", "json")
+    assert rc == 0 and json.loads(out) == {"validated-context": "j", "url": srv.url("")}
+    rc, out, err = sts(home, "service-token", "list", "--bogus", "-o", "json")
+    assert rc == 2 and out == "" and json.loads(err) == {
+        "error": True, "error-message": "unknown flag --bogus (see sts --help)"}
+    assert err.startswith('{\n  "error": true,\n')
+
+
+def test_database_down_is_exit_3(home, srv, pg, bootstrap):
+    save(home, srv, bootstrap)
+    pg.stop()
+    try:
+        rc, out, err = sts(home, "service-token", "list")
+    finally:
+        pg.start()
+    assert rc == 3 and "HTTP 503 Service Unavailable" in err, err
+    assert srv.url("/api/security/tokens") in err
+
+
+def test_wrong_api_path_is_exit_3_with_a_hint(home, srv, bootstrap):
+    rc, out, err = sts(home, "service-token", "list", "--url", srv.url(""),
+                       "--service-token", str(bootstrap), "--api-path", "/nope")
+    assert rc == 3 and "HTTP 404 Not Found" in err and "--api-path" in err, err
+    rc, out, err = sts(home, "context", "save", "--url", srv.url(""),
+                       "--service-token", str(bootstrap), "--api-path", "/nope")
+    assert rc == 3 and "/nope/server/info" in err
+    assert not os.path.exists(config_file(home))
+
+
+def test_stackstate_config_file_is_kept(home, srv, bootstrap):
+    """A file written by StackState's CLI: its other contexts and keys
+    survive our writes; its older flat format is read as "default"."""
+    path = config_file(home)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write("url: %s\nservice-token: %s\napi-path: /api\n"
+                "admin-api-path: /admin\n" % (srv.url(""), bootstrap))
+    os.chmod(path, 0o644)
+    rc, out, err = sts(home, "service-token", "list")
+    assert rc == 0, err
+    rc, out, err = sts(home, "context", "show")
+    assert rc == 0 and "name: default\n" in out and "(set, hidden)" in out
+    with open(path, "w") as f:
+        yaml.safe_dump({"contexts": [
+            {"name": "theirs", "context": {
+                "url": "https://sts.example.com", "api-token": "their-api-token",
+                "api-path": "/api", "admin-api-path": "/admin", "skip-ssl": False}},
+            {"name": "default", "context": {"url": srv.url(""),
+                                            "service-token": str(bootstrap)}}],
+            "current-context": "theirs", "preferences": {"color": "auto"}}, f)
+    SECRETS.add("their-api-token")
+    rc, out, err = sts(home, "service-token", "list")
+    assert rc == 1 and "has an api-token but no service-token" in err
+    rc, out, err = sts(home, "context", "save", "--name", "ours", "--url",
+                       srv.url(""), "--service-token", str(bootstrap))
+    assert rc == 0, err
+    doc = yaml.safe_load(open(path))
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert doc["preferences"] == {"color": "auto"}
+    assert doc["current-context"] == "ours"
+    assert doc["contexts"][0] == {"name": "theirs", "context": {
+        "url": "https://sts.example.com", "api-token": "their-api-token",
+        "api-path": "/api", "admin-api-path": "/admin", "skip-ssl": False}}
+    assert [c["name"] for c in doc["contexts"]] == ["theirs", "default", "ours"]
+    assert sts(home, "context", "delete", "--name", "default")[0] == 0
+    doc = yaml.safe_load(open(path))
+    assert [c["name"] for c in doc["contexts"]] == ["theirs", "ours"]
+    assert doc["preferences"] == {"color": "auto"}
+    SECRETS.discard("their-api-token")
+
+
+def test_huge_or_odd_config_is_exit_1(home):
+    path = config_file(home)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write("#" * (1024 * 1024 + 1))
+    rc, out, err = sts(home, "service-token", "list")
+    assert rc == 1 and "larger than 1 MiB" in err
+    os.unlink(path)
+    os.mkdir(path)
+    rc, out, err = sts(home, "context", "list")
+    assert rc == 1 and "not a regular file" in err
+
+
+@pytest.fixture(scope="module")
+def tls(httpd_factory, tmp_path_factory):
+    """httpd with a second, HTTPS listener (mod_ssl, a self-signed
+    certificate for 127.0.0.1) serving the same /api."""
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = str(d / "cert.pem"), str(d / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    os.chmod(str(d), 0o755)
+    port = free_port()
+    h = httpd_factory(extra_conf=f"""
+LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
+Listen 127.0.0.1:{port} https
+<VirtualHost 127.0.0.1:{port}>
+    SSLEngine on
+    SSLCertificateFile "{cert}"
+    SSLCertificateKeyFile "{key}"
+</VirtualHost>
+""")
+    h.tls_url = f"https://127.0.0.1:{port}"
+    h.cert = cert
+    return h
+
+
+def test_https(home, tls, bootstrap):
+    env = {"STS_CLI_URL": tls.tls_url, "STS_CLI_SERVICE_TOKEN": str(bootstrap)}
+    # Verification is on by default: a self-signed certificate is refused.
+    rc, out, err = sts(home, "service-token", "list", env=env)
+    assert rc == 4 and "cannot connect to " + tls.tls_url in err, err
+    assert "certificate" in err.lower()
+    rc, out, err = sts(home, "service-token", "list", "--ca-cert-path", tls.cert,
+                       env=env)
+    assert rc == 0, err
+    rc, out, err = sts(home, "service-token", "list", "--skip-ssl", env=env)
+    assert rc == 0, err
+    # context save --ca-cert-path stores the CA (base64, as StackState does),
+    # later commands trust it without the flag.
+    rc, out, err = sts(home, "context", "save", "--name", "tls", "--url",
+                       tls.tls_url, "--service-token", str(bootstrap),
+                       "--ca-cert-path", tls.cert)
+    assert rc == 0, err
+    ctx = yaml.safe_load(open(config_file(home)))["contexts"][0]["context"]
+    assert "ca-cert-base64-data" in ctx
+    assert sts(home, "service-token", "list")[0] == 0
+    assert sts(home, "context", "validate")[0] == 0
+    # skip-ssl stored in the context.
+    rc, out, err = sts(home, "context", "save", "--name", "insecure", "--url",
+                       tls.tls_url, "--service-token", str(bootstrap), "--skip-ssl")
+    assert rc == 0, err
+    assert yaml.safe_load(open(config_file(home)))["contexts"][1]["context"][
+        "skip-ssl"] is True
+    assert sts(home, "service-token", "list")[0] == 0
+    # Plain HTTP spoken to the TLS port, and TLS to the HTTP port, fail as
+    # connection errors naming the URL.
+    rc, out, err = sts(home, "service-token", "list", "--context", "tls", "--url",
+                       "https://127.0.0.1:%d" % tls.port)
+    assert rc == 4 and "https://127.0.0.1:%d/api/security/tokens" % tls.port in err

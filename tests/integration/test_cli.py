@@ -17,7 +17,8 @@ import yaml
 
 from conftest import ROOT, free_port
 
-STS = os.path.join(ROOT, "bin", "sts")
+# STS_CLI selects another build of sts (e.g. a sanitizer build).
+STS = os.environ.get("STS_CLI", os.path.join(ROOT, "bin", "sts"))
 
 HELP = """Manage service tokens.
 

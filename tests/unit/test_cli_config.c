@@ -292,21 +292,26 @@ static void test_limits(void **state)
     assert_int_equal(cli_config_load(*state, &c, &exists, err, 512), -1);
     assert_non_null(strstr(err, "not a regular file"));
 
-    big = malloc(65536);
-    assert_non_null(big);
-    len = (size_t)sprintf(big, "contexts:\n");
-    for (i = 0; i <= CLI_MAX_CONTEXTS; i++) {
-        len += (size_t)sprintf(big + len, "- {name: c%d, context: {}}\n", i);
+    {
+        static char doc[65536];
+        static const char head[] = "contexts:\n- {name: a, context: {url: ";
+
+        len = (size_t)sprintf(doc, "contexts:\n");
+        for (i = 0; i <= CLI_MAX_CONTEXTS; i++) {
+            len +=
+                (size_t)sprintf(doc + len, "- {name: c%d, context: {}}\n", i);
+        }
+        assert_int_equal(cli_config_parse(doc, len, &c, err, 256), -1);
+        assert_non_null(strstr(err, "more than 64 contexts"));
+        memcpy(doc, head, sizeof(head) - 1);
+        len = sizeof(head) - 1;
+        memset(doc + len, 'u', CLI_MAX_URL + 1);
+        len += CLI_MAX_URL + 1;
+        memcpy(doc + len, "}}\n", 3);
+        len += 3;
+        assert_int_equal(cli_config_parse(doc, len, &c, err, 256), -1);
+        assert_non_null(strstr(err, "at most 2048 bytes"));
     }
-    assert_int_equal(cli_config_parse(big, len, &c, err, 256), -1);
-    assert_non_null(strstr(err, "more than 64 contexts"));
-    len = (size_t)sprintf(big, "contexts:\n- {name: a, context: {url: ");
-    memset(big + len, 'u', CLI_MAX_URL + 1);
-    len += CLI_MAX_URL + 1;
-    len += (size_t)sprintf(big + len, "}}\n");
-    assert_int_equal(cli_config_parse(big, len, &c, err, 256), -1);
-    assert_non_null(strstr(err, "at most 2048 bytes"));
-    free(big);
 
     /* Nine levels of ten aliases: 10^9 nodes if expanded. */
     big = malloc(8192);

@@ -219,8 +219,13 @@ def test_pg_stopped_under_load_cached(cached, pg_up):
     # The cached ones: 200 (served from the cache) or 503, nothing else.
     assert set(r.status for r in down if r.kind == "warm") <= {200, 503}, dc
     warm_down = [r.status for r in down if r.kind == "warm"]
+    warm_503 = [round(r.start - t_down, 2) for r in down
+                if r.kind == "warm" and r.status == 503]
     figure(f"pg stopped (cached): cached token while down: "
-           f"{warm_down.count(200)} x 200, {warm_down.count(503)} x 503")
+           f"{warm_down.count(200)} x 200, {warm_down.count(503)} x 503 "
+           f"(503s started {min(warm_503, default=0)}-"
+           f"{max(warm_503, default=0)} s after the stop; down "
+           f"{t_start0 - t_down:.2f} s)")
     rec = recovery_after(load, t_up, {"warm", "cold"}, 200)
     figure(f"pg stopped (cached): all 200 again {rec:.2f} s after start")
     late = load.between(t_up + RECOVERY_S)

@@ -62,9 +62,11 @@ $(LIB_A): $(LIB_OBJ)
 $(BUILD)/mod_sts_token.so: $(MOD_OBJ) $(LIB_A)
 	$(CC) -shared $(SAN) -o $@ $(MOD_OBJ) $(LIB_A) $(LIB_LIBS) -lpq
 
+# Replaced atomically (rename), never rewritten in place: a running httpd
+# that mapped the old file keeps working.
 $(MODULE_SO): $(BUILD)/mod_sts_token.so
 	@mkdir -p $(dir $@)
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 # Header dependencies: rebuild everything when a header changes.
 $(LIB_OBJ) $(MOD_OBJ): $(wildcard src/*.h) Makefile

@@ -211,7 +211,7 @@ static int ctx_save(cli_run *run)
         return cli_fail(&run->out, CLI_ECONFIG, "%s", err);
     }
     if (run->out.json) {
-        cli_print_json(json_pack("{sssO}", "current-context", c->name,
+        cli_print_json(json_pack("{ssso}", "current-context", c->name,
                                  "context", context_json(c, cfg)));
     } else {
         cli_success(&run->out, "Context saved: %s (%s, %s)", c->name, c->url,

@@ -78,6 +78,8 @@ def sts(home, *args, env=None):
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
     for secret in _given_secrets(args, env) | before | _config_tokens(home):
         assert secret not in p.stdout and secret not in p.stderr, (args, p)
+    # With a sanitizer build (STS_CLI=...), any report fails the test.
+    assert "runtime error:" not in p.stderr and "Sanitizer" not in p.stderr, p.stderr
     return p.returncode, p.stdout, p.stderr
 
 

@@ -508,6 +508,7 @@ def main():
             res["as_expected"] = (res["non2xx"] == 0 if expect_ok else
                                   res["non2xx"] == res["requests"])
             res["ratio"] = 1.0
+            res["expect_ok"] = expect_ok
             if any(s.proc.poll() is not None for s in servers) or \
                     res["requests"] == 0:
                 raise RuntimeError("httpd stopped answering; its error logs:\n"
@@ -546,14 +547,21 @@ def main():
             rs = results[name]
             ratios = [r["ratio"] for r in rs]
             med = statistics.median
-            ok = all(r["as_expected"] and r["errors"] == 0 for r in rs)
+            wrong = [r for r in rs if not r["as_expected"]]
+            errs = sum(r["errors"] for r in rs)
+            total = sum(r["requests"] for r in rs)
+            unexpected = sum(r["non2xx"] if r["expect_ok"] else
+                             r["requests"] - r["non2xx"] for r in rs)
+            ok = "yes" if not wrong and errs == 0 else (
+                f"{unexpected:,} of {total:,} unexpected"
+                + (f", {errs:,} socket errors/timeouts" if errs else ""))
             log(f"| {name} | {med(r['rps'] for r in rs):,.0f} | "
                 f"{med(r['p50'] for r in rs):.2f} | "
                 f"{med(r['p99'] for r in rs):.2f} | "
                 f"{med(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}) | "
                 f"{med(r['qps'] for r in rs):,.1f} "
                 f"({med(r['lookups'] for r in rs):,.1f}) | "
-                f"{'yes' if ok else 'NO'} |")
+                f"{ok} |")
         log("")
         log(f"httpd RSS (cached instance, parent + children): before "
             f"{rss_before / 1024:.1f} MiB, after the rounds "

@@ -56,9 +56,6 @@
 APLOG_USE_MODULE(sts_token);
 
 #define STS_CACHE_SHARDS 16
-/* Unknown digests are remembered at most this long (seconds); a token created
- * meanwhile flushes them through the revision counter anyway. */
-#define STS_NEGATIVE_TTL_MAX 60
 /* Hits are trusted this long after the start of a successful poll. */
 #define STS_FRESH_MS 1000
 /* Name and roles of this size (with their NULs) are stored in the slot. */
@@ -307,6 +304,15 @@ static int sts_isqrt(int n)
     return r;
 }
 
+/* How much earlier than the TTL an entry expires: up to an eighth of it,
+ * by a digest byte (uniform), so that entries cached together (after a
+ * flush, at startup) are not all looked up again at the same moment. */
+static apr_interval_time_t sts_jitter(apr_interval_time_t ttl,
+                                      const unsigned char *d)
+{
+    return ttl / 8 * d[5] / 256;
+}
+
 /* Creates the cache for this process from the main server's settings. */
 void sts_cache_child_init(apr_pool_t *p, server_rec *s)
 {
@@ -366,9 +372,9 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s)
                        neg_b + (size_t)i * nbuckets, per_shard, nbuckets, 0);
     }
     c->ttl = apr_time_from_sec(sc->cache_ttl);
-    c->negative_ttl = apr_time_from_sec(sc->cache_ttl < STS_NEGATIVE_TTL_MAX
-                                            ? sc->cache_ttl
-                                            : STS_NEGATIVE_TTL_MAX);
+    /* Unknown digests live as long: a token created meanwhile bumps the
+     * revision, which flushes them within a second. */
+    c->negative_ttl = c->ttl;
     c->epoch = 1; /* slot epoch 0 means free */
     c->flush_epoch = 1;
     sts_proc_cache = c;
@@ -532,6 +538,7 @@ void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
     s->epoch = epoch;
     s->referenced = 0;
     s->valid_until = now + (id != NULL ? c->ttl : c->negative_ttl);
+    s->valid_until -= sts_jitter(id != NULL ? c->ttl : c->negative_ttl, digest);
     if (id != NULL) {
         sts_pos_slot *p = (sts_pos_slot *)s;
 

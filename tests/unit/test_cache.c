@@ -216,7 +216,8 @@ static void test_huge_identity_not_cached(void **state)
     assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
 }
 
-/* Unknown digests are remembered, for min(TTL, 60 s). */
+/* Unknown digests are remembered for the TTL too (the revision flush
+ * forgets them when a token is created). */
 static void test_negative_entries(void **state)
 {
     sts_identity id;
@@ -225,9 +226,9 @@ static void test_negative_entries(void **state)
     start_cache(300, 100);
     put(7, NULL, NULL, 0);
     assert_int_equal(get(7, &id, NULL), STS_CACHE_UNKNOWN);
-    advance_ms(59000);
+    advance_ms(262000); /* 7/8 of the TTL: never jittered away */
     assert_int_equal(get(7, &id, NULL), STS_CACHE_UNKNOWN);
-    advance_ms(1001);
+    advance_ms(38000);
     assert_int_equal(get(7, &id, NULL), STS_CACHE_MISS);
     /* A later positive answer replaces a negative one. */
     put(7, NULL, NULL, 0);
@@ -235,18 +236,31 @@ static void test_negative_entries(void **state)
     assert_int_equal(get(7, &id, NULL), STS_CACHE_HIT);
 }
 
-/* Positive entries end with the TTL. */
+/* Positive entries end with the TTL, spread over its last eighth. */
 static void test_positive_ttl(void **state)
 {
     sts_identity id;
+    int early = 0;
+    unsigned k;
 
     (void)state;
-    start_cache(5, 100);
-    put(1, "a", "r", 1);
-    advance_ms(4900);
-    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
-    advance_ms(100);
-    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
+    start_cache(8, 1000);
+    for (k = 0; k < 200; k++) {
+        put(k, "a", "r", 1);
+    }
+    advance_ms(7000 - 1);
+    for (k = 0; k < 200; k++) {
+        assert_int_equal(get(k, &id, NULL), STS_CACHE_HIT);
+    }
+    advance_ms(500);
+    for (k = 0; k < 200; k++) {
+        early += get(k, &id, NULL) == STS_CACHE_MISS;
+    }
+    assert_true(early > 50 && early < 150); /* about half */
+    advance_ms(501);
+    for (k = 0; k < 200; k++) {
+        assert_int_equal(get(k, &id, NULL), STS_CACHE_MISS);
+    }
 }
 
 /* The revision is read at most once per STS_REVISION_POLL_MS; a change
@@ -329,17 +343,17 @@ static void test_database_down(void **state)
     sts_identity id;
 
     (void)state;
-    start_cache(10, 100);
+    start_cache(16, 100);
     put(1, "a", "r", 1);
     put(2, NULL, NULL, 0);
     fake_db_up = 0;
     advance_ms(STS_REVISION_POLL_MS);
     assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
-    advance_ms(5000);
+    advance_ms(13000); /* past the trust window, within 7/8 of the TTL */
     assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
     assert_int_equal(get(2, &id, NULL), STS_CACHE_UNKNOWN);
     assert_int_equal(warnings, 1);
-    advance_ms(5000);
+    advance_ms(2500);
     assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
     put(1, "a", "r", 1);
     fake_db_up = 1;

@@ -597,3 +597,39 @@ def test_https(home, tls, bootstrap):
     rc, out, err = sts(home, "service-token", "list", "--context", "tls", "--url",
                        "https://127.0.0.1:%d" % tls.port)
     assert rc == 4 and "https://127.0.0.1:%d/api/security/tokens" % tls.port in err
+
+
+def _static(srv, path, data):
+    """Puts a file into the instance's document root (served by httpd
+    itself, no authentication), for answers the API never gives."""
+    full = os.path.join(srv.docroot, path.lstrip("/"))
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "wb") as f:
+        f.write(data)
+    os.chmod(full, 0o644)
+    d = os.path.dirname(full)
+    while d.startswith(srv.docroot) and d != srv.docroot:
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+
+
+def test_odd_answers(home, srv, bootstrap):
+    """Answers from something that is not the token API (here: static files
+    httpd serves below another path) are refused clearly, bounded, and
+    their text cannot drive the terminal."""
+    base = ["--url", srv.url(""), "--service-token", str(bootstrap)]
+    _static(srv, "/big/security/tokens", b"[" + b" " * (16 * 1024 * 1024) + b"]")
+    rc, out, err = sts(home, "service-token", "list", *base, "--api-path", "/big")
+    assert rc == 4 and "larger than 16 MiB" in err, err
+    _static(srv, "/obj/security/tokens", b'{"a": 1}')
+    rc, out, err = sts(home, "service-token", "list", *base, "--api-path", "/obj")
+    assert rc == 3 and "not a list of tokens" in err, err
+    _static(srv, "/obj/server/info", b"<html>hello</html>")
+    rc, out, err = sts(home, "context", "save", *base, "--api-path", "/obj")
+    assert rc == 3 and "did not answer with server info" in err, err
+    _static(srv, "/esc/security/tokens", json.dumps([
+        {"id": 5, "name": "evil\x1b]0;pwned\x07\x1b[2J", "roles": ["r\x9b31m"],
+         "lastUpdateTimestamp": 1}]).encode())
+    rc, out, err = sts(home, "service-token", "list", *base, "--api-path", "/esc")
+    assert rc == 0 and "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    assert "evil?]0;pwned??[2J" in out and "[r?31m]" in out

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "cli.h"
+#include "http.h"
 
 /* Parses a NULL-terminated list of words. */
 static int parse(cli_args *a, char *err, ...)
@@ -262,6 +263,25 @@ static void test_text(void **state)
     assert_int_equal(cli_check_text("--name", s, 255, 0, err, 256), -1);
 }
 
+/* Request URLs: base URL + API path + route, slashes normalised. */
+static void test_urls(void **state)
+{
+    cli_target t = {"http://h:1/", "secret-x", "/api/", NULL, NULL, 0};
+    char out[128];
+
+    (void)state;
+    cli_http_url(&t, "/server/info", out, sizeof(out));
+    assert_string_equal(out, "http://h:1/api/server/info");
+    t.url = "https://h";
+    t.api_path = "";
+    cli_http_url(&t, "/security/tokens", out, sizeof(out));
+    assert_string_equal(out, "https://h/security/tokens");
+    t.api_path = "/a/b";
+    cli_http_url(&t, "/security/tokens/5", out, sizeof(out));
+    assert_string_equal(out, "https://h/a/b/security/tokens/5");
+    assert_null(strstr(out, "secret"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_short_flags),
         cmocka_unit_test(test_checks),
         cmocka_unit_test(test_text),
+        cmocka_unit_test(test_urls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -282,6 +282,7 @@ static void test_urls(void **state)
     assert_null(strstr(out, "secret"));
 }
 
+/* Runs the tests of this file. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {

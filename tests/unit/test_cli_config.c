@@ -358,6 +358,7 @@ static void test_symlink(void **state)
     assert_non_null(strstr(read_file(target), "url: http://h"));
 }
 
+/* Runs the tests of this file. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {

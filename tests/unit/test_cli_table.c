@@ -180,6 +180,7 @@ static void test_create_body(void **state)
     assert_int_equal(cli_create_body(&a, &body, err, sizeof(err)), CLI_EUSAGE);
 }
 
+/* Runs the tests of this file. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {

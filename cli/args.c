@@ -133,16 +133,24 @@ int cli_parse_args(int argc, char **argv, cli_args *a, char *err, size_t errlen)
                 a->help = 1;
                 continue;
             }
-            if ((strcmp(name, "no-color") == 0 ||
-                 strcmp(name, "skip-ssl") == 0 ||
-                 strcmp(name, "skip-validate") == 0) &&
-                !val) {
+            if (strcmp(name, "no-color") == 0 ||
+                strcmp(name, "skip-ssl") == 0 ||
+                strcmp(name, "skip-validate") == 0) {
+                /* --flag, or --flag=true|false as cobra accepts. */
+                int on = !val || strcmp(val, "true") == 0;
+
+                if (val && !on && strcmp(val, "false") != 0) {
+                    snprintf(err, errlen,
+                             "flag --%s takes no value, or =true or =false",
+                             name);
+                    return CLI_EUSAGE;
+                }
                 if (name[1] == 'o') {
-                    a->no_color = 1;
+                    a->no_color = on;
                 } else if (name[5] == 's') {
-                    a->skip_ssl = 1;
+                    a->skip_ssl = on;
                 } else {
-                    a->skip_validate = 1;
+                    a->skip_validate = on;
                     a->seen |= CLI_F_SKIP_VALIDATE;
                 }
                 continue;

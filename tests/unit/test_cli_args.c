@@ -163,6 +163,13 @@ static void test_unexpected_flags(void **state)
                      0);
     assert_int_equal(a.seen, 0);
     assert_true(a.skip_ssl);
+    /* Boolean flags: bare, =true, =false; anything else is refused. */
+    assert_int_equal(
+        parse(&a, err, "x", "--no-color=true", "--skip-ssl=false", NULL), 0);
+    assert_true(a.no_color);
+    assert_false(a.skip_ssl);
+    assert_int_equal(parse(&a, err, "x", "--skip-ssl=yes", NULL), CLI_EUSAGE);
+    assert_non_null(strstr(err, "=true or =false"));
 }
 
 /* Short flags with attached values; an unknown one is named by its letter

@@ -4,6 +4,7 @@
  */
 #include "service_token.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,15 @@ static int cmd_create(cli_run *run)
         } else {
             cli_success(&run->out, "Service token created: %s",
                         json_string_value(json_object_get(created, "token")));
+        }
+        if (rc == CLI_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+            /* The one chance to see the secret is gone: say so. */
+            rc = cli_fail(&run->out, CLI_ECONFIG,
+                          "service token '%s' was created but its secret "
+                          "could not be written to standard output (%s): "
+                          "delete it (sts service-token list, then delete "
+                          "ID) and create it again",
+                          run->a.name, strerror(errno));
         }
         json_decref(created);
     }

@@ -633,3 +633,14 @@ def test_odd_answers(home, srv, bootstrap):
     rc, out, err = sts(home, "service-token", "list", *base, "--api-path", "/esc")
     assert rc == 0 and "\x1b" not in out and "\x07" not in out and "\x9b" not in out
     assert "evil?]0;pwned??[2J" in out and "[r?31m]" in out
+
+
+def test_secret_that_cannot_be_written_is_reported(home, srv, bootstrap):
+    save(home, srv, bootstrap)
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([STS, "service-token", "create", "--name", "full-disk",
+                            "--roles", "r"], env=_env(home, None), stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "'full-disk' was created but its secret could not be written" in p.stderr
+    assert "No space left on device" in p.stderr

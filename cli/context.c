@@ -176,7 +176,8 @@ static int ctx_save(cli_run *run)
         t.api_path = api;
         t.skip_ssl = run->a.skip_ssl;
         t.ca_cert_path = run->a.ca_cert_path;
-        rc = cli_validate_server(run, &t);
+        rc = cli_timeout(run, &t);
+        rc = rc == CLI_OK ? cli_validate_server(run, &t) : rc;
         if (rc != CLI_OK) {
             free(ca);
             return rc;
@@ -296,6 +297,7 @@ static int ctx_show_validate(cli_run *run, int validate)
                             c->name, run->config_path, err);
         }
         rc = cli_check_ca_flag(run);
+        rc = rc == CLI_OK ? cli_timeout(run, &t) : rc;
         if (rc == CLI_OK) {
             rc = cli_validate_server(run, &t);
         }

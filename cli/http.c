@@ -115,6 +115,7 @@ int cli_http(const cli_target *t, const char *method, const char *path,
     struct curl_slist *hdrs = NULL;
     struct curl_blob blob;
     unsigned char *ca = NULL;
+    long timeout;
     CURL *c;
     CURLcode rc;
 
@@ -139,8 +140,11 @@ int cli_http(const cli_target *t, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_USERAGENT, "sts-cli/" STS_VERSION);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CLI_CONNECT_TIMEOUT);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)CLI_REQUEST_TIMEOUT);
+    timeout = t->timeout > 0 ? t->timeout : CLI_REQUEST_TIMEOUT;
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
+                     timeout < CLI_CONNECT_TIMEOUT ? timeout
+                                                   : (long)CLI_CONNECT_TIMEOUT);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
                      (curl_off_t)CLI_MAX_RESPONSE);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

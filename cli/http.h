@@ -14,6 +14,7 @@ typedef struct {
     const char *ca_cert_path;   /* PEM file of CAs to trust, or NULL */
     const char *ca_cert_base64; /* the same, base64 (from a context) */
     int skip_ssl;
+    long timeout; /* seconds for a whole request; 0: CLI_REQUEST_TIMEOUT */
 } cli_target;
 
 typedef struct {
@@ -28,9 +29,11 @@ typedef struct {
 /* Largest answer accepted (a list of many tokens fits easily). */
 #define CLI_MAX_RESPONSE (16 * 1024 * 1024)
 
-/* Connect timeout and timeout of a whole request, in seconds. */
+/* Connect timeout and default timeout of a whole request (STS_CLI_TIMEOUT
+ * overrides it, 1 to CLI_MAX_TIMEOUT), in seconds. */
 #define CLI_CONNECT_TIMEOUT 10
 #define CLI_REQUEST_TIMEOUT 60
+#define CLI_MAX_TIMEOUT 3600
 
 /* Sends method to target's api_path + path with an optional JSON body.
  * Returns 0 when an HTTP answer arrived (any status), -1 otherwise (error

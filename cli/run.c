@@ -5,6 +5,7 @@
  */
 #include "run.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,37 @@ static int check_setting(cli_run *run, int which, const char *v,
                            : cli_check_api_path(v, err, sizeof(err));
 
     return bad ? cli_fail(&run->out, code, "%s: %s", where, err) : CLI_OK;
+}
+
+/* STS_CLI_TIMEOUT in seconds (0 when unset); -1 when invalid. */
+static long request_timeout(void)
+{
+    const char *v = getenv("STS_CLI_TIMEOUT");
+    char *end;
+    long n;
+
+    if (v == NULL || *v == '\0') {
+        return 0;
+    }
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || *end || end == v || n < 1 || n > CLI_MAX_TIMEOUT) {
+        return -1;
+    }
+    return n;
+}
+
+/* Sets t->timeout from STS_CLI_TIMEOUT (config error when invalid). */
+int cli_timeout(cli_run *run, cli_target *t)
+{
+    t->timeout = request_timeout();
+    if (t->timeout < 0) {
+        return cli_fail(&run->out, CLI_ECONFIG,
+                        "STS_CLI_TIMEOUT must be a number of seconds from 1 "
+                        "to %d",
+                        CLI_MAX_TIMEOUT);
+    }
+    return CLI_OK;
 }
 
 /* Works out where to connect. */
@@ -166,7 +198,7 @@ int cli_resolve_target(cli_run *run, cli_target *t)
     t->skip_ssl = run->a.skip_ssl || (c && c->skip_ssl);
     t->ca_cert_path = run->a.ca_cert_path;
     t->ca_cert_base64 = c ? c->ca_cert_base64 : NULL;
-    return CLI_OK;
+    return cli_timeout(run, t);
 }
 
 /* Collects the server's error messages from a JSON error body. */

@@ -44,6 +44,9 @@ int cli_resolve_target(cli_run *run, cli_target *t);
 int cli_request(cli_run *run, const cli_target *t, const char *method,
                 const char *path, const char *body, cli_response *resp);
 
+/* Sets t->timeout from STS_CLI_TIMEOUT; CLI_ECONFIG when it is invalid. */
+int cli_timeout(cli_run *run, cli_target *t);
+
 /* GET {api}/server/info: CLI_OK when the server answers as this API. */
 int cli_validate_server(cli_run *run, const cli_target *t);
 

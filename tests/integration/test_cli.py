@@ -644,3 +644,25 @@ def test_secret_that_cannot_be_written_is_reported(home, srv, bootstrap):
     assert p.returncode == 1, p.stderr
     assert "'full-disk' was created but its secret could not be written" in p.stderr
     assert "No space left on device" in p.stderr
+
+
+def test_timeouts(home):
+    """A server that accepts connections but never answers: the request
+    times out (STS_CLI_TIMEOUT, default 60 s) with exit 4 naming the URL."""
+    import socket
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)  # the kernel completes handshakes; nobody ever answers
+        url = "http://127.0.0.1:%d" % s.getsockname()[1]
+        env = {"STS_CLI_URL": url, "STS_CLI_SERVICE_TOKEN": "svctok-abcdefgh",
+               "STS_CLI_TIMEOUT": "2"}
+        t0 = time.monotonic()
+        rc, out, err = sts(home, "service-token", "list", env=env)
+        took = time.monotonic() - t0
+    assert rc == 4 and url + "/api/security/tokens" in err and "timed out" in err, err
+    assert 1.5 < took < 10, took
+    for bad in ("0", "-1", "x", "3601", "2s"):
+        env["STS_CLI_TIMEOUT"] = bad
+        rc, out, err = sts(home, "service-token", "list", env=env)
+        assert rc == 1 and "STS_CLI_TIMEOUT must be" in err

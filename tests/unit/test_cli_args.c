@@ -273,7 +273,7 @@ static void test_text(void **state)
 /* Request URLs: base URL + API path + route, slashes normalised. */
 static void test_urls(void **state)
 {
-    cli_target t = {"http://h:1/", "secret-x", "/api/", NULL, NULL, 0};
+    cli_target t = {"http://h:1/", "secret-x", "/api/", NULL, NULL, 0, 0};
     char out[128];
 
     (void)state;

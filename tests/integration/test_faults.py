@@ -19,6 +19,7 @@ printed with -s and attached to assertion messages.
 import hashlib
 import json
 import random
+import socket
 import subprocess
 import threading
 import time
@@ -384,6 +385,66 @@ def test_locked_table_answers_503_in_bounded_time(httpd_factory, pg):
     figure(f"locked table: all 200 again {rec:.2f} s after the release")
     late = load.between(t_released + RECOVERY_S)
     assert late and all(r.status == 200 for r in late), Load.counts(late)
+    assert_healthy(h)
+
+
+class SilentServer:
+    """A TCP listener on loopback that accepts connections and never answers:
+    a database host that hangs (a network partition, a frozen server)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_hanging_database_host_is_503_within_connect_timeout(httpd_factory, pg):
+    """DBDParams pointing at a host that accepts TCP and never answers
+    (connect_timeout=2 as shipped): under 32 connections every request is
+    503 within the connect_timeout plus slack, never unanswered, never
+    queued behind other requests' connection attempts."""
+    silent = SilentServer()
+    try:
+        params = (f"host=127.0.0.1 port={silent.port} dbname=sts user=postgres "
+                  "connect_timeout=2 options='-c statement_timeout=2000'")
+        h = started(httpd_factory("STSTokenCacheTTL 0\n",
+                                  env={"STS_DBD_PARAMS": params}))
+        tokens = fresh_tokens(4)
+
+        def pick(i, n):
+            return "any", "/protected/", key(random.choice(tokens))
+
+        with Load(h.port, pick, CONNS, seconds=5) as load:
+            pass
+    finally:
+        silent.close()
+    res = load.results
+    lat = sorted(r.end - r.start for r in res)
+    figure(f"hanging database host: {Load.counts(res)}, latency p50 "
+           f"{lat[len(lat) // 2]:.2f} s max {lat[-1]:.2f} s; {load.summary()}")
+    assert res and set(r.status for r in res) == {503}, Load.counts(res)
+    assert lat[-1] < 2.0 + 1.5, lat[-5:]
     assert_healthy(h)
 
 

@@ -399,6 +399,7 @@ class SilentServer:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.conns = []
+        self.accepted = []  # when each connection attempt arrived
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -408,6 +409,7 @@ class SilentServer:
             try:
                 c, _ = self.sock.accept()
                 self.conns.append(c)
+                self.accepted.append(time.monotonic())
             except OSError:
                 pass
 
@@ -439,6 +441,10 @@ def test_hanging_database_host_is_503_within_connect_timeout(httpd_factory, pg):
             pass
     finally:
         silent.close()
+    t0 = load.t0
+    figure("hanging database host: connection attempts at "
+           + ", ".join(f"{t - t0:.1f}" for t in silent.accepted
+                       if t >= t0) + " s")
     res = load.results
     lat = sorted(r.end - r.start for r in res)
     figure(f"hanging database host: {Load.counts(res)}, latency p50 "

@@ -142,6 +142,9 @@ int cli_config_load(const char *path, cli_config *cfg, int *exists, char *err,
 int cli_config_save(const char *path, const cli_config *cfg, char *err,
                     size_t errlen);
 
+/* Creates the directories above path (mode 0700); 0, or -1 with errno. */
+int cli_config_mkdirs(const char *path);
+
 /* Releases what a config holds (safe on a zeroed or freed config). */
 void cli_config_free(cli_config *cfg);
 

@@ -650,7 +650,7 @@ static int cli_emit_config(yaml_emitter_t *em, const cli_config *cfg,
 }
 
 /* Creates the directories above path (mode 0700). */
-static int cli_mkdirs(const char *path)
+int cli_config_mkdirs(const char *path)
 {
     char dir[PATH_MAX];
     char *p;
@@ -715,7 +715,7 @@ int cli_config_save(const char *path, const cli_config *cfg, char *err,
         realpath(path, real) != NULL) {
         target = real;
     }
-    if (cli_mkdirs(target) != 0) {
+    if (cli_config_mkdirs(target) != 0) {
         snprintf(err, errlen, "cannot create the directory of %s: %s", target,
                  strerror(errno));
         return -1;

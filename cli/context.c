@@ -183,7 +183,7 @@ static int ctx_save(cli_run *run)
             return rc;
         }
     }
-    rc = cli_load_config(run);
+    rc = cli_load_config_for_write(run);
     if (rc != CLI_OK) {
         free(ca);
         return rc;
@@ -400,7 +400,10 @@ int cli_cmd_context(cli_run *run)
                         "--help)",
                         sub);
     }
-    if (rc != CLI_OK || (rc = cli_load_config(run)) != CLI_OK) {
+    if (rc != CLI_OK ||
+        (rc = strcmp(sub, "set") == 0 || strcmp(sub, "delete") == 0
+                  ? cli_load_config_for_write(run)
+                  : cli_load_config(run)) != CLI_OK) {
         return rc;
     }
     if (strcmp(sub, "list") == 0) {

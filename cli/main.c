@@ -56,6 +56,7 @@ int main(int argc, char **argv)
     char err[512];
     int rc;
 
+    run.lock_fd = -1;
     if (cli_parse_args(argc - 1, argv + 1, &run.a, err, sizeof(err)) != 0) {
         cli_out_init(&run.out, 0, 1);
         for (rc = 1; rc < argc; rc++) {

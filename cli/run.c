@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -36,6 +38,35 @@ int cli_load_config(cli_run *run)
     }
     run->cfg_loaded = 1;
     return CLI_OK;
+}
+
+/* Locks the config for a change, then loads it. */
+int cli_load_config_for_write(cli_run *run)
+{
+    char lock[sizeof(run->config_path) + 8];
+    int i;
+
+    if (run->lock_fd < 0) {
+        snprintf(lock, sizeof(lock), "%s.lock", run->config_path);
+        (void)cli_config_mkdirs(lock); /* else open says why */
+        run->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (run->lock_fd < 0) {
+            return cli_fail(&run->out, CLI_ECONFIG, "cannot create %s: %s",
+                            lock, strerror(errno));
+        }
+        for (i = 0; flock(run->lock_fd, LOCK_EX | LOCK_NB) != 0; i++) {
+            if (errno != EWOULDBLOCK || i >= 100) {
+                return cli_fail(&run->out, CLI_ECONFIG,
+                                "%s is locked by another sts for more than "
+                                "10 s: try again",
+                                run->config_path);
+            }
+            usleep(100 * 1000);
+        }
+        run->cfg_loaded = 0; /* read it again under the lock */
+        cli_config_free(&run->cfg);
+    }
+    return cli_load_config(run);
 }
 
 /* Refuses arguments a command does not take. */

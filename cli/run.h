@@ -17,6 +17,7 @@ typedef struct {
     char config_path[4096];
     cli_config cfg; /* loaded on demand by cli_load_config */
     int cfg_loaded, cfg_exists;
+    int lock_fd; /* the config's lock while a command changes it, or -1 */
 } cli_run;
 
 /* The flag, else the environment variable when set and not empty. */
@@ -24,6 +25,11 @@ const char *cli_flag_or_env(const char *flag, const char *env);
 
 /* Loads the config file once; prints the error and returns CLI_ECONFIG. */
 int cli_load_config(cli_run *run);
+
+/* Like cli_load_config, for a command that will save the config: first
+ * takes an exclusive lock (flock on a ".lock" file beside it, held until
+ * exit, waiting at most 10 s), so that concurrent changes are not lost. */
+int cli_load_config_for_write(cli_run *run);
 
 /* Refuses (exit 2) positional arguments and command flags outside
  * allowed (CLI_F_*), naming the first one. */

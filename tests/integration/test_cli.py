@@ -666,3 +666,22 @@ def test_timeouts(home):
         env["STS_CLI_TIMEOUT"] = bad
         rc, out, err = sts(home, "service-token", "list", env=env)
         assert rc == 1 and "STS_CLI_TIMEOUT must be" in err
+
+
+def test_concurrent_context_saves_lose_nothing(home):
+    """Eight sts processes saving different contexts at once: the config
+    lock serialises them, every context is in the file afterwards."""
+    procs = [subprocess.Popen(
+        [STS, "context", "save", "--name", "c%d" % i, "--url",
+         "http://127.0.0.1:%d" % (1000 + i), "--service-token",
+         "svctok-concurrent-%d" % i, "--skip-validate"],
+        env=_env(home, None), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for i in range(8)]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    doc = yaml.safe_load(open(config_file(home)))
+    assert sorted(c["name"] for c in doc["contexts"]) == ["c%d" % i for i in range(8)]
+    assert stat.S_IMODE(os.stat(config_file(home)).st_mode) == 0o600
+    assert [f for f in os.listdir(os.path.dirname(config_file(home)))
+            if f.startswith(".config.yaml.")] == []

@@ -1,8 +1,15 @@
 /*
  * store.c - every SQL statement of the module, run through mod_dbd's pool.
  *
- * Statements are registered with ap_dbd_prepare for every server before
- * mod_dbd's post_config, so mod_dbd prepares them on each new connection.
+ * Every statement is a server-side prepared statement, prepared on each
+ * pooled session the first time the module uses it (kept in the session's
+ * ap_dbd_t->prepared hash, as mod_dbd keeps its own). They are deliberately
+ * not registered with ap_dbd_prepare: mod_dbd would then PREPARE inside its
+ * connection constructor, which APR's reslist runs holding its lock, so on a
+ * locked table every new session waits statement_timeout in turn and
+ * requests pile up; preparing on first use happens in parallel and fails
+ * fast into a 503 instead.
+ *
  * mod_dbd re-establishes a broken connection silently (PQreset) and the new
  * session has no prepared statements; sts_store_exec notices the failure,
  * re-prepares every statement on that connection and retries once.
@@ -60,32 +67,37 @@ static const sts_statement sts_statements[STS_Q_COUNT] = {
 };
 
 /* mod_dbd's exported functions, looked up once at startup. */
-static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) * sts_dbd_prepare_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * sts_dbd_open_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * sts_dbd_close_fn;
 
-/* Registers our statements with mod_dbd for every server. */
+/* Looks up mod_dbd's functions; an error when mod_dbd is not loaded. */
 const char *sts_store_register(apr_pool_t *p, server_rec *s)
 {
-    server_rec *sp;
-    int i;
-
     (void)p;
-    sts_dbd_prepare_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+    (void)s;
     sts_dbd_open_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     sts_dbd_close_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
-    if (!sts_dbd_prepare_fn || !sts_dbd_open_fn || !sts_dbd_close_fn) {
+    if (!sts_dbd_open_fn || !sts_dbd_close_fn) {
         return "mod_sts_token needs mod_dbd: add 'LoadModule dbd_module "
                "modules/mod_dbd.so' before it, with DBDriver pgsql and "
                "DBDParams";
     }
-    for (sp = s; sp; sp = sp->next) {
-        for (i = 0; i < STS_Q_COUNT; i++) {
-            sts_dbd_prepare_fn(sp, sts_statements[i].sql,
-                               sts_statements[i].label);
-        }
-    }
     return NULL;
+}
+
+/* The database's message without its trailing newline (copied into p). */
+static const char *sts_db_message(apr_pool_t *p, const char *msg)
+{
+    size_t n;
+
+    if (msg == NULL) {
+        return "(no message)";
+    }
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) {
+        n--;
+    }
+    return apr_pstrmemdup(p, msg, n);
 }
 
 /* Takes a connection from mod_dbd's pool (NULL, logged, when none). */
@@ -95,8 +107,9 @@ static ap_dbd_t *sts_store_open(request_rec *r)
 
     if (dbd == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "no database connection (mod_dbd could not connect; "
-                      "see its message above and check DBDParams)");
+                      "no database connection: mod_dbd could not open or "
+                      "check a pooled session (see its message above; check "
+                      "DBDParams and that PostgreSQL is up)");
     }
     return dbd;
 }
@@ -107,10 +120,12 @@ static void sts_store_close(request_rec *r, ap_dbd_t *dbd)
     sts_dbd_close_fn(r->server, dbd);
 }
 
-/* Re-prepares every statement on dbd, for a session that lost them. The
+/* Prepares every statement on dbd: on a new session, or again on one that
+ * lost them (fresh is 0 then, and the recovery is logged). The
  * statements live in a sub-pool of the connection, replaced on each success,
  * so repeated reconnects do not grow memory. */
-static apr_status_t sts_store_reprepare(request_rec *r, ap_dbd_t *dbd)
+static apr_status_t sts_store_reprepare(request_rec *r, ap_dbd_t *dbd,
+                                        int fresh)
 {
     apr_dbd_prepared_t *stmts[STS_Q_COUNT];
     apr_pool_t *np, *old;
@@ -129,8 +144,11 @@ static apr_status_t sts_store_reprepare(request_rec *r, ap_dbd_t *dbd)
         stmts[i] = NULL;
         if (apr_dbd_prepare(dbd->driver, np, dbd->handle, sts_statements[i].sql,
                             sts_statements[i].label, &stmts[i]) != 0) {
-            /* Typically "already exists": the session kept its statements
-             * and the failure had another cause. */
+            ap_log_rerror(
+                APLOG_MARK, APLOG_ERR, APR_EGENERAL, r,
+                "cannot prepare statement %s: %s", sts_statements[i].label,
+                sts_db_message(r->pool,
+                               apr_dbd_error(dbd->driver, dbd->handle, -1)));
             apr_pool_destroy(np);
             return APR_EGENERAL;
         }
@@ -146,9 +164,15 @@ static apr_status_t sts_store_reprepare(request_rec *r, ap_dbd_t *dbd)
     if (old != NULL) {
         apr_pool_destroy(old);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                  "database session was re-established; re-prepared the "
-                  "module's statements");
+    if (fresh) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "prepared the module's statements on a new database "
+                      "session");
+    } else {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "database session was re-established; re-prepared the "
+                      "module's statements");
+    }
     return APR_SUCCESS;
 }
 
@@ -199,12 +223,12 @@ static apr_status_t sts_store_exec(request_rec *r, ap_dbd_t *dbd,
             msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
         }
         if (attempt == 0 && sts_store_lost_statements(dbd, label, stmt, msg) &&
-            sts_store_reprepare(r, dbd) == APR_SUCCESS) {
+            sts_store_reprepare(r, dbd, stmt == NULL) == APR_SUCCESS) {
             continue;
         }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, APR_EGENERAL, r,
                       "database statement %s failed: %s", label,
-                      msg ? msg : "(no message)");
+                      sts_db_message(r->pool, msg));
         return APR_EGENERAL;
     }
     return APR_EGENERAL;

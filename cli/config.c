@@ -659,7 +659,7 @@ int cli_config_mkdirs(const char *path)
         errno = ENAMETOOLONG;
         return -1;
     }
-    strcpy(dir, path);
+    memcpy(dir, path, strlen(path) + 1);
     p = strrchr(dir, '/');
     if (p == NULL || p == dir) {
         return 0;

@@ -195,15 +195,27 @@ static char *roles_cell(json_t *roles)
     if (buf == NULL) {
         return NULL;
     }
-    strcpy(buf, "[");
-    json_array_foreach(roles, k, r)
     {
-        if (json_string_value(r)) {
-            strcat(buf, strlen(buf) > 1 ? " " : "");
-            strcat(buf, json_string_value(r));
+        size_t used = 1;
+
+        buf[0] = '[';
+        json_array_foreach(roles, k, r)
+        {
+            const char *v = json_string_value(r);
+
+            if (v) {
+                size_t vl = strlen(v);
+
+                if (used > 1) {
+                    buf[used++] = ' ';
+                }
+                memcpy(buf + used, v, vl);
+                used += vl;
+            }
         }
+        buf[used++] = ']';
+        buf[used] = '\0';
     }
-    strcat(buf, "]");
     safe = cli_printable(buf);
     free(buf);
     return safe;

@@ -185,7 +185,7 @@ sts_req_status sts_new_token_parse(const char *body, size_t len, int64_t now_ms,
                         errlen)) {
         goto done;
     }
-    if (out->name[0] == '\0') {
+    if (out->name == NULL || out->name[0] == '\0') {
         snprintf(err, errlen, "'name' must not be empty");
         goto done;
     }
@@ -413,9 +413,16 @@ char *sts_json_expiry_error(const char *message)
 char *sts_json_server_info(const char *version, const char *commit)
 {
     json_t *o = json_object(), *v = json_object(), *d = json_array();
-    int major = 0, minor = 0, patch = 0;
+    char *end = NULL;
+    long major, minor = 0, patch = 0;
 
-    sscanf(version, "%d.%d.%d", &major, &minor, &patch);
+    major = strtol(version, &end, 10);
+    if (end && *end == '.') {
+        minor = strtol(end + 1, &end, 10);
+    }
+    if (end && *end == '.') {
+        patch = strtol(end + 1, &end, 10);
+    }
     json_object_set_new(v, "major", json_integer(major));
     json_object_set_new(v, "minor", json_integer(minor));
     json_object_set_new(v, "patch", json_integer(patch));

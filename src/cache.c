@@ -186,7 +186,8 @@ static int sts_table_find(const sts_table *t, const unsigned char *d)
 {
     int i = t->buckets[sts_bucket(t, d)];
 
-    while (i != -1 && memcmp(sts_slot_at(t, i)->digest, d, STS_DIGEST_LEN)) {
+    while (i != -1 &&
+           memcmp(sts_slot_at(t, i)->digest, d, STS_DIGEST_LEN) != 0) {
         i = sts_slot_at(t, i)->next;
     }
     return i;

@@ -60,8 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     st = sts_new_token_parse((const char *)data, size, NOW, &t, err,
                              sizeof(err));
     if (st == STS_REQ_OK) {
-        sts_token_json j = {1,    t.name, t.description, t.dedicated_subject,
-                            t.roles, t.expiry_ms, 2};
+        sts_token_json j = {
+            1,           t.name, t.description, t.dedicated_subject, t.roles,
+            t.expiry_ms, 2};
         char *s;
 
         if (t.name == NULL || t.name[0] == '\0' || t.roles == NULL) {

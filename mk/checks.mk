@@ -71,8 +71,15 @@ test-asan:
 	STS_HTTPD_WRAPPER="env LD_PRELOAD=$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so) ASAN_OPTIONS=detect_leaks=0" \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider $(ASAN_TESTS) $(PYTEST_ARGS)
 
+# valgrind's --quiet logs (one per process, below $(VG_DIR)) hold only
+# errors: any non-empty log fails the target.
+VG_DIR := $(BUILD)/valgrind
 test-valgrind: all
+	rm -rf $(VG_DIR) && mkdir -p $(VG_DIR) && chmod 777 $(VG_DIR)
 	STS_HTTPD_SINGLE=1 STS_HTTPD_START_TIMEOUT=60 \
-	STS_HTTPD_WRAPPER="valgrind --quiet --error-exitcode=99 --log-file=/tmp/sts-valgrind.%p.log" \
+	STS_HTTPD_WRAPPER="valgrind --quiet --vgdb=no --error-exitcode=99 --log-file=$(CURDIR)/$(VG_DIR)/vg.%p.log" \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider \
 	    tests/integration/test_module_auth.py $(PYTEST_ARGS)
+	@if [ -n "$$(find $(VG_DIR) -name 'vg.*.log' -size +0)" ]; then \
+	    echo "valgrind reported errors:"; \
+	    find $(VG_DIR) -name 'vg.*.log' -size +0 -exec cat {} +; exit 1; fi

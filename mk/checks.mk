@@ -36,7 +36,7 @@ fuzz: fuzz-build
 	    $(FUZZ_DIR)/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	        -artifact_prefix=$(FUZZ_DIR)/$$f- -max_len=70000 \
 	        $(FUZZ_DIR)/corpus-$$f tests/fuzz/corpus/$$f 2>&1 | \
-	        grep -E '^(#[0-9]+ +DONE|stat::|==[0-9]+==|SUMMARY|Done)' || true; \
+	        grep -E '^(#[0-9]+[[:space:]]+DONE|stat::|==[0-9]+==|SUMMARY|Done)' || true; \
 	    if ls $(FUZZ_DIR)/$$f-crash-* $(FUZZ_DIR)/$$f-leak-* \
 	        $(FUZZ_DIR)/$$f-timeout-* >/dev/null 2>&1; then \
 	        echo "$$f found a failing input: $$(ls $(FUZZ_DIR)/$$f-*)"; exit 1; fi; \

@@ -28,7 +28,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "tokens: random generator failed\n");
             return 1;
         }
-        sts_token_digest(tok, strlen(tok), digest);
+        if (sts_token_digest(tok, strlen(tok), digest) != 0) {
+            fprintf(stderr, "tokens: SHA-256 failed\n");
+            return 1;
+        }
         sts_digest_to_hex(digest, hex);
         printf("%s %s\n", tok, hex);
     }

@@ -447,7 +447,13 @@ static int sts_create(request_rec *r)
         return sts_send_error(r, HTTP_INTERNAL_SERVER_ERROR, APLOG_ERR,
                               "the random generator failed");
     }
-    sts_token_digest(tok, strlen(tok), digest);
+    if (sts_token_digest(tok, strlen(tok), digest) != 0) {
+        sts_new_token_free(&req);
+        OPENSSL_cleanse(tok, sizeof(tok));
+        return sts_send_error(r, HTTP_INTERNAL_SERVER_ERROR, APLOG_ERR,
+                              "cannot compute a SHA-256 digest (libcrypto "
+                              "failed)");
+    }
     sts_digest_to_hex(digest, hex);
     memset(&row, 0, sizeof(row));
     row.name = apr_pstrdup(r->pool, req.name);

@@ -246,7 +246,12 @@ static int sts_authenticate(request_rec *r)
         break;
     }
 
-    sts_token_digest(cred.token, cred.len, digest);
+    if (sts_token_digest(cred.token, cred.len, digest) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "cannot compute a SHA-256 digest (libcrypto failed): "
+                      "refusing the request");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (sc->bootstrap_loaded &&
         sts_digest_equal(digest, sc->bootstrap_digest)) {
         id = sts_bootstrap_identity(r->pool, sc);

@@ -82,7 +82,11 @@ const char *sts_bootstrap_load(apr_pool_t *p, sts_server_conf *conf)
                             "spaces)",
                             file, STS_TOKEN_MAX_LEN);
     }
-    sts_token_digest(buf, n, conf->bootstrap_digest);
+    if (sts_token_digest(buf, n, conf->bootstrap_digest) != 0) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        return "STSTokenBootstrap: cannot compute a SHA-256 digest "
+               "(libcrypto failed)";
+    }
     OPENSSL_cleanse(buf, sizeof(buf));
     conf->bootstrap_loaded = 1;
     return NULL;

@@ -45,9 +45,11 @@ int sts_token_has_prefix(const char *tok, size_t len);
  * matches, 0 otherwise. Runs in time independent of where a mismatch is. */
 int sts_token_is_wellformed(const char *tok, size_t len);
 
-/* SHA-256 of tok[0..len), raw and as lower-case hex (NUL-terminated). */
-void sts_token_digest(const char *tok, size_t len,
-                      unsigned char out[STS_DIGEST_LEN]);
+/* SHA-256 of tok[0..len), raw and as lower-case hex (NUL-terminated).
+ * sts_token_digest returns 0, or -1 (out zeroed) when libcrypto fails: the
+ * caller must refuse, never go on with the zeroed digest. */
+int sts_token_digest(const char *tok, size_t len,
+                     unsigned char out[STS_DIGEST_LEN]);
 void sts_digest_to_hex(const unsigned char digest[STS_DIGEST_LEN],
                        char out[STS_DIGEST_HEX_LEN + 1]);
 

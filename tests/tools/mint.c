@@ -16,7 +16,10 @@ int main(int argc, char **argv)
     char hex[STS_DIGEST_HEX_LEN + 1];
 
     if (argc > 1) {
-        sts_token_digest(argv[1], strlen(argv[1]), digest);
+        if (sts_token_digest(argv[1], strlen(argv[1]), digest) != 0) {
+            fprintf(stderr, "mint: SHA-256 failed\n");
+            return 1;
+        }
         sts_digest_to_hex(digest, hex);
         printf("%s\n", hex);
         return 0;
@@ -25,7 +28,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "mint: random generator failed\n");
         return 1;
     }
-    sts_token_digest(tok, strlen(tok), digest);
+    if (sts_token_digest(tok, strlen(tok), digest) != 0) {
+        fprintf(stderr, "mint: SHA-256 failed\n");
+        return 1;
+    }
     sts_digest_to_hex(digest, hex);
     printf("%s %s\n", tok, hex);
     return 0;

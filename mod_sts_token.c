@@ -22,6 +22,8 @@
 /* Largest accepted STSTokenCacheTTL (a day) and STSTokenCacheEntries. */
 #define STS_MAX_CACHE_TTL 86400
 #define STS_MAX_CACHE_ENTRIES 10000000
+/* Largest accepted STSTokenDBAcquireTimeout (a minute), milliseconds. */
+#define STS_MAX_DB_ACQUIRE_TIMEOUT_MS 60000
 
 /* Creates the per-directory configuration (everything unset). */
 static void *sts_create_dir_conf(apr_pool_t *p, char *dir)
@@ -52,6 +54,7 @@ static void *sts_create_server_conf(apr_pool_t *p, server_rec *s)
     (void)s;
     c->cache_ttl = -1;
     c->cache_entries = -1;
+    c->db_acquire_timeout_ms = -1;
     return c;
 }
 
@@ -71,6 +74,9 @@ static void *sts_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     c->cache_ttl = add->cache_ttl != -1 ? add->cache_ttl : base->cache_ttl;
     c->cache_entries =
         add->cache_entries != -1 ? add->cache_entries : base->cache_entries;
+    c->db_acquire_timeout_ms = add->db_acquire_timeout_ms != -1
+                                   ? add->db_acquire_timeout_ms
+                                   : base->db_acquire_timeout_ms;
     return c;
 }
 
@@ -159,6 +165,18 @@ static const char *sts_set_cache_entries(cmd_parms *cmd, void *dc,
     return sts_parse_int(cmd, arg, 1, STS_MAX_CACHE_ENTRIES, &c->cache_entries);
 }
 
+/* STSTokenDBAcquireTimeout milliseconds */
+static const char *sts_set_db_acquire_timeout(cmd_parms *cmd, void *dc,
+                                              const char *arg)
+{
+    sts_server_conf *c =
+        ap_get_module_config(cmd->server->module_config, &sts_token_module);
+
+    (void)dc;
+    return sts_parse_int(cmd, arg, 1, STS_MAX_DB_ACQUIRE_TIMEOUT_MS,
+                         &c->db_acquire_timeout_ms);
+}
+
 static const command_rec sts_directives[] = {
     AP_INIT_FLAG("STSTokenHideCredentials", ap_set_flag_slot,
                  (void *)APR_OFFSETOF(sts_dir_conf, hide_credentials),
@@ -174,6 +192,11 @@ static const command_rec sts_directives[] = {
     AP_INIT_TAKE1("STSTokenCacheEntries", sts_set_cache_entries, NULL,
                   RSRC_CONF,
                   "Most tokens cached per httpd process (default 10000)"),
+    AP_INIT_TAKE1("STSTokenDBAcquireTimeout", sts_set_db_acquire_timeout, NULL,
+                  RSRC_CONF,
+                  "Milliseconds a request waits for its turn at mod_dbd's "
+                  "connection pool before it is answered 503 (default "
+                  "1000)"),
     {NULL},
 };
 
@@ -193,6 +216,9 @@ static const char *sts_finish_server_conf(apr_pool_t *p, server_rec *s)
         }
         if (c->cache_entries == -1) {
             c->cache_entries = STS_DEFAULT_CACHE_ENTRIES;
+        }
+        if (c->db_acquire_timeout_ms == -1) {
+            c->db_acquire_timeout_ms = STS_DEFAULT_DB_ACQUIRE_TIMEOUT_MS;
         }
         if (c->bootstrap_file == NULL) {
             continue;
@@ -232,9 +258,10 @@ static int sts_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     return OK;
 }
 
-/* child_init: creates this process's token cache. */
+/* child_init: creates this process's token cache and database gate. */
 static void sts_child_init(apr_pool_t *p, server_rec *s)
 {
+    sts_store_child_init(p, s);
     sts_cache_child_init(p, s);
 }
 

@@ -13,6 +13,17 @@
  * mod_dbd re-establishes a broken connection silently (PQreset) and the new
  * session has no prepared statements; sts_store_exec notices the failure,
  * re-prepares every statement on that connection and retries once.
+ *
+ * In a threaded MPM the threads of a process go to mod_dbd's pool through a
+ * gate: a mutex held while ap_dbd_open runs, waited for at most
+ * STSTokenDBAcquireTimeout. APR's reslist opens a new connection under its
+ * own lock, so against a database host that accepts TCP but never answers
+ * every thread used to queue there and wait connect_timeout in turn (32
+ * concurrent requests: 9 answered at 2/4/6 s, the rest still waiting after
+ * 10 s). Behind the gate a thread either gets its turn within the timeout,
+ * or learns that the attempt it waited for failed, and is answered 503 at
+ * once: no request waits more than the larger of the timeout and one
+ * connect_timeout.
  */
 #include "httpd.h"
 #include "store.h"
@@ -20,6 +31,8 @@
 #include "apr_dbd.h"
 #include "apr_optional.h"
 #include "apr_strings.h"
+#include "ap_mpm.h"
+#include "apr_thread_mutex.h"
 #include "http_log.h"
 #include "mod_dbd.h"
 
@@ -70,6 +83,46 @@ static const sts_statement sts_statements[STS_Q_COUNT] = {
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * sts_dbd_open_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * sts_dbd_close_fn;
 
+/* This process's gate in front of mod_dbd's pool (see the top of the file).
+ * Set up once in child_init, before any request; mutex stays NULL under
+ * prefork, where a process serves one request at a time. */
+static struct {
+    apr_thread_mutex_t *mutex;
+    apr_interval_time_t wait; /* STSTokenDBAcquireTimeout */
+    int wait_ms;
+    /* Failed ap_dbd_open calls, bumped under the mutex, read atomically by
+     * threads about to wait: a change while they waited means the attempt
+     * they queued behind failed. */
+    apr_uint32_t failures;
+} sts_gate;
+
+/* Creates the gate (threaded MPMs only). */
+void sts_store_child_init(apr_pool_t *p, server_rec *s)
+{
+    sts_server_conf *sc =
+        ap_get_module_config(s->module_config, &sts_token_module);
+    int threaded = AP_MPMQ_NOT_SUPPORTED;
+    apr_status_t rv;
+
+    sts_gate.mutex = NULL;
+    sts_gate.wait_ms = sc->db_acquire_timeout_ms > 0
+                           ? sc->db_acquire_timeout_ms
+                           : STS_DEFAULT_DB_ACQUIRE_TIMEOUT_MS;
+    sts_gate.wait = apr_time_from_msec(sts_gate.wait_ms);
+    if (ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) != APR_SUCCESS ||
+        threaded == AP_MPMQ_NOT_SUPPORTED) {
+        return;
+    }
+    rv = apr_thread_mutex_create(&sts_gate.mutex, APR_THREAD_MUTEX_TIMED, p);
+    if (rv != APR_SUCCESS) {
+        sts_gate.mutex = NULL;
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "cannot create the database gate's mutex: requests of "
+                     "this process wait for mod_dbd's pool without the "
+                     "STSTokenDBAcquireTimeout bound");
+    }
+}
+
 /* Looks up mod_dbd's functions; an error when mod_dbd is not loaded. */
 const char *sts_store_register(apr_pool_t *p, server_rec *s)
 {
@@ -100,11 +153,44 @@ static const char *sts_db_message(apr_pool_t *p, const char *msg)
     return apr_pstrmemdup(p, msg, n);
 }
 
-/* Takes a connection from mod_dbd's pool (NULL, logged, when none). */
+/* Takes a connection from mod_dbd's pool through the gate (NULL, logged,
+ * when none). */
 static ap_dbd_t *sts_store_open(request_rec *r)
 {
-    ap_dbd_t *dbd = sts_dbd_open_fn(r->pool, r->server);
+    apr_uint32_t failures;
+    apr_status_t rv;
+    ap_dbd_t *dbd;
 
+    if (sts_gate.mutex == NULL) {
+        dbd = sts_dbd_open_fn(r->pool, r->server);
+    } else {
+        failures = __atomic_load_n(&sts_gate.failures, __ATOMIC_ACQUIRE);
+        rv = apr_thread_mutex_timedlock(sts_gate.mutex, sts_gate.wait);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                          "no database connection within "
+                          "STSTokenDBAcquireTimeout (%d ms): another request "
+                          "of this process is still waiting for mod_dbd to "
+                          "open or hand out a connection (an unreachable "
+                          "host takes connect_timeout; with all DBDMax "
+                          "connections busy it waits for one to come back)",
+                          sts_gate.wait_ms);
+            return NULL;
+        }
+        if (__atomic_load_n(&sts_gate.failures, __ATOMIC_ACQUIRE) != failures) {
+            apr_thread_mutex_unlock(sts_gate.mutex);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "no database connection: the attempt this request "
+                          "waited for failed (see mod_dbd's message above; "
+                          "check DBDParams and that PostgreSQL is up)");
+            return NULL;
+        }
+        dbd = sts_dbd_open_fn(r->pool, r->server);
+        if (dbd == NULL) {
+            __atomic_add_fetch(&sts_gate.failures, 1, __ATOMIC_RELEASE);
+        }
+        apr_thread_mutex_unlock(sts_gate.mutex);
+    }
     if (dbd == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "no database connection: mod_dbd could not open or "

@@ -1,16 +1,18 @@
 /*
  * store.h - the PostgreSQL side, through mod_dbd's pooled connections.
  *
- * Every statement is prepared with ap_dbd_prepare at startup (labels
- * "sts_token_*"). When PostgreSQL restarts, mod_dbd silently reconnects and
- * the new session lacks those statements: every call here notices a failed
- * statement, re-prepares on that connection and retries once, so the module
- * recovers without an httpd restart.
+ * Every statement is prepared on each pooled session the first time it is
+ * used (labels "sts_token_*"). When PostgreSQL restarts, mod_dbd silently
+ * reconnects and the new session lacks those statements: every call here
+ * notices a failed statement, re-prepares on that connection and retries
+ * once, so the module recovers without an httpd restart.
  *
  * Each call takes a connection from the pool and gives it back before it
- * returns (never held for the rest of the request). Every function returns
- * APR_SUCCESS or an error status after logging the database's message; the
- * caller answers 503 (fail closed).
+ * returns (never held for the rest of the request). In a threaded MPM the
+ * threads of a process take their turn at the pool through a gate bounded by
+ * STSTokenDBAcquireTimeout (see store.c). Every function returns APR_SUCCESS
+ * or an error status after logging the database's message; the caller
+ * answers 503 (fail closed).
  */
 #ifndef STS_STORE_H
 #define STS_STORE_H
@@ -31,9 +33,13 @@ typedef struct {
     int64_t last_update_ms;
 } sts_token_row;
 
-/* Registers the statements with mod_dbd for every server (post_config, before
- * mod_dbd's own post_config). Returns an error string or NULL. */
+/* Looks up mod_dbd's exported functions (post_config). Returns an error
+ * string (mod_dbd is not loaded) or NULL. */
 const char *sts_store_register(apr_pool_t *p, server_rec *s);
+
+/* Creates this process's gate in front of mod_dbd's pool (child_init;
+ * threaded MPMs only). */
+void sts_store_child_init(apr_pool_t *p, server_rec *s);
 
 /* Looks a digest up. *out is NULL when no token has that digest. */
 apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,

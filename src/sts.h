@@ -21,6 +21,7 @@ extern module AP_MODULE_DECLARE_DATA sts_token_module;
 /* Defaults of the server-wide directives. */
 #define STS_DEFAULT_CACHE_TTL 300
 #define STS_DEFAULT_CACHE_ENTRIES 10000
+#define STS_DEFAULT_DB_ACQUIRE_TIMEOUT_MS 1000
 
 /* Per-directory configuration. Unset fields are -1 and merge from the parent.
  */
@@ -36,6 +37,7 @@ typedef struct {
     unsigned char bootstrap_digest[STS_DIGEST_LEN];
     int cache_ttl;     /* STSTokenCacheTTL, seconds; 0 = no cache; -1 unset */
     int cache_entries; /* STSTokenCacheEntries; -1 unset */
+    int db_acquire_timeout_ms; /* STSTokenDBAcquireTimeout; -1 unset */
 } sts_server_conf;
 
 /* Who a request authenticated as. Stored in r->request_config. */

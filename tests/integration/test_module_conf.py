@@ -35,6 +35,26 @@ def uncommented_examples(text):
     return "\n".join(out) + "\n"
 
 
+def module_directives():
+    """Every directive mod_sts_token.c registers, with its help text."""
+    src = open(os.path.join(ROOT, "mod_sts_token.c")).read()
+    found = re.findall(r'AP_INIT_\w+\(\s*"(\w+)"', src)
+    assert len(found) >= 5, found
+    return found
+
+
+@pytest.mark.parametrize("directive", module_directives())
+def test_directive_documented(directive):
+    """Each directive has a row in the README's directive table (with its
+    default) and appears in conf/sts_token.conf, so the docs cannot drift
+    from the module record."""
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert re.search(r"^\| `" + directive + r"[ `]", readme, re.M), \
+        f"README's directive table lacks {directive}"
+    assert directive in open(CONF).read(), \
+        f"conf/sts_token.conf does not mention {directive}"
+
+
 def test_load_file_for_a2enmod():
     text = open(LOAD).read()
     assert re.search(r"^# Depends: dbd$", text, re.M), text

@@ -5,6 +5,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from conftest import Httpd
 
 
@@ -105,3 +107,18 @@ def test_httpd_loads_a_private_copy_of_the_module(httpd):
             maps = f.read()
         assert module_path() in maps
         assert os.path.join(ROOT, "modules", "mod_sts_token.so") not in maps
+
+
+@pytest.mark.parametrize("directive,value,bounds", [
+    ("STSTokenCacheTTL", "-1", "from 0 to 86400"),
+    ("STSTokenCacheTTL", "5m", "from 0 to 86400"),
+    ("STSTokenCacheEntries", "0", "from 1 to 10000000"),
+    ("STSTokenDBAcquireTimeout", "0", "from 1 to 60000"),
+    ("STSTokenDBAcquireTimeout", "60001", "from 1 to 60000"),
+    ("STSTokenDBAcquireTimeout", "1.5", "from 1 to 60000"),
+])
+def test_numeric_directive_out_of_range_is_refused(httpd_factory, directive,
+                                                   value, bounds):
+    h = httpd_factory(f"{directive} {value}\n", expect_fail=True)
+    assert (f"{directive} must be a whole number {bounds}, not '{value}'"
+            in h.startup_output), h.startup_output

@@ -422,7 +422,7 @@ def main():
     ap.add_argument("--module", default=os.path.join(ROOT, "modules",
                                                      "mod_sts_token.so"))
     ap.add_argument("--tokens", type=int, default=10000)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #define STS_TOKEN_PREFIX "svctok-"
 #define STS_TOKEN_PREFIX_LEN 7
 #define STS_TOKEN_RANDOM_CHARS 32
@@ -50,6 +52,12 @@ int sts_token_is_wellformed(const char *tok, size_t len);
  * caller must refuse, never go on with the zeroed digest. */
 int sts_token_digest(const char *tok, size_t len,
                      unsigned char out[STS_DIGEST_LEN]);
+/* The same, computed in ctx (an EVP_MD_CTX the caller keeps, e.g. one per
+ * connection) instead of a context allocated per call; NULL ctx is
+ * sts_token_digest. The finished context holds no token bytes (OpenSSL
+ * cleanses its block buffer at the end of a digest). */
+int sts_token_digest_reuse(EVP_MD_CTX *ctx, const char *tok, size_t len,
+                           unsigned char out[STS_DIGEST_LEN]);
 void sts_digest_to_hex(const unsigned char digest[STS_DIGEST_LEN],
                        char out[STS_DIGEST_HEX_LEN + 1]);
 

@@ -99,6 +99,29 @@ static void test_digest_vectors(void **state)
     assert_false(sts_digest_equal(d, e));
 }
 
+/* A reused context gives the same digests as a fresh one, one after the
+ * other (nothing of the previous input carries over). */
+static void test_digest_reuse(void **state)
+{
+    static const char *inputs[] = {"abc", "", "svctok-longer input", "abc"};
+    unsigned char d[STS_DIGEST_LEN], e[STS_DIGEST_LEN];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t i;
+
+    (void)state;
+    assert_non_null(ctx);
+    for (i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+        assert_int_equal(0, sts_token_digest(inputs[i], strlen(inputs[i]), d));
+        assert_int_equal(
+            0, sts_token_digest_reuse(ctx, inputs[i], strlen(inputs[i]), e));
+        assert_memory_equal(d, e, STS_DIGEST_LEN);
+    }
+    assert_int_equal(0, sts_token_digest_reuse(NULL, "abc", 3, e));
+    assert_int_equal(0, sts_token_digest("abc", 3, d));
+    assert_memory_equal(d, e, STS_DIGEST_LEN);
+    EVP_MD_CTX_free(ctx);
+}
+
 /* Token ids: digits only, 1..2^53-1, no sign, space or leading zero. */
 static void test_parse_id(void **state)
 {
@@ -244,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_checksum_detects_one_char),
         cmocka_unit_test(test_not_wellformed),
         cmocka_unit_test(test_digest_vectors),
+        cmocka_unit_test(test_digest_reuse),
         cmocka_unit_test(test_parse_id),
         cmocka_unit_test(test_random_id),
         cmocka_unit_test(test_known_tokens),

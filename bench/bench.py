@@ -638,6 +638,19 @@ def main():
                     "FROM pg_stat_statements WHERE calls > 100 "
                     "ORDER BY calls DESC LIMIT 6"))
         targets(results)
+        # Anything httpd logged at warn or above besides its start-up
+        # notices (a refused valid token, a database error) explains an
+        # "unexpected" answer in the table.
+        for srv in servers:
+            noise = ("AH00489", "AH00094", "AH00491", "AH00492", "AH00493",
+                     "AH00169", "AH00558")
+            lines = [ln for ln in srv.read("error.log").splitlines()
+                     if ln and not any(n in ln for n in noise)]
+            if lines:
+                log(f"{os.path.basename(srv.run)} error log "
+                    f"({len(lines)} lines, the last 10):")
+                for ln in lines[-10:]:
+                    log("  " + ln[:300])
         if any("AH00052" in s.read("error.log") for s in servers):
             log("WARNING: an httpd child crashed (AH00052 in an error log)")
 

@@ -417,8 +417,8 @@ def machine():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tokens-tool", default=os.path.join(ROOT, "build", "bench",
-                                                          "tokens"))
+    ap.add_argument("--mint", default=os.path.join(ROOT, "build", "tests",
+                                                   "mint"))
     ap.add_argument("--module", default=os.path.join(ROOT, "modules",
                                                      "mod_sts_token.so"))
     ap.add_argument("--tokens", type=int, default=10000)
@@ -462,9 +462,9 @@ def main():
         pg.psql(None, file=os.path.join(ROOT, "sql", "schema.sql"))
         pg.psql("CREATE EXTENSION pg_stat_statements")
 
-        # Tokens: `tokens N` prints "<token> <digest>"; ids 1..N.
+        # Tokens: `mint -n N` prints "<token> <digest>" lines; ids 1..N.
         n = args.tokens
-        lines = subprocess.run([args.tokens_tool, str(2 * n)], check=True,
+        lines = subprocess.run([args.mint, "-n", str(2 * n)], check=True,
                                capture_output=True, text=True).stdout.split("\n")
         pairs = [ln.split() for ln in lines if ln]
         good, unknown = pairs[:n], pairs[n:]

@@ -1,8 +1,9 @@
-# Benchmark (owner: cache & speed). `make bench` builds the module and the
-# token generator, then runs bench/bench.py: its own PostgreSQL + httpd on
-# loopback, wrk rows interleaved over rounds, figures printed (not a test).
+# Benchmark. `make bench` builds the module and the mint tool (tokens with
+# their digests, tests/tools/mint.c), then runs bench/bench.py: its own
+# PostgreSQL + httpd on loopback, wrk rows interleaved over rounds, figures
+# printed (not a test).
 #
-#   make bench                         5 rounds of 5 s per row (~10 min)
+#   make bench                         7 rounds of 4 s per row (~11 min)
 #   make bench BENCH_ARGS="--rounds 3 --seconds 3 --rss-requests 0"
 #
 # Also: the cache's unit test includes src/cache.c, so it needs httpd's and
@@ -10,18 +11,10 @@
 
 BENCH_PYTHON ?= /usr/bin/python3
 BENCH_ARGS ?=
-BENCH_TOKENS := $(BUILD)/bench/tokens
-
-ALL_TARGETS += $(BENCH_TOKENS)
-
 .PHONY: bench
 
-$(BENCH_TOKENS): bench/tokens.c $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Isrc -o $@ $< $(LIB_A) $(LIB_LIBS)
-
-bench: $(MODULE_SO) $(BENCH_TOKENS)
-	$(BENCH_PYTHON) bench/bench.py --tokens-tool $(BENCH_TOKENS) $(BENCH_ARGS)
+bench: $(MODULE_SO) $(BUILD)/tests/mint
+	$(BENCH_PYTHON) bench/bench.py --mint $(BUILD)/tests/mint $(BENCH_ARGS)
 
 # tests/unit/test_cache.c compiles src/cache.c in with a fake clock and a
 # fake revision store: it needs httpd's and APR's headers and libapr.

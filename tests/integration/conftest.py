@@ -264,6 +264,53 @@ class Postgres:
         return Token(id_, tok, digest, name)
 
 
+class TableLock:
+    """ACCESS EXCLUSIVE on sts_tokens, held by a psql reading its commands
+    from a pipe: taken (and seen granted in pg_locks) on entering the
+    context, given back by release() or at the latest on leaving it, so a
+    test knows exactly when the lock goes."""
+
+    def __init__(self, pg):
+        self.pg = pg
+        self.holder = None
+
+    def __enter__(self):
+        pg = self.pg
+        self.holder = subprocess.Popen(
+            ["psql", "-h", pg.sock, "-p", str(pg.port), "-U", "postgres",
+             "-d", "sts", "-qAtX", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, text=True)
+        self.holder.stdin.write("BEGIN; LOCK TABLE sts_tokens IN ACCESS "
+                                "EXCLUSIVE MODE;\n")
+        self.holder.stdin.flush()
+        deadline = time.monotonic() + 5
+        while not pg.sql("SELECT 1 FROM pg_locks l JOIN pg_class c ON "
+                         "c.oid = l.relation WHERE c.relname = 'sts_tokens' "
+                         "AND l.mode = 'AccessExclusiveLock' AND l.granted"):
+            if time.monotonic() > deadline:
+                self.release()
+                raise AssertionError("the lock was never taken")
+            time.sleep(0.05)
+        return self
+
+    def release(self):
+        """Commits (the lock goes) and waits for psql to exit."""
+        h = self.holder
+        if h is None or h.poll() is not None:
+            return
+        try:
+            h.stdin.write("COMMIT;\n")
+            h.stdin.close()
+            h.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            h.kill()
+            h.wait(5)
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 class Response:
     """An HTTP response."""
 

@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import MINT
+from conftest import MINT, TableLock
 from loadgen import Load
 
 CONNS = 32
@@ -319,40 +319,18 @@ def test_locked_table_answers_503_in_bounded_time(httpd_factory, pg):
         return "valid", "/protected/", key(random.choice(valid))
 
 
-    # The lock holder is a psql reading its commands from a pipe, so the
-    # test knows when the lock goes: not before COMMIT is sent.
-    holder = subprocess.Popen(
-        ["psql", "-h", pg.sock, "-p", str(pg.port), "-U", "postgres", "-d",
-         "sts", "-qAtX", "-v", "ON_ERROR_STOP=1"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, text=True)
     sessions = []
-    try:
-        holder.stdin.write("BEGIN; LOCK TABLE sts_tokens IN ACCESS EXCLUSIVE "
-                           "MODE;\n")
-        holder.stdin.flush()
-        deadline = time.monotonic() + 5
-        while not pg.sql("SELECT 1 FROM pg_locks l JOIN pg_class c ON "
-                         "c.oid = l.relation WHERE c.relname = 'sts_tokens' "
-                         "AND l.mode = 'AccessExclusiveLock' AND l.granted"):
-            assert time.monotonic() < deadline, "the lock was never taken"
-            time.sleep(0.05)
+    with TableLock(pg) as lock:
         t_lock = time.monotonic()
         with Load(h.port, pick, CONNS, seconds=15) as load:
             while time.monotonic() < t_lock + LOCK_S:
                 sessions.append(db_sessions(pg) - others)
                 time.sleep(0.3)
             t_release = time.monotonic()
-            holder.stdin.write("COMMIT;\n")
-            holder.stdin.close()
-            holder.wait(5)
+            lock.release()
             t_released = time.monotonic()
             time.sleep(RECOVERY_S + 0.5)
             load.stop()
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-        holder.wait(10)
     res = load.results
     info = load.summary()
     during = load.between(t_lock, t_release)
@@ -456,46 +434,6 @@ def test_hanging_database_host_is_503_within_connect_timeout(httpd_factory, pg):
     assert_healthy(h)
 
 
-class TableLock:
-    """ACCESS EXCLUSIVE on sts_tokens, held by a psql reading its commands
-    from a pipe until the context ends (so the test knows when it goes)."""
-
-    def __init__(self, pg):
-        self.pg = pg
-        self.holder = None
-
-    def __enter__(self):
-        pg = self.pg
-        self.holder = subprocess.Popen(
-            ["psql", "-h", pg.sock, "-p", str(pg.port), "-U", "postgres",
-             "-d", "sts", "-qAtX", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, text=True)
-        self.holder.stdin.write("BEGIN; LOCK TABLE sts_tokens IN ACCESS "
-                                "EXCLUSIVE MODE;\n")
-        self.holder.stdin.flush()
-        deadline = time.monotonic() + 5
-        while not pg.sql("SELECT 1 FROM pg_locks l JOIN pg_class c ON "
-                         "c.oid = l.relation WHERE c.relname = 'sts_tokens' "
-                         "AND l.mode = 'AccessExclusiveLock' AND l.granted"):
-            if time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise AssertionError("the lock was never taken")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        h = self.holder
-        if h.poll() is None:
-            try:
-                h.stdin.write("COMMIT;\n")
-                h.stdin.close()
-                h.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                h.kill()
-                h.wait(5)
-
-
 def test_pool_exhausted_is_503_within_acquire_timeout(httpd_factory, pg):
     """DBDMax 1 per process and sts_tokens locked (statement_timeout 2 s):
     each process's only connection waits out the statement_timeout, and
@@ -549,35 +487,12 @@ def test_locked_table_single_request_within_statement_timeout(uncached, pg):
     t = mint_many(pg, "lone-lock", 1)[0].token
     for _ in range(4):  # a pooled connection in each child
         assert h.get("/protected/", key(t)).status == 200
-    holder = subprocess.Popen(
-        ["psql", "-h", pg.sock, "-p", str(pg.port), "-U", "postgres", "-d",
-         "sts", "-qAtX", "-v", "ON_ERROR_STOP=1"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, text=True)
     took = []
-    try:
-        holder.stdin.write("BEGIN; LOCK TABLE sts_tokens IN ACCESS EXCLUSIVE "
-                           "MODE;\n")
-        holder.stdin.flush()
-        deadline = time.monotonic() + 5
-        while not pg.sql("SELECT 1 FROM pg_locks l JOIN pg_class c ON "
-                         "c.oid = l.relation WHERE c.relname = 'sts_tokens' "
-                         "AND l.mode = 'AccessExclusiveLock' AND l.granted"):
-            assert time.monotonic() < deadline, "the lock was never taken"
-            time.sleep(0.05)
+    with TableLock(pg):
         for _ in range(3):
             t0 = time.monotonic()
             r = h.get("/protected/", key(t))
             took.append((r.status, round(time.monotonic() - t0, 2)))
-    finally:
-        if holder.poll() is None:
-            holder.stdin.write("COMMIT;\n")
-            holder.stdin.close()
-            try:
-                holder.wait(5)
-            except subprocess.TimeoutExpired:
-                holder.kill()
-                holder.wait(5)
     figure(f"lone request under a held lock: {took}")
     assert all(st == 503 for st, _ in took), took
     assert all(sec < 2.0 + 1.0 for _, sec in took), took

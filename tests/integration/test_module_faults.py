@@ -3,12 +3,11 @@ with a slow one, expiry of a cached token, forward proxies, SSI/mod_rewrite,
 .htaccess-scoped settings, and the prefork/worker MPMs."""
 
 import os
-import subprocess
 import time
 
 import pytest
 
-from conftest import PGBIN  # noqa: F401  (documents where psql comes from)
+from conftest import TableLock
 
 SENT = []  # every secret sent in this module, for the no-leak check
 
@@ -160,30 +159,12 @@ def test_slow_database_is_503_within_bounded_time(srv, pg, tok):
     """A lock held on the table: statement_timeout (2 s in DBDParams) turns
     the lookup into a 503 instead of a request hanging without limit."""
     assert srv.get("/protected/", {"X-API-Key": tok.token}).status == 200
-    holder = subprocess.Popen(
-        ["psql", "-h", pg.sock, "-p", str(pg.port), "-U", "postgres", "-d", "sts",
-         "-qAtX", "-v", "ON_ERROR_STOP=1", "-c",
-         "BEGIN; LOCK TABLE sts_tokens IN ACCESS EXCLUSIVE MODE; "
-         "SELECT pg_sleep(6); COMMIT;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PGAPPNAME="sts-lock-holder"))
-    try:
-        deadline = time.time() + 5
-        while not pg.sql("SELECT 1 FROM pg_locks l JOIN pg_class c ON "
-                         "c.oid = l.relation WHERE c.relname = 'sts_tokens' "
-                         "AND l.mode = 'AccessExclusiveLock' AND l.granted"):
-            assert time.time() < deadline, "the lock was never taken"
-            time.sleep(0.05)
+    with TableLock(pg):
         t0 = time.time()
         r = srv.get("/protected/", {"X-API-Key": tok.token})
         elapsed = time.time() - t0
         assert r.status == 503, r
         assert 1.5 < elapsed < 5, elapsed
-    finally:
-        # Its backend would sleep on with the lock: end the session itself.
-        pg.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-               "WHERE application_name = 'sts-lock-holder'")
-        holder.wait(10)
     deadline = time.time() + 5
     while srv.get("/protected/", {"X-API-Key": tok.token}).status != 200:
         assert time.time() < deadline, "no recovery within 5 s after the lock"

@@ -64,39 +64,47 @@ static EVP_MD_CTX *sts_conn_digest_ctx(conn_rec *c)
  * with case and '-'/'_' ignored (CGI, WSGI, PHP and Rack map both to '_'). */
 #define STS_SPOOF_PREFIX "STS-TOKEN-"
 
-/* apr_table_do callback collecting look-alike header names into an array. */
-static int sts_collect_spoofed(void *data, const char *key, const char *value)
+/* 1 when a header name looks like the module's identity. */
+static int sts_spoofed_name(const char *key)
 {
-    apr_array_header_t *names = data;
     size_t i, n = sizeof(STS_SPOOF_PREFIX) - 1;
 
-    (void)value;
     for (i = 0; i < n; i++) {
         char c = key[i] == '_' ? '-' : (char)apr_toupper(key[i]);
 
         if (key[i] == '\0' || c != STS_SPOOF_PREFIX[i]) {
-            return 1;
+            return 0;
         }
     }
-    APR_ARRAY_PUSH(names, const char *) = key;
     return 1;
 }
 
 /* header_parser hook: under AuthType ServiceToken, removes every client
  * header that looks like the module's identity, whether or not
- * authentication runs for this request (Require all granted skips it). */
+ * authentication runs for this request (Require all granted skips it).
+ * Runs on every request: the names are only copied when one matches. */
 static int sts_strip_spoofed(request_rec *r)
 {
     const char *type = ap_auth_type(r);
-    apr_array_header_t *names;
+    const apr_array_header_t *h;
+    const apr_table_entry_t *e;
+    apr_array_header_t *names = NULL;
     int i;
 
     if (type == NULL || ap_cstr_casecmp(type, STS_AUTH_TYPE) != 0) {
         return DECLINED;
     }
-    names = apr_array_make(r->pool, 2, sizeof(const char *));
-    apr_table_do(sts_collect_spoofed, names, r->headers_in, NULL);
-    for (i = 0; i < names->nelts; i++) {
+    h = apr_table_elts(r->headers_in);
+    e = (const apr_table_entry_t *)h->elts;
+    for (i = 0; i < h->nelts; i++) {
+        if (e[i].key != NULL && sts_spoofed_name(e[i].key)) {
+            if (names == NULL) {
+                names = apr_array_make(r->pool, 2, sizeof(const char *));
+            }
+            APR_ARRAY_PUSH(names, const char *) = e[i].key;
+        }
+    }
+    for (i = 0; names != NULL && i < names->nelts; i++) {
         const char *name = APR_ARRAY_IDX(names, i, const char *);
 
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -162,7 +170,7 @@ static int sts_refuse(request_rec *r, const char *why, const char *who)
     return HTTP_UNAUTHORIZED;
 }
 
-/* Formats an epoch-ms instant as YYYY-MM-DD in UTC. */
+/* Formats an epoch-ms instant as YYYY-MM-DD in UTC ("" when none). */
 static const char *sts_format_date(apr_pool_t *p, int64_t ms)
 {
     apr_time_exp_t tm;
@@ -185,12 +193,11 @@ static void sts_publish(request_rec *r, sts_identity *id,
     ap_set_module_config(r->request_config, &sts_token_module, id);
     r->user = apr_pstrdup(r->pool, id->name);
     r->ap_auth_type = (char *)STS_AUTH_TYPE;
-    apr_table_setn(r->subprocess_env, "STS_TOKEN_ID",
-                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id->id));
+    apr_table_setn(r->subprocess_env, "STS_TOKEN_ID", id->id_text);
     apr_table_setn(r->subprocess_env, "STS_TOKEN_NAME", id->name);
     apr_table_setn(r->subprocess_env, "STS_TOKEN_ROLES", id->roles);
     apr_table_setn(r->subprocess_env, "STS_TOKEN_EXPIRATION",
-                   sts_format_date(r->pool, id->expiration_ms));
+                   id->expiration_text);
     if (dc->hide_credentials == 1) {
         if (cred->from_api_key) {
             apr_table_unset(r->headers_in, "X-API-Key");
@@ -201,17 +208,20 @@ static void sts_publish(request_rec *r, sts_identity *id,
     }
 }
 
-/* Looks a well-formed token up in the cache, then in PostgreSQL. Returns OK
- * with *out set, HTTP_UNAUTHORIZED (unknown) or HTTP_SERVICE_UNAVAILABLE. */
-static int sts_lookup(request_rec *r,
+/* Looks a token of the right shape up in the cache, then (when its checksum
+ * matches) in PostgreSQL. Returns OK with *out set, HTTP_UNAUTHORIZED with
+ * *why set, or HTTP_SERVICE_UNAVAILABLE. A cache hit skips the checksum: the
+ * digest matched one the database issued, so it can only be right. */
+static int sts_lookup(request_rec *r, const sts_credential *cred,
                       const unsigned char digest[STS_DIGEST_LEN],
-                      sts_identity **out)
+                      sts_identity **out, const char **why)
 {
     char hex[STS_DIGEST_HEX_LEN + 1];
     sts_token_row *row = NULL;
-    sts_identity *id = apr_pcalloc(r->pool, sizeof(*id));
+    sts_identity *id = apr_palloc(r->pool, sizeof(*id));
     apr_uint32_t ticket = 0;
 
+    *why = "unknown or deleted token";
     switch (sts_cache_get(r, digest, id, &ticket)) {
     case STS_CACHE_HIT:
         *out = id;
@@ -220,6 +230,10 @@ static int sts_lookup(request_rec *r,
         return HTTP_UNAUTHORIZED;
     case STS_CACHE_MISS:
         break;
+    }
+    if (!sts_token_checksum_ok(cred->token)) {
+        *why = "token checksum does not match (mistyped?)";
+        return HTTP_UNAUTHORIZED;
     }
     sts_digest_to_hex(digest, hex);
     if (sts_store_lookup(r, hex, &row) != APR_SUCCESS) {
@@ -233,6 +247,8 @@ static int sts_lookup(request_rec *r,
     id->name = row->name;
     id->roles = row->roles;
     id->expiration_ms = row->expiration_ms;
+    id->id_text = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, row->id);
+    id->expiration_text = sts_format_date(r->pool, row->expiration_ms);
     sts_cache_put(r, digest, id, ticket);
     *out = id;
     return OK;
@@ -248,6 +264,7 @@ static int sts_authenticate(request_rec *r)
     sts_api_keys keys = {{NULL}, 0};
     sts_identity *id = NULL;
     sts_credential cred;
+    const char *why;
     int64_t now_ms;
     int rc;
 
@@ -290,21 +307,21 @@ static int sts_authenticate(request_rec *r)
         sts_publish(r, id, &cred);
         return OK;
     }
-    if (!sts_token_is_wellformed(cred.token, cred.len)) {
+    if (!sts_token_shape_ok(cred.token, cred.len)) {
         return sts_refuse(r,
                           sts_token_has_prefix(cred.token, cred.len)
                               ? "token checksum does not match (mistyped?)"
                               : "not a service token",
                           NULL);
     }
-    rc = sts_lookup(r, digest, &id);
+    rc = sts_lookup(r, &cred, digest, &id, &why);
     if (rc == HTTP_SERVICE_UNAVAILABLE) {
         apr_table_setn(r->notes, "error-notes",
                        "The token database is unavailable; try again later.");
         return rc;
     }
     if (rc != OK) {
-        return sts_refuse(r, "unknown or deleted token", NULL);
+        return sts_refuse(r, why, NULL);
     }
     now_ms = (int64_t)(apr_time_now() / 1000);
     if (id->expiration_ms >= 0 && now_ms >= id->expiration_ms) {

@@ -101,5 +101,7 @@ sts_identity *sts_bootstrap_identity(apr_pool_t *p, const sts_server_conf *conf)
     id->name = "bootstrap";
     id->roles = apr_array_pstrcat(p, conf->bootstrap_roles, ',');
     id->expiration_ms = -1;
+    id->id_text = "0";
+    id->expiration_text = "";
     return id;
 }

@@ -27,16 +27,22 @@
  *
  * Revocation bound: a hit is served without question only until
  * STS_FRESH_MS after the start of the last successful revision poll. Past
- * that (an idle process waking up, a poll in flight) a hit counts as a miss
- * and goes to the database, so a deletion committed before a request is
- * never honoured from the cache more than STS_FRESH_MS later. The exception
- * is a database that the last poll could not reach: then cached entries keep
- * working until their TTL ends (documented in the README).
+ * that a hit waits for the poll in flight (the one the request itself runs
+ * when the process was idle, or another thread's), at most until that poll
+ * could no longer vouch for it, and counts as a miss, going to the
+ * database, only when no poll answered in time. So a deletion committed
+ * before a request is never honoured from the cache more than STS_FRESH_MS
+ * later, and a slow poll (a database busy opening connections) does not turn
+ * every hit into a lookup, which would add load exactly when the database is
+ * slow. The exception is a database that the last poll could not reach:
+ * then cached entries keep working until their TTL ends (documented in the
+ * README).
  *
  * Memory: slots are allocated once per process (calloc, so untouched pages
- * cost no RSS); a token's name and roles live inside its slot when they fit
+ * cost no RSS); a token's strings (name, roles, and STS_TOKEN_ID and
+ * STS_TOKEN_EXPIRATION as published) live inside its slot when they fit
  * STS_INLINE_STRINGS, otherwise in one malloc'd block freed on eviction;
- * tokens whose name and roles exceed STS_MAX_CACHED_STRINGS are not cached.
+ * tokens whose strings exceed STS_MAX_CACHED_STRINGS are not cached.
  * Pools cannot free single blocks, which an evicting cache must do.
  */
 #include "httpd.h"
@@ -47,6 +53,7 @@
 #include <string.h>
 
 #include "apr_strings.h"
+#include "apr_thread_cond.h"
 #include "apr_thread_mutex.h"
 #include "http_config.h"
 #include "http_log.h"
@@ -58,10 +65,14 @@ APLOG_USE_MODULE(sts_token);
 #define STS_CACHE_SHARDS 16
 /* Hits are trusted this long after the start of a successful poll. */
 #define STS_FRESH_MS 1000
-/* Name and roles of this size (with their NULs) are stored in the slot. */
-#define STS_INLINE_STRINGS 96
-/* Tokens with a longer name + roles are not cached (always looked up). */
+/* Strings of this size (with their NULs) are stored in the slot. */
+#define STS_INLINE_STRINGS 128
+/* Tokens with longer strings are not cached (always looked up). */
 #define STS_MAX_CACHED_STRINGS 2048
+/* The identity's strings kept with an entry, in this order, each with its
+ * NUL: name, roles, id_text, expiration_text. A hit copies them to the
+ * request pool in one block. */
+#define STS_CACHED_STRINGS 4
 
 /* The clock; unit tests replace it. */
 #ifndef STS_CACHE_NOW
@@ -85,8 +96,9 @@ typedef struct {
     sts_slot slot;
     int64_t id;
     int64_t expiration_ms;
-    char *strings; /* "name\0roles\0": inline_strings or malloc'd */
-    size_t name_len;
+    char *strings; /* STS_CACHED_STRINGS: inline_strings or malloc'd */
+    size_t strings_len;
+    size_t offsets[STS_CACHED_STRINGS]; /* of each string in strings */
     char inline_strings[STS_INLINE_STRINGS];
 } sts_pos_slot;
 
@@ -118,11 +130,16 @@ typedef struct {
     apr_uint64_t flush_epoch; /* slots stored before it are void */
     apr_uint32_t polling;     /* 1 while a thread polls the revision */
     apr_uint32_t db_down;     /* 1 when the last poll failed */
+    apr_time_t poll_started;  /* start of the latest poll */
     apr_time_t next_poll;     /* when the next poll is due */
     apr_time_t fresh_until;   /* hits are trusted until then */
     /* Only the polling thread touches these: */
     int64_t revision;
     int have_revision;
+    /* The poller clears polling and broadcasts poll_done under poll_mutex;
+     * hits that cannot be trusted wait there for it. */
+    apr_thread_mutex_t *poll_mutex;
+    apr_thread_cond_t *poll_done;
 } sts_cache;
 
 /* The process's cache; NULL when STSTokenCacheTTL is 0. Set once in
@@ -355,6 +372,14 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s)
                      entries);
         return;
     }
+    if (apr_thread_mutex_create(&c->poll_mutex, APR_THREAD_MUTEX_DEFAULT, p) !=
+            APR_SUCCESS ||
+        apr_thread_cond_create(&c->poll_done, p) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     "cannot create the token cache's poll mutex; running "
+                     "without a cache in this process");
+        return;
+    }
     for (i = 0; i < STS_CACHE_SHARDS; i++) {
         sts_shard *sh = &c->shards[i];
         size_t off = (size_t)i * per_shard;
@@ -398,6 +423,7 @@ static void sts_cache_poll(request_rec *r, sts_cache *c, apr_time_t now)
         return;
     }
     STS_STORE(&c->next_poll, now + apr_time_from_msec(STS_REVISION_POLL_MS));
+    STS_STORE(&c->poll_started, now);
     if (sts_store_revision(r, &rev) == APR_SUCCESS) {
         if (!c->have_revision || rev != c->revision) {
             if (c->have_revision) {
@@ -426,7 +452,38 @@ static void sts_cache_poll(request_rec *r, sts_cache *c, apr_time_t now)
                       "503 until the database answers");
         STS_STORE(&c->db_down, 1);
     }
+    apr_thread_mutex_lock(c->poll_mutex);
     STS_STORE(&c->polling, 0);
+    apr_thread_cond_broadcast(c->poll_done);
+    apr_thread_mutex_unlock(c->poll_mutex);
+}
+
+/* 1 when a hit at now may be served: a poll vouched for the cache within
+ * STS_FRESH_MS before now, or the database could not be read. */
+static int sts_cache_trusted(sts_cache *c, apr_time_t now)
+{
+    return now < STS_LOAD(&c->fresh_until) || STS_LOAD(&c->db_down);
+}
+
+/* Waits for the poll in flight, if any, as long as its success could still
+ * vouch for a hit at now (it started less than STS_FRESH_MS before now);
+ * then says whether a hit at now may be served. */
+static int sts_cache_wait_trusted(sts_cache *c, apr_time_t now)
+{
+    apr_time_t started = STS_LOAD(&c->poll_started);
+    apr_time_t limit = started + apr_time_from_msec(STS_FRESH_MS);
+
+    apr_thread_mutex_lock(c->poll_mutex);
+    while (STS_LOAD(&c->polling) && STS_LOAD(&c->poll_started) == started) {
+        apr_time_t t = STS_CACHE_NOW();
+
+        if (t >= limit || apr_thread_cond_timedwait(c->poll_done, c->poll_mutex,
+                                                    limit - t) == APR_TIMEUP) {
+            break;
+        }
+    }
+    apr_thread_mutex_unlock(c->poll_mutex);
+    return sts_cache_trusted(c, now);
 }
 
 /* Looks a digest up (see cache.h). */
@@ -447,9 +504,12 @@ sts_cache_result sts_cache_get(request_rec *r,
     }
     now = STS_CACHE_NOW();
     sts_cache_poll(r, c, now);
+    /* Trust first, then the epochs: a poll flushes before it publishes
+     * fresh_until, so epochs read after a trusted fresh_until include the
+     * flush that poll made. */
+    trusted = sts_cache_trusted(c, now) || sts_cache_wait_trusted(c, now);
     *ticket = (apr_uint32_t)STS_LOAD(&c->epoch);
     flush_epoch = STS_LOAD(&c->flush_epoch);
-    trusted = now < STS_LOAD(&c->fresh_until) || STS_LOAD(&c->db_down);
     sh = &c->shards[digest[0] % STS_CACHE_SHARDS];
     apr_thread_mutex_lock(sh->mutex);
     i = sts_table_find(&sh->pos, digest);
@@ -459,10 +519,14 @@ sts_cache_result sts_cache_get(request_rec *r,
         p->slot.referenced = 1;
         if (trusted) {
             /* Copies: the slot may be reused as soon as the lock goes. */
+            char *b = apr_pmemdup(r->pool, p->strings, p->strings_len);
+
             out->id = p->id;
             out->expiration_ms = p->expiration_ms;
-            out->name = apr_pstrmemdup(r->pool, p->strings, p->name_len);
-            out->roles = apr_pstrdup(r->pool, p->strings + p->name_len + 1);
+            out->name = b + p->offsets[0];
+            out->roles = b + p->offsets[1];
+            out->id_text = b + p->offsets[2];
+            out->expiration_text = b + p->offsets[3];
             res = STS_CACHE_HIT;
         }
     } else {
@@ -488,7 +552,8 @@ void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
                    const sts_identity *id, apr_uint32_t ticket)
 {
     sts_cache *c = sts_proc_cache;
-    size_t nl = 0, rl = 0;
+    const char *strs[STS_CACHED_STRINGS];
+    size_t lens[STS_CACHED_STRINGS], total = 0;
     char *heap = NULL;
     apr_uint64_t epoch;
     apr_time_t now;
@@ -501,17 +566,22 @@ void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
         return;
     }
     if (id != NULL) {
-        nl = strlen(id->name);
-        rl = strlen(id->roles);
-        if (nl + rl + 2 > STS_MAX_CACHED_STRINGS) {
+        strs[0] = id->name;
+        strs[1] = id->roles;
+        strs[2] = id->id_text;
+        strs[3] = id->expiration_text;
+        for (i = 0; i < STS_CACHED_STRINGS; i++) {
+            lens[i] = strlen(strs[i]) + 1;
+            total += lens[i];
+        }
+        if (total > STS_MAX_CACHED_STRINGS) {
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                           "token id %" APR_INT64_T_FMT " not cached: name "
                           "and roles too long",
                           id->id);
             return;
         }
-        if (nl + rl + 2 > STS_INLINE_STRINGS &&
-            (heap = malloc(nl + rl + 2)) == NULL) {
+        if (total > STS_INLINE_STRINGS && (heap = malloc(total)) == NULL) {
             return;
         }
     }
@@ -545,10 +615,16 @@ void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
 
         p->id = id->id;
         p->expiration_ms = id->expiration_ms;
+        size_t off = 0;
+        int k;
+
         p->strings = heap != NULL ? heap : p->inline_strings;
-        p->name_len = nl;
-        memcpy(p->strings, id->name, nl + 1);
-        memcpy(p->strings + nl + 1, id->roles, rl + 1);
+        p->strings_len = total;
+        for (k = 0; k < STS_CACHED_STRINGS; k++) {
+            p->offsets[k] = off;
+            memcpy(p->strings + off, strs[k], lens[k]);
+            off += lens[k];
+        }
     }
     sts_table_link(t, i);
     apr_thread_mutex_unlock(sh->mutex);

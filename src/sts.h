@@ -46,6 +46,11 @@ typedef struct {
     const char *name;
     const char *roles;     /* comma-separated, in stored order */
     int64_t expiration_ms; /* epoch ms; -1 when the token never expires */
+    /* STS_TOKEN_ID and STS_TOKEN_EXPIRATION as published: formatted once
+     * when the token is read from the database and kept with its cache
+     * entry, so a cache hit formats nothing. */
+    const char *id_text;
+    const char *expiration_text; /* YYYY-MM-DD (UTC), "" when none */
 } sts_identity;
 
 /* The identity of r (or of the request it was derived from), or NULL. */

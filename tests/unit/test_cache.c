@@ -30,10 +30,45 @@ static int fake_db_up = 1;
 static int revision_reads;
 static int warnings;
 
+/* While hold_polls is set, a revision read blocks until it is cleared:
+ * a poll in flight. poll_entered counts reads that reached the hold. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static int hold_polls;
+static int poll_entered;
+
+/* Sets or clears the hold on revision reads. */
+static void hold(int on)
+{
+    pthread_mutex_lock(&hold_mu);
+    hold_polls = on;
+    pthread_cond_broadcast(&hold_cv);
+    pthread_mutex_unlock(&hold_mu);
+}
+
+/* Waits until a revision read is blocked in the hold. */
+static void wait_poll_entered(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    while (poll_entered == 0) {
+        pthread_cond_wait(&hold_cv, &hold_mu);
+    }
+    pthread_mutex_unlock(&hold_mu);
+}
+
 /* The database's revision counter, or a failure while "down". */
 apr_status_t sts_store_revision(request_rec *r, int64_t *revision)
 {
     (void)r;
+    pthread_mutex_lock(&hold_mu);
+    if (hold_polls) {
+        poll_entered++;
+        pthread_cond_broadcast(&hold_cv);
+        while (hold_polls) {
+            pthread_cond_wait(&hold_cv, &hold_mu);
+        }
+    }
+    pthread_mutex_unlock(&hold_mu);
     __atomic_add_fetch(&revision_reads, 1, __ATOMIC_RELAXED);
     if (!__atomic_load_n(&fake_db_up, __ATOMIC_RELAXED)) {
         return APR_EGENERAL;
@@ -105,6 +140,8 @@ static void start_cache(int ttl, int entries)
     fake_db_up = 1;
     revision_reads = 0;
     warnings = 0;
+    hold_polls = 0;
+    poll_entered = 0;
     sts_cache_child_init(W.pool, &W.server);
 }
 
@@ -149,7 +186,7 @@ static sts_cache_result get(unsigned k, sts_identity *id, apr_uint32_t *t)
 static void put(unsigned k, const char *name, const char *roles, int64_t tid)
 {
     unsigned char d[STS_DIGEST_LEN];
-    sts_identity in = {tid, name, roles, -1}, out;
+    sts_identity in = {tid, name, roles, -1, "id-text", "2031-02-03"}, out;
     apr_uint32_t ticket;
 
     digest_of(k, -1, d);
@@ -191,6 +228,8 @@ static void test_hit_copies_identity(void **state)
     assert_int_equal(id.expiration_ms, -1);
     assert_string_equal(id.name, "ci-pipeline");
     assert_string_equal(id.roles, "ops,reader");
+    assert_string_equal(id.id_text, "id-text");
+    assert_string_equal(id.expiration_text, "2031-02-03");
     /* Longer than the inline area: stored on the heap, same answer. */
     memset(name, 'n', 255);
     name[255] = '\0';
@@ -296,7 +335,7 @@ static void test_revision_poll_and_flush(void **state)
 static void test_stale_ticket_rejected(void **state)
 {
     unsigned char d[STS_DIGEST_LEN];
-    sts_identity in = {5, "old", "r", -1}, out;
+    sts_identity in = {5, "old", "r", -1, "5", ""}, out;
     apr_uint32_t ticket;
 
     (void)state;
@@ -317,7 +356,7 @@ static void test_stale_ticket_rejected(void **state)
 static void test_revoke(void **state)
 {
     unsigned char d[STS_DIGEST_LEN];
-    sts_identity in = {5, "five", "r", -1}, out;
+    sts_identity in = {5, "five", "r", -1, "5", ""}, out;
     apr_uint32_t ticket;
 
     (void)state;
@@ -382,11 +421,88 @@ static void test_trust_window(void **state)
     assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
 }
 
+/* A thread whose lookup runs the revision poll (it blocks in the hold). */
+static void *polling_lookup(void *arg)
+{
+    sts_identity id;
+    request_rec r = W.req;
+    apr_pool_t *p;
+
+    (void)arg;
+    apr_pool_create(&p, NULL);
+    r.pool = p;
+    (void)sts_cache_get(
+        &r,
+        (const unsigned char *)"\x07"
+                               "0123456789abcdef0123456789abcde",
+        &id, &(apr_uint32_t){0});
+    apr_pool_destroy(p);
+    return NULL;
+}
+
+/* Clears the hold after 50 ms (the poll in flight then answers). */
+static void *release_later(void *arg)
+{
+    (void)arg;
+    apr_sleep(apr_time_from_msec(50));
+    hold(0);
+    return NULL;
+}
+
+/* Past the trust window, a hit waits for the poll in flight instead of
+ * going to the database, and is served when that poll vouches for it. */
+static void test_hit_waits_for_poll(void **state)
+{
+    pthread_t poller, releaser;
+    sts_identity id;
+    apr_time_t t0;
+
+    (void)state;
+    start_cache(300, 100);
+    put(1, "a", "r", 1); /* polls at T */
+    advance_ms(STS_FRESH_MS + 100);
+    hold(1);
+    assert_int_equal(pthread_create(&poller, NULL, polling_lookup, NULL), 0);
+    wait_poll_entered(); /* a poll started at T + 1100 and hangs */
+    assert_int_equal(pthread_create(&releaser, NULL, release_later, NULL), 0);
+    t0 = apr_time_now();
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+    assert_true(apr_time_now() - t0 >= apr_time_from_msec(40));
+    assert_int_equal(revision_reads, 2);
+    pthread_join(releaser, NULL);
+    pthread_join(poller, NULL);
+}
+
+/* A poll in flight for longer than the trust window could cover is not
+ * waited for past that: the hit becomes a miss and the database decides. */
+static void test_hit_wait_is_bounded(void **state)
+{
+    pthread_t poller;
+    sts_identity id;
+    apr_time_t t0;
+
+    (void)state;
+    start_cache(300, 100);
+    put(1, "a", "r", 1);
+    advance_ms(STS_FRESH_MS + 100);
+    hold(1);
+    assert_int_equal(pthread_create(&poller, NULL, polling_lookup, NULL), 0);
+    wait_poll_entered();
+    advance_ms(STS_FRESH_MS - 50); /* 50 ms of the poll's window left */
+    t0 = apr_time_now();
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
+    assert_true(apr_time_now() - t0 >= apr_time_from_msec(40));
+    assert_true(apr_time_now() - t0 < apr_time_from_msec(900));
+    hold(0);
+    pthread_join(poller, NULL);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT); /* it polls again */
+}
+
 /* Memory is bounded; CLOCK keeps a hot entry while cold ones churn. */
 static void test_bounded_and_clock(void **state)
 {
     unsigned char hot[STS_DIGEST_LEN], d[STS_DIGEST_LEN];
-    sts_identity in = {1, "hot", "r", -1}, out;
+    sts_identity in = {1, "hot", "r", -1, "1", ""}, out;
     apr_uint32_t ticket;
     unsigned k;
     int s, cap;
@@ -399,7 +515,7 @@ static void test_bounded_and_clock(void **state)
     sts_cache_get(&W.req, hot, &out, &ticket);
     sts_cache_put(&W.req, hot, &in, ticket);
     for (k = 1; k <= 2000; k++) {
-        sts_identity cold = {k, "cold", "r", -1};
+        sts_identity cold = {k, "cold", "r", -1, "k", ""};
 
         digest_of(k, 3, d); /* all into the hot entry's shard */
         sts_cache_get(&W.req, d, &out, &ticket);
@@ -466,7 +582,9 @@ static void *race_worker(void *arg)
         res = sts_cache_get(&r, d, &out, &ticket);
         if (res == STS_CACHE_HIT &&
             (out.id != (int64_t)k + 1 || strcmp(out.name, name) != 0 ||
-             strcmp(out.roles, roles) != 0)) {
+             strcmp(out.roles, roles) != 0 ||
+             strcmp(out.id_text, name + 5) != 0 ||
+             strcmp(out.expiration_text, "") != 0)) {
             __atomic_add_fetch(&race_bad, 1, __ATOMIC_RELAXED);
         }
         if (res == STS_CACHE_UNKNOWN && k % 3 != 0) {
@@ -477,6 +595,8 @@ static void *race_worker(void *arg)
             in.name = name;
             in.roles = roles;
             in.expiration_ms = -1;
+            in.id_text = name + 5; /* the key's digits */
+            in.expiration_text = "";
             sts_cache_put(&r, d, k % 3 == 0 ? NULL : &in, ticket);
         }
         if (i % 5000 == 0) {
@@ -528,6 +648,8 @@ int main(void)
         cmocka_unit_test_teardown(test_revoke, stop_cache),
         cmocka_unit_test_teardown(test_database_down, stop_cache),
         cmocka_unit_test_teardown(test_trust_window, stop_cache),
+        cmocka_unit_test_teardown(test_hit_waits_for_poll, stop_cache),
+        cmocka_unit_test_teardown(test_hit_wait_is_bounded, stop_cache),
         cmocka_unit_test_teardown(test_bounded_and_clock, stop_cache),
         cmocka_unit_test_teardown(test_default_size_fits, stop_cache),
         cmocka_unit_test_teardown(test_threads, stop_cache),

@@ -67,9 +67,10 @@ int sts_token_has_prefix(const char *tok, size_t len)
            memcmp(tok, STS_TOKEN_PREFIX, STS_TOKEN_PREFIX_LEN) == 0;
 }
 
-/* Checks length, prefix and alphabet of a token of our format. */
-int sts_token_shape_ok(const char *tok, size_t len)
+/* Checks length, alphabet and checksum of a token of our format. */
+int sts_token_is_wellformed(const char *tok, size_t len)
 {
+    char sum[STS_TOKEN_CHECKSUM_CHARS];
     size_t i;
     int bad = 0;
 
@@ -79,24 +80,13 @@ int sts_token_shape_ok(const char *tok, size_t len)
     for (i = STS_TOKEN_PREFIX_LEN; i < len; i++) {
         bad |= !sts_b32_digit((unsigned char)tok[i]);
     }
-    return !bad;
-}
-
-/* Checks the checksum of a token whose shape is right. */
-int sts_token_checksum_ok(const char *tok)
-{
-    char sum[STS_TOKEN_CHECKSUM_CHARS];
-
+    if (bad) {
+        return 0;
+    }
     sts_checksum(tok, STS_TOKEN_PREFIX_LEN + STS_TOKEN_RANDOM_CHARS, sum);
     return CRYPTO_memcmp(sum,
                          tok + STS_TOKEN_PREFIX_LEN + STS_TOKEN_RANDOM_CHARS,
                          STS_TOKEN_CHECKSUM_CHARS) == 0;
-}
-
-/* Checks length, alphabet and checksum of a token of our format. */
-int sts_token_is_wellformed(const char *tok, size_t len)
-{
-    return sts_token_shape_ok(tok, len) && sts_token_checksum_ok(tok);
 }
 
 /* SHA-256, fetched from the provider once per process: OpenSSL 3 looks the

@@ -10,11 +10,12 @@
  * read aloud or retyped). The 32 random characters carry 160 bits from
  * OpenSSL's CSPRNG; the checksum is the CRC32 (zlib) of everything before it,
  * written as 7 base32 digits, most significant first. A mistyped or made-up
- * svctok- string fails the checksum and is refused before any database work
- * (the module looks a token of the right shape up in its cache first: a hit
- * means the digest is one the database issued, so the checksum can only
- * match, and the CRC is spared on the hot path). The database stores only the
- * SHA-256 digest of a token, as 64 lower-case hex characters.
+ * svctok- string fails the checksum and is refused before any database work.
+ * (The module looks a token of the right length and prefix up in its cache
+ * first: a hit means the digest is one the database issued, so alphabet and
+ * checksum can only be right, and the hot path is spared checking them.) The
+ * database stores only the SHA-256 digest of a token, as 64 lower-case hex
+ * characters.
  */
 #ifndef STS_TOKEN_H
 #define STS_TOKEN_H
@@ -48,10 +49,6 @@ int sts_token_has_prefix(const char *tok, size_t len);
 /* Returns 1 when tok[0..len) is a complete token of our format whose checksum
  * matches, 0 otherwise. Runs in time independent of where a mismatch is. */
 int sts_token_is_wellformed(const char *tok, size_t len);
-/* Its two halves: length, prefix and alphabet (1 when right); and, for a
- * token of the right shape (STS_TOKEN_LEN bytes), the checksum. */
-int sts_token_shape_ok(const char *tok, size_t len);
-int sts_token_checksum_ok(const char *tok);
 
 /* SHA-256 of tok[0..len), raw and as lower-case hex (NUL-terminated).
  * sts_token_digest returns 0, or -1 (out zeroed) when libcrypto fails: the

@@ -194,9 +194,9 @@ static const command_rec sts_directives[] = {
                   "Most tokens cached per httpd process (default 10000)"),
     AP_INIT_TAKE1("STSTokenDBAcquireTimeout", sts_set_db_acquire_timeout, NULL,
                   RSRC_CONF,
-                  "Milliseconds a request waits for its turn at mod_dbd's "
-                  "connection pool before it is answered 503 (default "
-                  "1000)"),
+                  "Milliseconds a request waits at mod_dbd's connection "
+                  "pool while it hands out no connection before it is "
+                  "answered 503 (default 1000)"),
     {NULL},
 };
 

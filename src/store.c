@@ -15,15 +15,16 @@
  * re-prepares every statement on that connection and retries once.
  *
  * In a threaded MPM the threads of a process go to mod_dbd's pool through a
- * gate: a mutex held while ap_dbd_open runs, waited for at most
- * STSTokenDBAcquireTimeout. APR's reslist opens a new connection under its
- * own lock, so against a database host that accepts TCP but never answers
- * every thread used to queue there and wait connect_timeout in turn (32
- * concurrent requests: 9 answered at 2/4/6 s, the rest still waiting after
- * 10 s). Behind the gate a thread either gets its turn within the timeout,
- * or learns that the attempt it waited for failed, and is answered 503 at
- * once: no request waits more than the larger of the timeout and one
- * connect_timeout.
+ * gate: a mutex held while ap_dbd_open runs. APR's reslist opens a new
+ * connection under its own lock, so against a database host that accepts
+ * TCP but never answers every thread used to queue there and wait
+ * connect_timeout in turn (32 concurrent requests: 9 answered at 2/4/6 s,
+ * the rest still waiting after 10 s). Behind the gate a thread waits as long
+ * as the pool makes progress (some thread got a connection within the last
+ * STSTokenDBAcquireTimeout), so a burst on a cold pool, opening its
+ * connections one after the other, is served; it is answered 503 when no
+ * connection was handed out for a whole STSTokenDBAcquireTimeout, or at once
+ * when the attempt it waited for failed.
  */
 #include "httpd.h"
 #include "store.h"
@@ -90,10 +91,12 @@ static struct {
     apr_thread_mutex_t *mutex;
     apr_interval_time_t wait; /* STSTokenDBAcquireTimeout */
     int wait_ms;
-    /* Failed ap_dbd_open calls, bumped under the mutex, read atomically by
-     * threads about to wait: a change while they waited means the attempt
-     * they queued behind failed. */
+    /* Failed and successful ap_dbd_open calls, bumped under the mutex, read
+     * atomically by waiting threads: a failure while they waited means the
+     * attempt they queued behind failed; a success means the pool makes
+     * progress and their turn will come. */
     apr_uint32_t failures;
+    apr_uint32_t opened;
 } sts_gate;
 
 /* Creates the gate (threaded MPMs only). */
@@ -153,42 +156,64 @@ static const char *sts_db_message(apr_pool_t *p, const char *msg)
     return apr_pstrmemdup(p, msg, n);
 }
 
+/* Waits for the gate (see the top of the file): APR_SUCCESS with the mutex
+ * held, else NULL-worthy and logged. */
+static apr_status_t sts_gate_enter(request_rec *r)
+{
+    apr_uint32_t failures =
+        __atomic_load_n(&sts_gate.failures, __ATOMIC_ACQUIRE);
+    apr_status_t rv;
+
+    for (;;) {
+        apr_uint32_t opened =
+            __atomic_load_n(&sts_gate.opened, __ATOMIC_ACQUIRE);
+
+        rv = apr_thread_mutex_timedlock(sts_gate.mutex, sts_gate.wait);
+        if (__atomic_load_n(&sts_gate.failures, __ATOMIC_ACQUIRE) != failures) {
+            if (rv == APR_SUCCESS) {
+                apr_thread_mutex_unlock(sts_gate.mutex);
+            }
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "no database connection: the attempt this request "
+                          "waited for failed (see mod_dbd's message above; "
+                          "check DBDParams and that PostgreSQL is up)");
+            return APR_EGENERAL;
+        }
+        if (rv == APR_SUCCESS) {
+            return APR_SUCCESS;
+        }
+        if (!APR_STATUS_IS_TIMEUP(rv) ||
+            __atomic_load_n(&sts_gate.opened, __ATOMIC_ACQUIRE) == opened) {
+            break;
+        }
+        /* Connections were handed out meanwhile: the pool is moving. */
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                  "no database connection within STSTokenDBAcquireTimeout "
+                  "(%d ms): mod_dbd handed out no connection in that time "
+                  "(another request of this process is still waiting for it "
+                  "to open one, which an unreachable host makes last "
+                  "connect_timeout, or for one of the DBDMax busy ones to "
+                  "come back)",
+                  sts_gate.wait_ms);
+    return rv;
+}
+
 /* Takes a connection from mod_dbd's pool through the gate (NULL, logged,
  * when none). */
 static ap_dbd_t *sts_store_open(request_rec *r)
 {
-    apr_uint32_t failures;
-    apr_status_t rv;
     ap_dbd_t *dbd;
 
     if (sts_gate.mutex == NULL) {
         dbd = sts_dbd_open_fn(r->pool, r->server);
     } else {
-        failures = __atomic_load_n(&sts_gate.failures, __ATOMIC_ACQUIRE);
-        rv = apr_thread_mutex_timedlock(sts_gate.mutex, sts_gate.wait);
-        if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                          "no database connection within "
-                          "STSTokenDBAcquireTimeout (%d ms): another request "
-                          "of this process is still waiting for mod_dbd to "
-                          "open or hand out a connection (an unreachable "
-                          "host takes connect_timeout; with all DBDMax "
-                          "connections busy it waits for one to come back)",
-                          sts_gate.wait_ms);
-            return NULL;
-        }
-        if (__atomic_load_n(&sts_gate.failures, __ATOMIC_ACQUIRE) != failures) {
-            apr_thread_mutex_unlock(sts_gate.mutex);
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                          "no database connection: the attempt this request "
-                          "waited for failed (see mod_dbd's message above; "
-                          "check DBDParams and that PostgreSQL is up)");
+        if (sts_gate_enter(r) != APR_SUCCESS) {
             return NULL;
         }
         dbd = sts_dbd_open_fn(r->pool, r->server);
-        if (dbd == NULL) {
-            __atomic_add_fetch(&sts_gate.failures, 1, __ATOMIC_RELEASE);
-        }
+        __atomic_add_fetch(dbd == NULL ? &sts_gate.failures : &sts_gate.opened,
+                           1, __ATOMIC_RELEASE);
         apr_thread_mutex_unlock(sts_gate.mutex);
     }
     if (dbd == NULL) {

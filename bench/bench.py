@@ -13,6 +13,9 @@ repeated over rounds:
   dbd-sha     Basic via mod_authn_dbd, {SHA} hashes, rotating users (this
               and the other peers run on sts-ttl0's httpd instance)
   dbd-socache the same behind mod_authn_socache (shmcb)
+  socache-hot mod_authn_socache with one hot user, always a cache hit: the
+              cheapest authentication httpd itself offers, a floor for any
+              auth module (runs on the cached instance, like sts-*)
   file-bcrypt Basic via mod_authn_file, one bcrypt (cost 5) user
   flood-crc   tokens with a wrong checksum (rotating), expect 401
   flood-unk   well-formed tokens unknown to the DB (rotating), expect 401
@@ -332,14 +335,36 @@ def targets(results):
     def cpu(name):
         return med(r["cpu_us"] for r in results[name])
 
+    def steady(name):
+        """Ratios of the rounds in which the row's token lookups stayed
+        under 1% of its requests: the others fell on a refill wave (the
+        warm-up's entries reaching their TTL while the instance was idle
+        between its rows, then all looked up again in its next run)."""
+        return [r["ratio"] for r in results[name]
+                if r["lookups"] < r["rps"] / 100]
+
     lines = []
     for name in ("sts-xapikey", "sts-apikey", "flood-crc", "flood-unk"):
         if ratio(name) is not None:
-            lines.append(f"{name} {ratio(name):.2f}x the ceiling (target "
-                         f">= 0.95): {'met' if ratio(name) >= 0.95 else 'MISSED'}"
+            st = steady(name)
+            wave = ""
+            if st and len(st) < len(results[name]):
+                wave = (f" ({med(st):.2f} over the {len(st)} rounds without "
+                        f"a refill wave, up to "
+                        f"{max(r['lookups'] for r in results[name]):,.0f} "
+                        f"lookups/s in the others)")
+            lines.append(f"{name} {ratio(name):.2f}x the ceiling{wave} "
+                         f"(target >= 0.95): "
+                         f"{'met' if ratio(name) >= 0.95 else 'MISSED'}"
                          f"; httpd CPU {cpu(name):.0f} us/request vs "
                          f"{cpu('ceiling'):.0f} for the ceiling "
                          f"({(cpu(name) / cpu('ceiling') - 1) * 100:+.0f}%)")
+    if "socache-hot" in results:
+        lines.append(f"socache-hot (httpd's own cheapest cached auth, one "
+                     f"user) {ratio('socache-hot'):.2f}x the ceiling; httpd "
+                     f"CPU {cpu('socache-hot'):.0f} us/request "
+                     f"({(cpu('socache-hot') / cpu('ceiling') - 1) * 100:+.0f}%)"
+                     f": the floor the cached rows compare with")
     if "sts-ttl0" in results and "dbd-sha" in results:
         # Per round: both rows' local ratios, so drift between them cancels.
         pair = [a["ratio"] / b["ratio"] for a, b in
@@ -501,6 +526,7 @@ def main():
         values("tokens", [t for t, _ in good])
         values("apikey", ["ApiKey " + t for t, _ in good])
         values("basic", basic)
+        values("basic1", basic[:1])
         values("bcrypt", ["Basic " + base64.b64encode(
             f"buser:{bcrypt_pw}".encode()).decode()])
         values("badcrc", [corrupt_checksum(t) for t, _ in good])
@@ -533,6 +559,8 @@ def main():
              "Authorization", True),
             ("file-bcrypt", uncached, "/file/f.txt", "bcrypt",
              "Authorization", True),
+            ("socache-hot", cached, "/sock/f.txt", "basic1", "Authorization",
+             True),
             ("flood-crc", cached, "/sts/f.txt", "badcrc", "X-API-Key", False),
             ("flood-unk", cached, "/sts/f.txt", "unknown", "X-API-Key", False),
         ]

@@ -366,9 +366,10 @@ def test_locked_table_answers_503_in_bounded_time(httpd_factory, pg):
     assert_healthy(h)
 
 
-class SilentServer:
-    """A TCP listener on loopback that accepts connections and never answers:
-    a database host that hangs (a network partition, a frozen server)."""
+class LoopbackListener:
+    """A TCP listener on loopback with its own accept thread; a subclass
+    says what becomes of each connection (on_accept). close() stops it and
+    closes every socket it holds (self.conns)."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -377,7 +378,6 @@ class SilentServer:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.conns = []
-        self.accepted = []  # when each connection attempt arrived
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -386,10 +386,13 @@ class SilentServer:
         while not self.stop.is_set():
             try:
                 c, _ = self.sock.accept()
-                self.conns.append(c)
-                self.accepted.append(time.monotonic())
             except OSError:
-                pass
+                continue
+            self.conns.append(c)
+            self.on_accept(c)
+
+    def on_accept(self, c):
+        raise NotImplementedError
 
     def close(self):
         self.stop.set()
@@ -399,32 +402,30 @@ class SilentServer:
         self.sock.close()
 
 
-class SlowProxy:
-    """A TCP proxy on loopback to PostgreSQL that waits `delay` seconds
-    before it connects each new client on: a database that is slow to open
-    sessions (a busy server forking backends, a far-away host)."""
+class SilentServer(LoopbackListener):
+    """Accepts connections and never answers: a database host that hangs (a
+    network partition, a frozen server)."""
+
+    def __init__(self):
+        self.accepted = []  # when each connection attempt arrived
+        super().__init__()
+
+    def on_accept(self, c):
+        self.accepted.append(time.monotonic())
+
+
+class SlowProxy(LoopbackListener):
+    """A TCP proxy to PostgreSQL that waits `delay` seconds before it
+    connects each new client on: a database that is slow to open sessions
+    (a busy server forking backends, a far-away host)."""
 
     def __init__(self, upstream_port, delay):
         self.upstream = ("127.0.0.1", upstream_port)
         self.delay = delay
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(256)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.socks = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _accept(self):
-        while not self.stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.socks.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+    def on_accept(self, c):
+        threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
         time.sleep(self.delay)
@@ -433,7 +434,7 @@ class SlowProxy:
         except OSError:
             c.close()
             return
-        self.socks.append(u)
+        self.conns.append(u)
         threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
         self._pump(c, u)
 
@@ -451,13 +452,6 @@ class SlowProxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(5)
-        for c in self.socks:
-            c.close()
-        self.sock.close()
 
 
 def test_cold_pool_burst_is_served(httpd_factory, pg):

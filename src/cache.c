@@ -342,11 +342,11 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s)
     int *pos_b, *neg_b;
 
     sts_proc_cache = NULL;
-    if (sc == NULL || sc->cache_ttl <= 0) {
+    if (sc->cache_ttl <= 0) {
         return;
     }
-    entries =
-        sc->cache_entries > 0 ? sc->cache_entries : STS_DEFAULT_CACHE_ENTRIES;
+    /* post_config set the defaults when the directives are absent. */
+    entries = sc->cache_entries;
     /* Digests spread unevenly over the shards: each gets its share plus
      * four standard deviations, so that STSTokenCacheEntries tokens fit
      * without evictions (total memory stays bounded, about 1.2x for the

@@ -108,9 +108,8 @@ void sts_store_child_init(apr_pool_t *p, server_rec *s)
     apr_status_t rv;
 
     sts_gate.mutex = NULL;
-    sts_gate.wait_ms = sc->db_acquire_timeout_ms > 0
-                           ? sc->db_acquire_timeout_ms
-                           : STS_DEFAULT_DB_ACQUIRE_TIMEOUT_MS;
+    /* post_config set the default when the directive is absent. */
+    sts_gate.wait_ms = sc->db_acquire_timeout_ms;
     sts_gate.wait = apr_time_from_msec(sts_gate.wait_ms);
     if (ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) != APR_SUCCESS ||
         threaded == AP_MPMQ_NOT_SUPPORTED) {

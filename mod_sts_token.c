@@ -187,8 +187,8 @@ static const command_rec sts_directives[] = {
                       "A file holding the bootstrap secret, then the roles "
                       "it grants"),
     AP_INIT_TAKE1("STSTokenCacheTTL", sts_set_cache_ttl, NULL, RSRC_CONF,
-                  "Seconds a verified token stays cached (0 disables the "
-                  "cache; default 300)"),
+                  "Seconds a cached token is trusted without the database "
+                  "confirming it (0 disables the cache; default 300)"),
     AP_INIT_TAKE1("STSTokenCacheEntries", sts_set_cache_entries, NULL,
                   RSRC_CONF,
                   "Most tokens cached per httpd process (default 10000)"),

@@ -38,6 +38,17 @@
  * then cached entries keep working until their TTL ends (documented in the
  * README).
  *
+ * Renewal: the TTL is how long an entry is trusted without the database
+ * confirming it. A token hit since it was stored (or last renewed) whose
+ * TTL is less than half left is asked about in the next poll, in the same
+ * query as the revision (at most STS_RENEW_MAX per poll); if the database
+ * still has it unchanged it gets a new TTL from the poll's start, else it
+ * is dropped. So tokens in use are not looked up one by one every TTL (with
+ * tokens cached together, as after a flush, that was a wave of lookups),
+ * and a change that bypassed the revision trigger (session_replication_role
+ * replica on a logical replica, a disabled trigger) still reaches the cache
+ * within the TTL, as it did when entries simply expired.
+ *
  * Memory: slots are allocated once per process (calloc, so untouched pages
  * cost no RSS); a token's strings (name, roles, and STS_TOKEN_ID and
  * STS_TOKEN_EXPIRATION as published) live inside its slot when they fit
@@ -73,6 +84,10 @@ APLOG_USE_MODULE(sts_token);
  * NUL: name, roles, id_text, expiration_text. A hit copies them to the
  * request pool in one block. */
 #define STS_CACHED_STRINGS 4
+/* Renewal: at most this many tokens per poll are confirmed with the
+ * database, found by scanning at most STS_RENEW_SCAN slots. */
+#define STS_RENEW_MAX 512
+#define STS_RENEW_SCAN 16384
 
 /* The clock; unit tests replace it. */
 #ifndef STS_CACHE_NOW
@@ -96,6 +111,7 @@ typedef struct {
     sts_slot slot;
     int64_t id;
     int64_t expiration_ms;
+    int used;      /* hit since it was stored or last renewed */
     char *strings; /* STS_CACHED_STRINGS: inline_strings or malloc'd */
     size_t strings_len;
     size_t offsets[STS_CACHED_STRINGS]; /* of each string in strings */
@@ -136,6 +152,7 @@ typedef struct {
     /* Only the polling thread touches these: */
     int64_t revision;
     int have_revision;
+    int renew_cursor; /* where the next scan for due entries starts */
     /* The poller clears polling and broadcasts poll_done under poll_mutex;
      * hits that cannot be trusted wait there for it. */
     apr_thread_mutex_t *poll_mutex;
@@ -406,11 +423,130 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s)
     sts_proc_cache = c;
 }
 
+/* Cached tokens the polling thread asks the database about. */
+typedef struct {
+    int n;
+    unsigned char (*digest)[STS_DIGEST_LEN];
+    const char **hex;
+    int *where;          /* shard * capacity + slot */
+    apr_uint64_t *epoch; /* the slot's epoch when collected */
+} sts_due;
+
+/* Collects (polling thread, into an empty *due) up to STS_RENEW_MAX tokens that
+ * were hit since they were stored or last renewed and have less than half their
+ * TTL left, scanning at most STS_RENEW_SCAN slots from where the last scan
+ * stopped. */
+static void sts_cache_collect_due(request_rec *r, sts_cache *c, apr_time_t now,
+                                  sts_due *due)
+{
+    int cap = c->shards[0].pos.capacity;
+    int total = cap * STS_CACHE_SHARDS;
+    int scan = total < STS_RENEW_SCAN ? total : STS_RENEW_SCAN;
+    apr_uint64_t flush_epoch = STS_LOAD(&c->flush_epoch);
+    int64_t now_ms = apr_time_as_msec(now);
+    int g = c->renew_cursor % total, shard = -1, k;
+
+    for (k = 0; k < scan && due->n < STS_RENEW_MAX; k++, g = (g + 1) % total) {
+        sts_pos_slot *p;
+
+        /* A shard's lock is held for at most 256 slots at a time. */
+        if (g / cap != shard || k % 256 == 0) {
+            if (shard >= 0) {
+                apr_thread_mutex_unlock(c->shards[shard].mutex);
+            }
+            shard = g / cap;
+            apr_thread_mutex_lock(c->shards[shard].mutex);
+        }
+        p = (sts_pos_slot *)sts_slot_at(&c->shards[shard].pos, g % cap);
+        if (p->used && sts_slot_live(&p->slot, flush_epoch, now) &&
+            p->slot.valid_until - now < c->ttl / 2 &&
+            (p->expiration_ms < 0 || p->expiration_ms > now_ms)) {
+            char *hex = apr_palloc(r->pool, STS_DIGEST_HEX_LEN + 1);
+
+            if (due->hex == NULL) {
+                due->digest =
+                    apr_palloc(r->pool, sizeof(*due->digest) * STS_RENEW_MAX);
+                due->hex =
+                    apr_palloc(r->pool, sizeof(*due->hex) * STS_RENEW_MAX);
+                due->where =
+                    apr_palloc(r->pool, sizeof(*due->where) * STS_RENEW_MAX);
+                due->epoch =
+                    apr_palloc(r->pool, sizeof(*due->epoch) * STS_RENEW_MAX);
+            }
+            memcpy(due->digest[due->n], p->slot.digest, STS_DIGEST_LEN);
+            sts_digest_to_hex(p->slot.digest, hex);
+            due->hex[due->n] = hex;
+            due->where[due->n] = g;
+            due->epoch[due->n] = p->slot.epoch;
+            due->n++;
+        }
+    }
+    if (shard >= 0) {
+        apr_thread_mutex_unlock(c->shards[shard].mutex);
+    }
+    c->renew_cursor = g;
+}
+
+/* Applies what the database said (rows, read in the snapshot of an
+ * unchanged revision) about the due tokens: each one still there and
+ * unchanged is trusted for another TTL from the poll's start; each one gone
+ * or changed is dropped. A change that did not move the revision bypassed
+ * the trigger, so it reached the caches only now, not within a second:
+ * that is logged as a warning. */
+static void sts_cache_renew(request_rec *r, sts_cache *c, apr_time_t now,
+                            const sts_due *due, sts_token_row *const *rows)
+{
+    int cap = c->shards[0].pos.capacity;
+    int renewed = 0, dropped = 0, i;
+
+    for (i = 0; i < due->n; i++) {
+        sts_shard *sh = &c->shards[due->where[i] / cap];
+        sts_pos_slot *p =
+            (sts_pos_slot *)sts_slot_at(&sh->pos, due->where[i] % cap);
+        const sts_token_row *t = rows[i];
+
+        apr_thread_mutex_lock(sh->mutex);
+        if (p->slot.epoch == due->epoch[i] &&
+            p->slot.epoch >= STS_LOAD(&c->flush_epoch) &&
+            memcmp(p->slot.digest, due->digest[i], STS_DIGEST_LEN) == 0) {
+            if (t != NULL && t->id == p->id &&
+                t->expiration_ms == p->expiration_ms &&
+                strcmp(t->name, p->strings + p->offsets[0]) == 0 &&
+                strcmp(t->roles, p->strings + p->offsets[1]) == 0) {
+                p->slot.valid_until =
+                    now + c->ttl - sts_jitter(c->ttl, p->slot.digest);
+                p->used = 0;
+                renewed++;
+            } else {
+                sts_slot_release(&sh->pos, due->where[i] % cap);
+                dropped++;
+            }
+        }
+        apr_thread_mutex_unlock(sh->mutex);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "token cache: %d entries renewed, %d dropped", renewed,
+                  dropped);
+    if (dropped > 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "%d cached tokens were deleted or changed in sts_tokens "
+                      "without the revision counter moving: such changes "
+                      "bypass its trigger (session_replication_role = "
+                      "replica, a disabled trigger) and reach the caches "
+                      "only within STSTokenCacheTTL, not within a second; "
+                      "dropped them",
+                      dropped);
+    }
+}
+
 /* Reads the revision counter when due (one thread at a time; the others go
- * on without waiting) and flushes the cache when it moved. */
+ * on without waiting) and flushes the cache when it moved; in the same
+ * query, confirms the cached tokens in use whose TTL is running out. */
 static void sts_cache_poll(request_rec *r, sts_cache *c, apr_time_t now)
 {
     apr_uint32_t idle = 0;
+    sts_token_row **rows;
+    sts_due due;
     int64_t rev;
 
     if (now < STS_LOAD(&c->next_poll) ||
@@ -424,8 +560,17 @@ static void sts_cache_poll(request_rec *r, sts_cache *c, apr_time_t now)
     }
     STS_STORE(&c->next_poll, now + apr_time_from_msec(STS_REVISION_POLL_MS));
     STS_STORE(&c->poll_started, now);
-    if (sts_store_revision(r, &rev) == APR_SUCCESS) {
-        if (!c->have_revision || rev != c->revision) {
+    memset(&due, 0, sizeof(due));
+    if (c->have_revision) {
+        sts_cache_collect_due(r, c, now, &due);
+    }
+    rows = apr_palloc(r->pool, sizeof(*rows) * (due.n + 1));
+    if (sts_store_poll(r, due.hex, due.n, rows, &rev) == APR_SUCCESS) {
+        if (c->have_revision && rev == c->revision) {
+            if (due.n > 0) {
+                sts_cache_renew(r, c, now, &due, rows);
+            }
+        } else {
             if (c->have_revision) {
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                               "tokens changed (revision %" APR_INT64_T_FMT
@@ -518,6 +663,7 @@ sts_cache_result sts_cache_get(request_rec *r,
 
         p->slot.referenced = 1;
         if (trusted) {
+            p->used = 1;
             /* Copies: the slot may be reused as soon as the lock goes. */
             char *b = apr_pmemdup(r->pool, p->strings, p->strings_len);
 
@@ -615,6 +761,7 @@ void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
 
         p->id = id->id;
         p->expiration_ms = id->expiration_ms;
+        p->used = 0;
         size_t off = 0;
         int k;
 

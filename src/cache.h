@@ -29,7 +29,9 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s);
 
 /* Looks a digest up. At most every STS_REVISION_POLL_MS per process this
  * first reads the revision counter from the database and flushes the cache
- * when it moved (one thread polls; the others never wait). An entry is only
+ * when it moved (one thread polls; the others never wait); the same query
+ * confirms the tokens in use whose TTL is running out, which then get a new
+ * TTL (gone or changed ones are dropped). An entry is only
  * trusted for 1 s after the start of the last successful poll, or while the
  * database cannot be read (then until the entry's TTL ends); otherwise the
  * answer is STS_CACHE_MISS and the database decides. *ticket receives the

@@ -30,6 +30,7 @@
 #include "store.h"
 
 #include "apr_dbd.h"
+#include "apr_hash.h"
 #include "apr_optional.h"
 #include "apr_strings.h"
 #include "ap_mpm.h"
@@ -50,7 +51,7 @@ typedef enum {
     STS_Q_LIST,
     STS_Q_INSERT,
     STS_Q_DELETE,
-    STS_Q_REVISION,
+    STS_Q_POLL,
     STS_Q_COUNT
 } sts_query_id;
 
@@ -77,7 +78,13 @@ static const sts_statement sts_statements[STS_Q_COUNT] = {
      "RETURNING (extract(epoch FROM updated_at) * 1000)::bigint"},
     {"sts_token_delete", "DELETE FROM sts_tokens WHERE id = %s::bigint "
                          "RETURNING name, array_to_string(roles, ',')"},
-    {"sts_token_revision", "SELECT revision FROM sts_token_revision"},
+    /* The revision and, in the same snapshot, the tokens of the cached
+     * digests due for renewal (a comma-separated list, maybe empty). */
+    {"sts_token_poll",
+     "SELECT v.revision, t.digest, t.id, t.name, "
+     "array_to_string(t.roles, ','), COALESCE(t.expiration, -1) "
+     "FROM sts_token_revision v LEFT JOIN sts_tokens t "
+     "ON t.digest = ANY (string_to_array(%s::text, ','))"},
 };
 
 /* mod_dbd's exported functions, looked up once at startup. */
@@ -520,24 +527,56 @@ apr_status_t sts_store_delete(request_rec *r, int64_t id, sts_token_row **out)
     return rv;
 }
 
-/* Reads the revision counter. */
-apr_status_t sts_store_revision(request_rec *r, int64_t *revision)
+/* Reads the revision counter and the rows of the given digests. */
+apr_status_t sts_store_poll(request_rec *r, const char *const *digest_hex,
+                            int n, sts_token_row **rows, int64_t *revision)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
+    apr_hash_t *index = apr_hash_make(r->pool);
+    const char *args[1];
+    char *list, *at;
     ap_dbd_t *dbd;
     apr_status_t rv;
-    int found = 0;
+    int found = 0, i;
 
+    /* Every digest is STS_DIGEST_HEX_LEN characters, joined by commas. */
+    at = list = apr_palloc(r->pool, (size_t)n * (STS_DIGEST_HEX_LEN + 1) + 1);
+    for (i = 0; i < n; i++) {
+        rows[i] = NULL;
+        apr_hash_set(index, digest_hex[i], STS_DIGEST_HEX_LEN, &rows[i]);
+        if (i > 0) {
+            *at++ = ',';
+        }
+        memcpy(at, digest_hex[i], STS_DIGEST_HEX_LEN);
+        at += STS_DIGEST_HEX_LEN;
+    }
+    *at = '\0';
     dbd = sts_store_open(r);
     if (dbd == NULL) {
         return APR_EGENERAL;
     }
-    rv = sts_store_exec(r, dbd, STS_Q_REVISION, &res, NULL, 0, NULL);
+    args[0] = list;
+    rv = sts_store_exec(r, dbd, STS_Q_POLL, &res, NULL, 1, args);
     if (rv == APR_SUCCESS) {
-        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
-            *revision = sts_col_int64(dbd->driver, row, 0);
+        const apr_dbd_driver_t *d = dbd->driver;
+
+        while (apr_dbd_get_row(d, r->pool, res, &row, -1) == 0) {
+            const char *digest = apr_dbd_get_entry(d, row, 1);
+            sts_token_row **slot;
+
+            *revision = sts_col_int64(d, row, 0);
             found = 1;
+            if (digest == NULL || strlen(digest) != STS_DIGEST_HEX_LEN ||
+                (slot = apr_hash_get(index, digest, STS_DIGEST_HEX_LEN)) ==
+                    NULL) {
+                continue; /* no token has any of the digests */
+            }
+            *slot = apr_pcalloc(r->pool, sizeof(**slot));
+            (*slot)->id = sts_col_int64(d, row, 2);
+            (*slot)->name = sts_col_str(r->pool, d, row, 3);
+            (*slot)->roles = sts_col_str(r->pool, d, row, 4);
+            (*slot)->expiration_ms = sts_col_int64(d, row, 5);
         }
         if (!found) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,

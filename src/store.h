@@ -60,7 +60,12 @@ apr_status_t sts_store_create(request_rec *r, sts_token_row *row,
 apr_status_t sts_store_delete(request_rec *r, int64_t id,
                               sts_token_row **deleted);
 
-/* The revision counter, bumped by a trigger on every change to sts_tokens. */
-apr_status_t sts_store_revision(request_rec *r, int64_t *revision);
+/* One poll of the token cache, one statement: the revision counter (bumped
+ * by a trigger on every change to sts_tokens) and, read in the same
+ * snapshot, the rows of n digests (STS_DIGEST_HEX_LEN hex characters each;
+ * n may be 0): rows[i] is the token with digest_hex[i], or NULL when none
+ * has it. */
+apr_status_t sts_store_poll(request_rec *r, const char *const *digest_hex,
+                            int n, sts_token_row **rows, int64_t *revision);
 
 #endif

@@ -226,6 +226,54 @@ def test_database_down_cached_tokens_work_until_ttl(start, pg):
         time.sleep(0.1)
 
 
+def test_tokens_in_use_are_renewed_not_looked_up_again(start, pg):
+    """A token in steady use outlives its TTL without a lookup of its own:
+    the revision polls confirm it in bulk before the TTL runs out."""
+    ttl = 2
+    h = start(ONE_PROCESS + f"STSTokenCacheTTL {ttl}\n")
+    t = pg.mint("in-steady-use", ["ops"])
+    idle = pg.mint("used-once", ["ops"])
+    assert h.get("/protected/", key(idle)).status == 200
+    mark = h.log_mark()
+    assert h.get("/protected/", key(t)).status == 200  # the one lookup
+    n, end = 0, time.time() + 3 * ttl
+    while time.time() < end:
+        assert h.get("/protected/", key(t)).status == 200
+        n += 1
+        time.sleep(0.05)
+    log = h.wait_for_log("entries renewed")[mark:]
+    assert log.count("token cache hit\n") >= n, "a request was looked up"
+    assert "token cache: 1 entries renewed, 0 dropped" in log
+    # Not hit since it was stored: ended with its TTL, looked up again.
+    mark = h.log_mark()
+    assert h.get("/protected/", key(idle)).status == 200
+    assert "token cache hit" not in h.error_log()[mark:]
+
+
+def test_delete_bypassing_the_trigger_refused_within_ttl(start, pg):
+    """A DELETE that does not fire the revision trigger (as on a logical
+    replica) is caught by the renewal, within the TTL, with a warning."""
+    ttl = 2
+    h = start(ONE_PROCESS + f"STSTokenCacheTTL {ttl}\n")
+    t = pg.mint("deleted-behind-our-back", ["ops"])
+    keep = pg.mint("kept", ["ops"])
+    for _ in range(3):
+        assert h.get("/protected/", key(t)).status == 200
+        assert h.get("/protected/", key(keep)).status == 200
+    rev = pg.sql("SELECT revision FROM sts_token_revision")
+    pg.sql("SET session_replication_role = replica; "
+           f"DELETE FROM sts_tokens WHERE id = {t.id}")
+    since = time.time()
+    assert pg.sql("SELECT revision FROM sts_token_revision") == rev
+    while h.get("/protected/", key(t)).status == 200:
+        assert time.time() < since + ttl + 1, "still accepted after the TTL"
+        assert h.get("/protected/", key(keep)).status == 200
+        time.sleep(0.05)
+    assert h.get("/protected/", key(t)).status == 401
+    assert h.get("/protected/", key(keep)).status == 200
+    assert "without the revision counter moving" in h.error_log()
+
+
 def test_ttl0_disables_the_cache(start, pg):
     h = start(ONE_PROCESS + "STSTokenCacheTTL 0\n")
     t = pg.mint("uncached", ["ops"])

@@ -1,7 +1,7 @@
 /*
  * test_cache.c - unit tests of the verified-token cache (src/cache.c)
  * without httpd: the cache is compiled into this program with a fake clock,
- * a fake revision counter in place of the database, and the two logging
+ * a fake database (revision counter and sts_tokens rows), and the two logging
  * functions it calls. Build flags come from mk/bench.mk (httpd and APR
  * headers, libapr).
  */
@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "apr_hash.h"
 #include "apr_time.h"
 
 static apr_time_t fake_now;
@@ -56,9 +57,19 @@ static void wait_poll_entered(void)
     pthread_mutex_unlock(&hold_mu);
 }
 
-/* The database's revision counter, or a failure while "down". */
-apr_status_t sts_store_revision(request_rec *r, int64_t *revision)
+/* The fake sts_tokens: digest (hex) -> row, filled by db_set. */
+static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
+static apr_hash_t *fake_db;
+static int polled_digests; /* digests the polls asked about */
+static int last_poll_digests;
+
+/* The database's revision counter and the rows of the digests asked about,
+ * or a failure while "down". */
+apr_status_t sts_store_poll(request_rec *r, const char *const *digest_hex,
+                            int n, sts_token_row **rows, int64_t *revision)
 {
+    int i;
+
     (void)r;
     pthread_mutex_lock(&hold_mu);
     if (hold_polls) {
@@ -73,6 +84,14 @@ apr_status_t sts_store_revision(request_rec *r, int64_t *revision)
     if (!__atomic_load_n(&fake_db_up, __ATOMIC_RELAXED)) {
         return APR_EGENERAL;
     }
+    pthread_mutex_lock(&db_mu);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(strlen(digest_hex[i]), STS_DIGEST_HEX_LEN);
+        rows[i] = apr_hash_get(fake_db, digest_hex[i], STS_DIGEST_HEX_LEN);
+    }
+    polled_digests += n;
+    last_poll_digests = n;
+    pthread_mutex_unlock(&db_mu);
     *revision = __atomic_load_n(&fake_revision, __ATOMIC_RELAXED);
     return APR_SUCCESS;
 }
@@ -142,6 +161,9 @@ static void start_cache(int ttl, int entries)
     warnings = 0;
     hold_polls = 0;
     poll_entered = 0;
+    fake_db = apr_hash_make(W.pool);
+    polled_digests = 0;
+    last_poll_digests = 0;
     sts_cache_child_init(W.pool, &W.server);
 }
 
@@ -164,6 +186,28 @@ static void digest_of(unsigned k, int shard, unsigned char d[STS_DIGEST_LEN])
     if (shard >= 0) {
         d[0] = (unsigned char)shard;
     }
+}
+
+/* Sets k's row in the fake database (name NULL: deletes it), as a change
+ * that bypasses the revision trigger would: fake_revision does not move. */
+static void db_set(unsigned k, const char *name, const char *roles, int64_t tid)
+{
+    unsigned char d[STS_DIGEST_LEN];
+    char *hex = apr_palloc(W.pool, STS_DIGEST_HEX_LEN + 1);
+    sts_token_row *t = NULL;
+
+    digest_of(k, -1, d);
+    sts_digest_to_hex(d, hex);
+    if (name != NULL) {
+        t = apr_pcalloc(W.pool, sizeof(*t));
+        t->id = tid;
+        t->name = apr_pstrdup(W.pool, name);
+        t->roles = apr_pstrdup(W.pool, roles);
+        t->expiration_ms = -1;
+    }
+    pthread_mutex_lock(&db_mu);
+    apr_hash_set(fake_db, hex, STS_DIGEST_HEX_LEN, t);
+    pthread_mutex_unlock(&db_mu);
 }
 
 /* Moves the fake clock by ms milliseconds. */
@@ -191,6 +235,7 @@ static void put(unsigned k, const char *name, const char *roles, int64_t tid)
 
     digest_of(k, -1, d);
     sts_cache_get(&W.req, d, &out, &ticket);
+    db_set(k, name, roles, tid); /* what the database answered */
     sts_cache_put(&W.req, d, name ? &in : NULL, ticket);
 }
 
@@ -275,7 +320,8 @@ static void test_negative_entries(void **state)
     assert_int_equal(get(7, &id, NULL), STS_CACHE_HIT);
 }
 
-/* Positive entries end with the TTL, spread over its last eighth. */
+/* Positive entries not hit since they were stored end with the TTL, spread
+ * over its last eighth (each key is looked up once, so none is renewed). */
 static void test_positive_ttl(void **state)
 {
     sts_identity id;
@@ -284,7 +330,7 @@ static void test_positive_ttl(void **state)
 
     (void)state;
     start_cache(8, 1000);
-    for (k = 0; k < 200; k++) {
+    for (k = 0; k < 600; k++) {
         put(k, "a", "r", 1);
     }
     advance_ms(7000 - 1);
@@ -292,13 +338,99 @@ static void test_positive_ttl(void **state)
         assert_int_equal(get(k, &id, NULL), STS_CACHE_HIT);
     }
     advance_ms(500);
-    for (k = 0; k < 200; k++) {
+    for (k = 200; k < 400; k++) {
         early += get(k, &id, NULL) == STS_CACHE_MISS;
     }
     assert_true(early > 50 && early < 150); /* about half */
     advance_ms(501);
-    for (k = 0; k < 200; k++) {
+    for (k = 400; k < 600; k++) {
         assert_int_equal(get(k, &id, NULL), STS_CACHE_MISS);
+    }
+}
+
+/* Entries hit since they were stored are confirmed with the database by
+ * the polls once less than half their TTL is left, so they never expire
+ * while in use; an entry not hit meanwhile ends with its TTL. */
+static void test_renewal_keeps_used_entries(void **state)
+{
+    sts_identity id;
+    int t;
+
+    (void)state;
+    start_cache(8, 100);
+    put(1, "a", "r", 1);
+    put(2, "b", "r", 2);
+    put(3, "c", "r", 3);
+    for (t = 0; t < 40; t++) { /* 20 s, 2.5 TTLs */
+        advance_ms(STS_REVISION_POLL_MS);
+        assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+        assert_int_equal(get(2, &id, NULL), STS_CACHE_HIT);
+        assert_string_equal(id.name, "b");
+    }
+    assert_int_equal(get(3, &id, NULL), STS_CACHE_MISS);
+    /* Each is confirmed about once per half TTL, not at every poll. */
+    assert_true(polled_digests >= 2 * 4 && polled_digests <= 2 * 6);
+    assert_int_equal(warnings, 0);
+}
+
+/* A token deleted or changed without the revision moving (the trigger
+ * bypassed) is dropped by the renewal that asks about it, with a warning;
+ * an unchanged one stays. */
+static void test_renewal_drops_bypassed_changes(void **state)
+{
+    sts_identity id;
+    int t;
+
+    (void)state;
+    start_cache(8, 100);
+    put(1, "a", "r", 1);
+    put(2, "b", "r", 2);
+    put(3, "c", "r", 3);
+    db_set(1, NULL, NULL, 0);     /* deleted */
+    db_set(2, "b", "r,admin", 2); /* roles changed */
+    for (t = 0; t < 4; t++) {     /* 2 s: the revision did not move */
+        advance_ms(STS_REVISION_POLL_MS);
+        assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+        assert_int_equal(get(2, &id, NULL), STS_CACHE_HIT);
+        assert_int_equal(get(3, &id, NULL), STS_CACHE_HIT);
+    }
+    /* Each is asked about once less than half its TTL is left (4 s, minus
+     * its jitter), within the next poll. */
+    for (t = 0; t < 6 && polled_digests < 3; t++) {
+        advance_ms(STS_REVISION_POLL_MS);
+        get(3, &id, NULL);
+    }
+    assert_int_equal(polled_digests, 3);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
+    assert_int_equal(get(2, &id, NULL), STS_CACHE_MISS);
+    assert_int_equal(get(3, &id, NULL), STS_CACHE_HIT);
+    assert_true(warnings >= 1 && warnings <= 2); /* one per poll that drops */
+}
+
+/* A poll asks about at most STS_RENEW_MAX tokens; the next polls take the
+ * rest, so a large cache is renewed over a few polls, all in time. */
+static void test_renewal_is_bounded(void **state)
+{
+    sts_identity id;
+    unsigned k, n = 3 * STS_RENEW_MAX / 2;
+    int t;
+
+    (void)state;
+    start_cache(60, 4 * (int)n);
+    for (k = 0; k < n; k++) {
+        put(k, "t", "r", (int64_t)k + 1);
+        assert_int_equal(get(k, &id, NULL), STS_CACHE_HIT);
+    }
+    advance_ms(26000); /* some entries are due (jitter), then all */
+    for (t = 0; t < 10; t++) {
+        advance_ms(STS_REVISION_POLL_MS);
+        get(0, &id, NULL);
+        assert_true(last_poll_digests <= STS_RENEW_MAX);
+    }
+    assert_int_equal(polled_digests, (int)n);
+    advance_ms(40000); /* past the first TTL: all renewed */
+    for (k = 0; k < n; k++) {
+        assert_int_equal(get(k, &id, NULL), STS_CACHE_HIT);
     }
 }
 
@@ -606,6 +738,9 @@ static void *race_worker(void *arg)
             __atomic_add_fetch(&fake_revision, 1, __ATOMIC_RELAXED);
             advance_ms(STS_REVISION_POLL_MS);
         }
+        if (i % 2000 == 0 && seed % 2 == 1) { /* renewals due */
+            advance_ms(STS_REVISION_POLL_MS);
+        }
         if (i % 1000 == 0) {
             apr_pool_clear(p);
         }
@@ -614,14 +749,24 @@ static void *race_worker(void *arg)
     return NULL;
 }
 
-/* Many threads at once: no torn or mixed-up identities. */
+/* Many threads at once (lookups, stores, revokes, flushes, renewals): no
+ * torn or mixed-up identities. */
 static void test_threads(void **state)
 {
     pthread_t th[RACE_THREADS];
     int i;
 
     (void)state;
-    start_cache(300, 1000); /* smaller than the key set: evictions too */
+    start_cache(4, 1000); /* smaller than the key set: evictions too */
+    for (i = 0; i < RACE_KEYS; i++) {
+        char name[32], roles[32];
+
+        snprintf(name, sizeof(name), "name-%d", i);
+        snprintf(roles, sizeof(roles), "role-%d", i);
+        if (i % 3 != 0) {
+            db_set((unsigned)i, name, roles, (int64_t)i + 1);
+        }
+    }
     race_bad = 0;
     for (i = 0; i < RACE_THREADS; i++) {
         assert_int_equal(pthread_create(&th[i], NULL, race_worker,
@@ -632,6 +777,7 @@ static void test_threads(void **state)
         pthread_join(th[i], NULL);
     }
     assert_int_equal(race_bad, 0);
+    assert_true(polled_digests > 0); /* renewals ran among the others */
 }
 
 /* Runs the tests. */
@@ -643,6 +789,10 @@ int main(void)
         cmocka_unit_test_teardown(test_huge_identity_not_cached, stop_cache),
         cmocka_unit_test_teardown(test_negative_entries, stop_cache),
         cmocka_unit_test_teardown(test_positive_ttl, stop_cache),
+        cmocka_unit_test_teardown(test_renewal_keeps_used_entries, stop_cache),
+        cmocka_unit_test_teardown(test_renewal_drops_bypassed_changes,
+                                  stop_cache),
+        cmocka_unit_test_teardown(test_renewal_is_bounded, stop_cache),
         cmocka_unit_test_teardown(test_revision_poll_and_flush, stop_cache),
         cmocka_unit_test_teardown(test_stale_ticket_rejected, stop_cache),
         cmocka_unit_test_teardown(test_revoke, stop_cache),

@@ -348,6 +348,15 @@ static void test_positive_ttl(void **state)
     }
 }
 
+/* A cache with an 8 s TTL holding tokens 1, 2 and 3 (names a, b, c). */
+static void start_three_tokens(void)
+{
+    start_cache(8, 100);
+    put(1, "a", "r", 1);
+    put(2, "b", "r", 2);
+    put(3, "c", "r", 3);
+}
+
 /* Entries hit since they were stored are confirmed with the database by
  * the polls once less than half their TTL is left, so they never expire
  * while in use; an entry not hit meanwhile ends with its TTL. */
@@ -357,10 +366,7 @@ static void test_renewal_keeps_used_entries(void **state)
     int t;
 
     (void)state;
-    start_cache(8, 100);
-    put(1, "a", "r", 1);
-    put(2, "b", "r", 2);
-    put(3, "c", "r", 3);
+    start_three_tokens();
     for (t = 0; t < 40; t++) { /* 20 s, 2.5 TTLs */
         advance_ms(STS_REVISION_POLL_MS);
         assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
@@ -382,10 +388,7 @@ static void test_renewal_drops_bypassed_changes(void **state)
     int t;
 
     (void)state;
-    start_cache(8, 100);
-    put(1, "a", "r", 1);
-    put(2, "b", "r", 2);
-    put(3, "c", "r", 3);
+    start_three_tokens();
     db_set(1, NULL, NULL, 0);     /* deleted */
     db_set(2, "b", "r,admin", 2); /* roles changed */
     for (t = 0; t < 4; t++) {     /* 2 s: the revision did not move */

@@ -60,10 +60,15 @@ typedef struct {
     const char *sql;
 } sts_statement;
 
+/* What authentication needs of a token, in the order sts_token_at reads:
+ * the lookup selects it, and so does the poll, whose renewal compares it
+ * with what the lookup cached. */
+#define STS_TOKEN_COLUMNS                                                      \
+    "id, name, array_to_string(roles, ','), COALESCE(expiration, -1)"
+
 static const sts_statement sts_statements[STS_Q_COUNT] = {
     {"sts_token_lookup",
-     "SELECT id, name, array_to_string(roles, ','), COALESCE(expiration, -1) "
-     "FROM sts_tokens WHERE digest = %s"},
+     "SELECT " STS_TOKEN_COLUMNS " FROM sts_tokens WHERE digest = %s"},
     {"sts_token_list",
      "SELECT id, name, description IS NOT NULL, COALESCE(description, ''), "
      "dedicated_subject IS NOT NULL, COALESCE(dedicated_subject, ''), "
@@ -80,11 +85,9 @@ static const sts_statement sts_statements[STS_Q_COUNT] = {
                          "RETURNING name, array_to_string(roles, ',')"},
     /* The revision and, in the same snapshot, the tokens of the cached
      * digests due for renewal (a comma-separated list, maybe empty). */
-    {"sts_token_poll",
-     "SELECT v.revision, t.digest, t.id, t.name, "
-     "array_to_string(t.roles, ','), COALESCE(t.expiration, -1) "
-     "FROM sts_token_revision v LEFT JOIN sts_tokens t "
-     "ON t.digest = ANY (string_to_array(%s::text, ','))"},
+    {"sts_token_poll", "SELECT v.revision, t.digest, " STS_TOKEN_COLUMNS " "
+                       "FROM sts_token_revision v LEFT JOIN sts_tokens t "
+                       "ON t.digest = ANY (string_to_array(%s::text, ','))"},
 };
 
 /* mod_dbd's exported functions, looked up once at startup. */
@@ -369,6 +372,19 @@ static const char *sts_col_str(apr_pool_t *p, const apr_dbd_driver_t *d,
     return apr_pstrdup(p, v ? v : "");
 }
 
+/* A token from the STS_TOKEN_COLUMNS of a row, starting at column col. */
+static sts_token_row *sts_token_at(apr_pool_t *p, const apr_dbd_driver_t *d,
+                                   apr_dbd_row_t *row, int col)
+{
+    sts_token_row *t = apr_pcalloc(p, sizeof(*t));
+
+    t->id = sts_col_int64(d, row, col);
+    t->name = sts_col_str(p, d, row, col + 1);
+    t->roles = sts_col_str(p, d, row, col + 2);
+    t->expiration_ms = sts_col_int64(d, row, col + 3);
+    return t;
+}
+
 /* Looks one digest up. */
 apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
                               sts_token_row **out)
@@ -388,13 +404,7 @@ apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
     rv = sts_store_exec(r, dbd, STS_Q_LOOKUP, &res, NULL, 1, args);
     if (rv == APR_SUCCESS) {
         while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
-            sts_token_row *t = apr_pcalloc(r->pool, sizeof(*t));
-
-            t->id = sts_col_int64(dbd->driver, row, 0);
-            t->name = sts_col_str(r->pool, dbd->driver, row, 1);
-            t->roles = sts_col_str(r->pool, dbd->driver, row, 2);
-            t->expiration_ms = sts_col_int64(dbd->driver, row, 3);
-            *out = t;
+            *out = sts_token_at(r->pool, dbd->driver, row, 0);
         }
     }
     sts_store_close(r, dbd);
@@ -572,11 +582,7 @@ apr_status_t sts_store_poll(request_rec *r, const char *const *digest_hex,
                     NULL) {
                 continue; /* no token has any of the digests */
             }
-            *slot = apr_pcalloc(r->pool, sizeof(**slot));
-            (*slot)->id = sts_col_int64(d, row, 2);
-            (*slot)->name = sts_col_str(r->pool, d, row, 3);
-            (*slot)->roles = sts_col_str(r->pool, d, row, 4);
-            (*slot)->expiration_ms = sts_col_int64(d, row, 5);
+            *slot = sts_token_at(r->pool, d, row, 2);
         }
         if (!found) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,

@@ -203,7 +203,6 @@ static const command_rec sts_directives[] = {
 /* Fills defaults and loads the bootstrap secret of every server. */
 static const char *sts_finish_server_conf(apr_pool_t *p, server_rec *s)
 {
-    int warn = ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG;
     server_rec *sp;
 
     for (sp = s; sp; sp = sp->next) {
@@ -227,21 +226,17 @@ static const char *sts_finish_server_conf(apr_pool_t *p, server_rec *s)
         if (err != NULL) {
             return err;
         }
-        if (warn && sp == s) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sp,
-                         "STSTokenBootstrap is configured (%s): anyone "
-                         "holding that secret is an administrator. Create "
-                         "real service tokens, then remove the directive",
-                         c->bootstrap_file);
-        }
     }
     return NULL;
 }
 
-/* post_config: registers SQL with mod_dbd (before its own post_config) and
- * checks the configuration. */
-static int sts_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
-                           server_rec *s)
+/* check_config: everything that could keep httpd from starting is checked
+ * here, not in post_config, because `apache2 -t` (apache2ctl configtest,
+ * which Debian's graceful and reload run first) stops after this hook: a
+ * configuration that passes the test then also starts, and one that fails
+ * it never replaces a running server's. */
+static int sts_check_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s)
 {
     const char *err;
 
@@ -252,8 +247,30 @@ static int sts_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
         err = sts_finish_server_conf(p, s);
     }
     if (err != NULL) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "%s", err);
-        return HTTP_INTERNAL_SERVER_ERROR;
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "%s", err);
+        return !OK;
+    }
+    return OK;
+}
+
+/* post_config: warns at every start while a bootstrap secret is configured
+ * (the first pass only reads the configuration, so it stays quiet). */
+static int sts_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
+                           server_rec *s)
+{
+    sts_server_conf *c =
+        ap_get_module_config(s->module_config, &sts_token_module);
+
+    (void)p;
+    (void)plog;
+    (void)ptemp;
+    if (c->bootstrap_file != NULL &&
+        ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "STSTokenBootstrap is configured (%s): anyone holding "
+                     "that secret is an administrator. Create real service "
+                     "tokens, then remove the directive",
+                     c->bootstrap_file);
     }
     return OK;
 }
@@ -268,9 +285,8 @@ static void sts_child_init(apr_pool_t *p, server_rec *s)
 /* Registers every hook and provider of the module. */
 static void sts_register_hooks(apr_pool_t *p)
 {
-    static const char *const before_dbd[] = {"mod_dbd.c", NULL};
-
-    ap_hook_post_config(sts_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
+    ap_hook_check_config(sts_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(sts_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(sts_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     sts_authn_register_hooks(p);
     sts_authz_register(p);

@@ -7,6 +7,8 @@
 #include "apr_file_io.h"
 #include "apr_strings.h"
 
+#include <unistd.h>
+
 #include <openssl/crypto.h>
 
 #include "credentials.h"
@@ -27,7 +29,8 @@ const char *sts_bootstrap_load(apr_pool_t *p, sts_server_conf *conf)
     apr_status_t rv;
     char errbuf[120];
 
-    rv = apr_stat(&finfo, file, APR_FINFO_PROT | APR_FINFO_TYPE, p);
+    rv = apr_stat(&finfo, file,
+                  APR_FINFO_PROT | APR_FINFO_TYPE | APR_FINFO_USER, p);
     if (rv != APR_SUCCESS) {
         return apr_psprintf(p, "STSTokenBootstrap: cannot read %s: %s", file,
                             apr_strerror(rv, errbuf, sizeof(errbuf)));
@@ -43,6 +46,17 @@ const char *sts_bootstrap_load(apr_pool_t *p, sts_server_conf *conf)
                             "secret: chmod 600 it (owned by the user that "
                             "starts httpd)",
                             file);
+    }
+    /* Owned by root or whoever starts httpd, never by the user its children
+     * run as: code running as that user could read or replace it. */
+    if (finfo.user != 0 && finfo.user != geteuid()) {
+        return apr_psprintf(p,
+                            "STSTokenBootstrap: %s is owned by uid %ld, not "
+                            "by root (or uid %ld, which starts httpd); it "
+                            "holds an administrator secret that httpd's "
+                            "children must not be able to read or replace: "
+                            "chown root: it",
+                            file, (long)finfo.user, (long)geteuid());
     }
     rv = apr_file_open(&f, file, APR_FOPEN_READ, APR_OS_DEFAULT, p);
     if (rv != APR_SUCCESS) {

@@ -11,9 +11,10 @@
 /* Minimum length of the bootstrap secret, in characters. */
 #define STS_BOOTSTRAP_MIN_LEN 32
 
-/* Reads and checks the bootstrap file of conf (owner-only permissions, at
- * least 32 visible characters after trimming the trailing newline) and keeps
- * only its SHA-256 digest. Returns an error message, or NULL. */
+/* Reads and checks the bootstrap file of conf (owned by root or the user
+ * starting httpd, owner-only permissions, at least 32 visible characters
+ * after trimming the trailing newline) and keeps only its SHA-256 digest.
+ * Returns an error message, or NULL. */
 const char *sts_bootstrap_load(apr_pool_t *p, sts_server_conf *conf);
 
 /* The identity of a request that presented the bootstrap secret. */

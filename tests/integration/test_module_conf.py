@@ -1,15 +1,24 @@
-"""The shipped example configurations (conf/sts_token.load, conf/sts_token.conf)
-work as documented: their example blocks, uncommented, protect what they say."""
+"""The shipped configurations (conf/sts_token.load, conf/sts_token.conf and
+conf/sts-token-locations.conf) work as documented: the example blocks,
+uncommented, protect what they say, and fail closed without the module."""
 
 import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
-from conftest import ROOT, module_path
+from conftest import IS_ROOT, ROOT, free_port, make_private_dir, module_path
 
 LOAD = os.path.join(ROOT, "conf", "sts_token.load")
 CONF = os.path.join(ROOT, "conf", "sts_token.conf")
+LOCATIONS = os.path.join(ROOT, "conf", "sts-token-locations.conf")
 SENT = []
 
 
@@ -46,13 +55,14 @@ def module_directives():
 @pytest.mark.parametrize("directive", module_directives())
 def test_directive_documented(directive):
     """Each directive has a row in the README's directive table (with its
-    default) and appears in conf/sts_token.conf, so the docs cannot drift
-    from the module record."""
+    default) and appears in conf/sts_token.conf or, for the per-directory
+    ones, conf/sts-token-locations.conf, so the docs cannot drift from the
+    module record."""
     readme = open(os.path.join(ROOT, "README.md")).read()
     assert re.search(r"^\| `" + directive + r"[ `]", readme, re.M), \
         f"README's directive table lacks {directive}"
-    assert directive in open(CONF).read(), \
-        f"conf/sts_token.conf does not mention {directive}"
+    assert directive in open(CONF).read() + open(LOCATIONS).read(), \
+        f"conf/ does not mention {directive}"
 
 
 def test_load_file_for_a2enmod():
@@ -63,34 +73,52 @@ def test_load_file_for_a2enmod():
                      "/usr/lib/apache2/modules/mod_sts_token.so"]
 
 
-def test_conf_has_documented_examples():
+def active_lines(text):
+    return [ln.strip() for ln in text.splitlines()
+            if ln.strip() and not ln.strip().startswith("#")]
+
+
+def test_conf_has_the_module_settings():
     text = open(CONF).read()
-    active = [ln.strip() for ln in text.splitlines()
-              if ln.strip() and not ln.strip().startswith("#")]
+    active = active_lines(text)
     assert active[0] == "<IfModule sts_token_module>"
     assert "DBDriver pgsql" in active
-    assert any(ln.startswith("DBDParams") and "connect_timeout=" in ln
-               and "statement_timeout=" in ln for ln in active)
+    assert any(ln.startswith("DBDParams") and "user=www-data" in ln
+               and "connect_timeout=" in ln and "statement_timeout=" in ln
+               for ln in active)
+    assert "#STSTokenBootstrap /etc/apache2/sts-bootstrap.token" in text
+    # Protections never live here: a2dismod takes this file away too.
+    assert "<Location" not in text
+
+
+def test_locations_have_documented_examples():
+    text = open(LOCATIONS).read()
     # Nothing is protected until the admin uncomments a block.
-    assert not any(ln.startswith("<Location") for ln in active)
+    assert active_lines(text) == []
     ex = uncommented_examples(text)
     for needed in ('<Location "/protected">', '<Location "/reports">',
                    '<Location "/api">', "Require sts-role stackstate-admin",
                    "SetHandler sts-token-api", "AuthzSendForbiddenOnFailure On",
                    "STSTokenHideCredentials On", "<RequireAny>"):
         assert needed in ex, needed
-    assert "#STSTokenBootstrap /etc/apache2/sts-bootstrap.token" in text
+    # Every example fails closed.
+    blocks = re.findall(r"<Location .*?</Location>", ex, re.S)
+    assert len(blocks) == 3
+    for b in blocks:
+        assert re.search(r"<IfModule !sts_token_module>\s*Require all denied"
+                         r"\s*</IfModule>", b), b
 
 
 @pytest.fixture(scope="module")
 def srv(httpd_factory, pg):
-    ex = uncommented_examples(open(CONF).read())
-    # Point the example at the test database.
-    ex, n = re.subn(r'^(\s*)DBDParams .*$',
-                    lambda m: f'{m.group(1)}DBDParams "{pg.dbd_params}"', ex,
-                    flags=re.M)
+    conf = open(CONF).read()
+    # Point the settings at the test database.
+    conf, n = re.subn(r'^(\s*)DBDParams .*$',
+                      lambda m: f'{m.group(1)}DBDParams "{pg.dbd_params}"',
+                      conf, flags=re.M)
     assert n == 1
-    h = httpd_factory("Alias /reports @DOCROOT@/protected\n" + ex)
+    ex = uncommented_examples(open(LOCATIONS).read())
+    h = httpd_factory("Alias /reports @DOCROOT@/protected\n" + conf + ex)
     return h
 
 
@@ -121,3 +149,63 @@ def test_load_file_loads(httpd_factory, tmp_path):
     h.wait_for_log("AH", timeout=10)
     assert "sts_token_module is already loaded" in h.error_log() + h.stdout_log()
     assert h.get("/protected/").status == 401
+
+
+def test_locations_fail_closed_without_the_module():
+    """After a2dismod sts_token (no module, no sts_token.conf) the example
+    locations answer 403 to everyone; the rest of the site is served."""
+    run = make_private_dir("sts-noconf-")
+    docroot = os.path.join(run, "htdocs")
+    os.makedirs(os.path.join(docroot, "protected"), mode=0o755)
+    os.chmod(docroot, 0o755)
+    for rel in ("index.html", "protected/index.html"):
+        with open(os.path.join(docroot, rel), "w") as f:
+            f.write("content\n")
+        os.chmod(os.path.join(docroot, rel), 0o644)
+    port = free_port()
+    user = "User www-data\nGroup www-data\n" if IS_ROOT else ""
+    with open(os.path.join(run, "httpd.conf"), "w") as f:
+        f.write(f"""ServerRoot "{run}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile "{run}/httpd.pid"
+ErrorLog "{run}/error.log"
+Mutex file:{run} default
+{user}LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
+DocumentRoot "{docroot}"
+<Directory "{docroot}">
+    Require all granted
+</Directory>
+""" + uncommented_examples(open(LOCATIONS).read()))
+    proc = subprocess.Popen(["apache2", "-f", os.path.join(run, "httpd.conf"),
+                             "-DFOREGROUND"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def status(path):
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
+                                          timeout=10).status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        deadline = time.time() + 20
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "httpd did not answer"
+                time.sleep(0.05)
+        assert status("/") == 200
+        for path in ("/protected/", "/reports/", "/api/server/info",
+                     "/api/security/tokens"):
+            assert status(path) == 403, path
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        shutil.rmtree(run, ignore_errors=True)

@@ -3,7 +3,8 @@
 #   make              build modules/mod_sts_token.so and bin/sts
 #   make run          private PostgreSQL + httpd on 127.0.0.1:8080 (foreground)
 #   make test         unit + integration tests (installs Debian packages first)
-#   make install      install the module with apxs and sts into $(PREFIX)/bin
+#   make install      install the module, its configuration, sts, the SQL
+#                     (mk/install.mk; DESTDIR and PREFIX honoured)
 #
 # Everything compiled goes below $(BUILD); the module is copied to
 # modules/mod_sts_token.so so that the repository root works as a ServerRoot.
@@ -70,9 +71,6 @@ $(MODULE_SO): $(BUILD)/mod_sts_token.so
 
 # Header dependencies: rebuild everything when a header changes.
 $(LIB_OBJ) $(MOD_OBJ): $(wildcard src/*.h) Makefile
-
-install: all install-cli
-	$(APXS) -i -n sts_token $(MODULE_SO)
 
 deps:
 	scripts/deps.sh

@@ -2,7 +2,7 @@
 # tool"). Objects go below $(BUILD)/cli/ and link the shared libsts.a.
 #
 #   make bin/sts        build it
-#   make install-cli    install it into $(DESTDIR)$(PREFIX)/bin
+#   make install-cli    install it and sts(1) into $(DESTDIR)$(PREFIX)
 #   make unit-cli       build and run only the CLI's unit tests
 
 CLI_SRC := cli/args.c cli/config.c cli/output.c cli/http.c cli/run.c \
@@ -28,7 +28,8 @@ $(foreach t,$(CLI_UNIT),$(eval UNIT_LIBS_$(t) := $(CLI_LIBS)))
 
 .PHONY: install-cli unit-cli
 install-cli: $(STS_BIN)
-	install -D -m 0755 $(STS_BIN) $(DESTDIR)$(PREFIX)/bin/sts
+	install -D -m 0755 $(STS_BIN) $(DESTDIR)$(BINDIR)/sts
+	install -D -m 0644 man/sts.1 $(DESTDIR)$(MANDIR)/man1/sts.1
 
 unit-cli: $(CLI_UNIT:%=$(BUILD)/tests/unit/%)
 	@set -e; for t in $^; do echo "== $$t"; $$t; done

@@ -1,7 +1,18 @@
--- mod_sts_token schema (PostgreSQL 12+). Idempotent: safe to apply again.
+-- mod_sts_token schema (PostgreSQL 12+). Idempotent: safe to apply again,
+-- which is also how an existing database is upgraded (the migrations at the
+-- end apply what it lacks). Apply it as the role that is to own the schema,
+-- with psql -f (the migrations are included relative to this file):
+--   runuser -u postgres -- psql -v ON_ERROR_STOP=1 -d sts -f schema.sql
 -- Only the SHA-256 digest of a token is stored, never the token itself.
 
 SET client_min_messages = warning;
+-- The trigger functions below run as the schema's owner (SECURITY DEFINER);
+-- their search_path, captured from this one, names this schema and then
+-- pg_temp, so a caller's temporary table cannot stand in for ours.
+SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp',
+                  false) \g /dev/null
+
+BEGIN;
 
 CREATE TABLE IF NOT EXISTS sts_tokens (
     id                bigint      PRIMARY KEY
@@ -48,8 +59,9 @@ CREATE TABLE IF NOT EXISTS sts_token_revision (
 INSERT INTO sts_token_revision (singleton, revision) VALUES (true, 0)
     ON CONFLICT (singleton) DO NOTHING;
 
+-- SECURITY DEFINER: httpd's role may read the counter, never write it.
 CREATE OR REPLACE FUNCTION sts_token_bump_revision() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         NEW.updated_at := now();
@@ -69,7 +81,7 @@ CREATE TRIGGER sts_tokens_revision
 
 DROP TRIGGER IF EXISTS sts_tokens_revision_truncate ON sts_tokens;
 CREATE OR REPLACE FUNCTION sts_token_bump_revision_stmt() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE sts_token_revision SET revision = revision + 1;
     RETURN NULL;
@@ -85,3 +97,29 @@ CREATE TABLE IF NOT EXISTS sts_schema_version (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO sts_schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
+
+-- Least privilege: httpd's login role gets one of two groups (README,
+-- "The database"). sts_lookup: what authentication needs (token lookups,
+-- the revision poll); sts_api: that and what the token API needs (create,
+-- delete). Nobody but the owner may update tokens, write the revision
+-- counter or the schema version, truncate or change the schema.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sts_lookup') THEN
+        CREATE ROLE sts_lookup NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sts_api') THEN
+        CREATE ROLE sts_api NOLOGIN;
+    END IF;
+END;
+$$;
+GRANT sts_lookup TO sts_api;
+REVOKE ALL ON sts_tokens, sts_token_revision, sts_schema_version FROM PUBLIC;
+REVOKE ALL ON FUNCTION sts_token_bump_revision(),
+    sts_token_bump_revision_stmt() FROM PUBLIC;
+GRANT SELECT ON sts_tokens, sts_token_revision TO sts_lookup;
+GRANT INSERT, DELETE ON sts_tokens TO sts_api;
+COMMIT;
+
+-- Migrations, in order; each applies only to a database that lacks it.
+\ir migrations/0001_least_privilege.sql

@@ -1,0 +1,87 @@
+-- mod_sts_token schema (PostgreSQL 12+). Idempotent: safe to apply again.
+-- Only the SHA-256 digest of a token is stored, never the token itself.
+
+SET client_min_messages = warning;
+
+CREATE TABLE IF NOT EXISTS sts_tokens (
+    id                bigint      PRIMARY KEY
+                      CONSTRAINT sts_tokens_id_range
+                      CHECK (id BETWEEN 1 AND 9007199254740991),
+    name              text        NOT NULL
+                      CONSTRAINT sts_tokens_name_valid
+                      CHECK (char_length(name) BETWEEN 1 AND 255
+                             AND name !~ '[[:cntrl:]]'),
+    description       text
+                      CONSTRAINT sts_tokens_description_valid
+                      CHECK (char_length(description) <= 1024),
+    digest            text        NOT NULL
+                      CONSTRAINT sts_tokens_digest_hex
+                      CHECK (digest ~ '^[0-9a-f]{64}$'),
+    roles             text[]      NOT NULL
+                      CONSTRAINT sts_tokens_roles_valid
+                      CHECK (cardinality(roles) BETWEEN 1 AND 64
+                             AND array_ndims(roles) = 1
+                             AND array_position(roles, NULL) IS NULL
+                             AND array_to_string(roles, ',')
+                                 ~ '^[A-Za-z0-9._:@-]{1,128}(,[A-Za-z0-9._:@-]{1,128})*$'),
+    expiration        bigint
+                      CONSTRAINT sts_tokens_expiration_positive
+                      CHECK (expiration > 0),
+    dedicated_subject text
+                      CONSTRAINT sts_tokens_subject_valid
+                      CHECK (char_length(dedicated_subject) BETWEEN 1 AND 255
+                             AND dedicated_subject !~ '[[:cntrl:]]'),
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS sts_tokens_digest_key ON sts_tokens (digest);
+CREATE INDEX IF NOT EXISTS sts_tokens_name_idx ON sts_tokens (name, id);
+
+-- A single counter bumped by every change to sts_tokens. Each httpd process
+-- reads it at most once a second and flushes its token cache when it moved:
+-- that is how a deletion reaches every host within a second.
+CREATE TABLE IF NOT EXISTS sts_token_revision (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    revision  bigint  NOT NULL DEFAULT 0
+);
+INSERT INTO sts_token_revision (singleton, revision) VALUES (true, 0)
+    ON CONFLICT (singleton) DO NOTHING;
+
+CREATE OR REPLACE FUNCTION sts_token_bump_revision() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+    END IF;
+    UPDATE sts_token_revision SET revision = revision + 1;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS sts_tokens_revision ON sts_tokens;
+CREATE TRIGGER sts_tokens_revision
+    BEFORE INSERT OR UPDATE OR DELETE ON sts_tokens
+    FOR EACH ROW EXECUTE FUNCTION sts_token_bump_revision();
+
+DROP TRIGGER IF EXISTS sts_tokens_revision_truncate ON sts_tokens;
+CREATE OR REPLACE FUNCTION sts_token_bump_revision_stmt() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE sts_token_revision SET revision = revision + 1;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER sts_tokens_revision_truncate
+    AFTER TRUNCATE ON sts_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION sts_token_bump_revision_stmt();
+
+-- Schema version, for the migrations in sql/migrations/.
+CREATE TABLE IF NOT EXISTS sts_schema_version (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO sts_schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

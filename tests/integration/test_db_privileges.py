@@ -1,0 +1,125 @@
+"""The database set-up of the README: httpd's role (a member of sts_api, or
+sts_lookup) can do what the module needs and nothing more, the revision
+trigger cannot be fooled by a temporary table, and applying schema.sql to
+a version 1 database (the schema before roles) upgrades it."""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+SCHEMA = os.path.join(ROOT, "sql", "schema.sql")
+V1 = os.path.join(os.path.dirname(__file__), "data", "schema-v1.sql")
+
+
+def as_role(pg, sql, role=None, password=None, db="sts"):
+    """Runs sql as httpd's role over TCP (or another role with a password);
+    returns (ok, output)."""
+    role = role or pg.HTTPD_ROLE
+    password = password or pg.httpd_password
+    out = subprocess.run(
+        ["psql", f"host=127.0.0.1 port={pg.port} dbname={db} user={role} "
+         f"password={password}", "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        capture_output=True, text=True, timeout=30)
+    return out.returncode == 0, out.stdout + out.stderr
+
+
+def apply_file(pg, path, db):
+    out = subprocess.run(["psql", "-h", pg.sock, "-p", str(pg.port), "-U",
+                          "postgres", "-d", db, "-qX", "-v", "ON_ERROR_STOP=1",
+                          "-f", path], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT count(*) FROM sts_tokens",
+    "SELECT revision FROM sts_token_revision",
+])
+def test_httpd_role_reads(pg, sql):
+    ok, out = as_role(pg, sql)
+    assert ok, out
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE sts_tokens SET roles = ARRAY['stackstate-admin']",
+    "UPDATE sts_token_revision SET revision = 0",
+    "DELETE FROM sts_token_revision",
+    "INSERT INTO sts_schema_version (version) VALUES (99)",
+    "DELETE FROM sts_schema_version",
+    "TRUNCATE sts_tokens",
+    "ALTER TABLE sts_tokens DROP CONSTRAINT sts_tokens_roles_valid",
+    "DROP TRIGGER sts_tokens_revision ON sts_tokens",
+    "CREATE TABLE public.sts_evil (x int)",
+])
+def test_httpd_role_refused(pg, sql):
+    ok, out = as_role(pg, sql)
+    assert not ok and ("permission denied" in out or "must be owner" in out), out
+
+
+def test_httpd_role_creates_and_deletes_and_bumps_the_revision(pg):
+    """Through the trigger (SECURITY DEFINER), even with a temporary table
+    of the same name in the session, which must not catch the bump."""
+    before = int(pg.sql("SELECT revision FROM sts_token_revision")[0][0])
+    ok, out = as_role(pg, """
+        CREATE TEMP TABLE sts_token_revision (singleton boolean, revision bigint);
+        INSERT INTO sts_token_revision VALUES (true, 0);
+        INSERT INTO sts_tokens (id, name, digest, roles)
+            VALUES (424242, 'priv-test', repeat('a', 64), ARRAY['r']);
+        DELETE FROM sts_tokens WHERE id = 424242;""")
+    assert ok, out
+    after = int(pg.sql("SELECT revision FROM sts_token_revision")[0][0])
+    assert after == before + 2
+
+
+def test_lookup_role_cannot_write(pg):
+    pg.psql("CREATE ROLE sts_reader_only LOGIN PASSWORD 'pw-reader'", db="postgres")
+    pg.psql("GRANT sts_lookup TO sts_reader_only")
+    ok, out = as_role(pg, "SELECT count(*) FROM sts_tokens", "sts_reader_only", "pw-reader")
+    assert ok, out
+    for sql in ("INSERT INTO sts_tokens (id, name, digest, roles) VALUES "
+                "(1, 'x', repeat('b', 64), ARRAY['r'])",
+                "DELETE FROM sts_tokens"):
+        ok, out = as_role(pg, sql, "sts_reader_only", "pw-reader")
+        assert not ok and "permission denied" in out, out
+
+
+def test_upgrade_from_version_1(pg):
+    """A database set up as the version 1 README said (every row privilege
+    to httpd's role) keeps its tokens and its roles keep working, with
+    least privilege; applying schema.sql again changes nothing."""
+    db = "sts_upgrade"
+    pg.psql(f"CREATE DATABASE {db}", db="postgres")
+    apply_file(pg, V1, db)
+    pg.psql("CREATE ROLE old_web LOGIN PASSWORD 'pw-web'; "
+            "CREATE ROLE old_reader LOGIN PASSWORD 'pw-rd'", db="postgres")
+    pg.psql("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "
+            "public TO old_web; GRANT SELECT ON sts_tokens, sts_token_revision "
+            "TO old_reader; INSERT INTO sts_tokens (id, name, digest, roles) "
+            "VALUES (7, 'kept', repeat('c', 64), ARRAY['r'])", db=db)
+    assert pg.psql("SELECT max(version) FROM sts_schema_version", db=db).strip() == "1"
+
+    for _ in range(2):
+        apply_file(pg, SCHEMA, db)
+        assert pg.psql("SELECT max(version) FROM sts_schema_version", db=db).strip() == "2"
+        assert pg.psql("SELECT name FROM sts_tokens", db=db).strip() == "kept"
+        ok, out = as_role(pg, "INSERT INTO sts_tokens (id, name, digest, roles) "
+                          "VALUES (8, 'new', repeat('d', 64), ARRAY['r']); "
+                          "DELETE FROM sts_tokens WHERE id = 8", "old_web", "pw-web", db)
+        assert ok, out
+        for role, pw in (("old_web", "pw-web"), ("old_reader", "pw-rd")):
+            ok, out = as_role(pg, "SELECT count(*) FROM sts_tokens", role, pw, db)
+            assert ok, out
+            ok, out = as_role(pg, "UPDATE sts_tokens SET name = 'x'", role, pw, db)
+            assert not ok and "permission denied" in out, out
+            ok, out = as_role(pg, "DELETE FROM sts_token_revision", role, pw, db)
+            assert not ok and "permission denied" in out, out
+        ok, out = as_role(pg, "DELETE FROM sts_tokens WHERE id = 7",
+                          "old_reader", "pw-rd", db)
+        assert not ok and "permission denied" in out, out
+    groups = pg.psql("SELECT r.rolname || ':' || g.rolname FROM pg_auth_members m "
+                     "JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON "
+                     "g.oid = m.roleid WHERE r.rolname LIKE 'old_%' ORDER BY 1",
+                     db=db).split()
+    assert groups == ["old_reader:sts_lookup", "old_web:sts_api"]

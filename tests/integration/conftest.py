@@ -11,7 +11,12 @@ Fixtures (use them from any tests/integration/test_*.py):
     library's mint tool, inserted with SQL; ``Token.id``, ``.token``,
     ``.digest``, ``.name``; ``id_, token = pg.mint(...)`` unpacks), ``stop()``, ``start()``, ``restart()``,
     ``terminate_backends()`` (kills every session on database sts), and
-    ``dbd_params`` (the DBDParams string httpd uses).
+    ``dbd_params`` (the DBDParams string httpd uses). The cluster follows
+    the README's database set-up: peer authentication on its socket (an
+    ident map lets this process be ``postgres``, the administrator, and
+    httpd's children ``sts_httpd``), and httpd's role ``sts_httpd`` is only
+    a member of ``sts_api``; over TCP (127.0.0.1) it logs in with
+    ``httpd_password`` (scram-sha-256; only roles with a password can).
 
 ``bootstrap`` (session)
     The bootstrap secret (str); its file is ``bootstrap.path``.
@@ -176,8 +181,23 @@ class Postgres:
         self.port = free_port()
         self.running = False
 
+    HTTPD_ROLE = "sts_httpd"
+
     def _as_owner(self, cmd):
         return ["runuser", "-u", "postgres", "--"] + cmd if IS_ROOT else cmd
+
+    def _write_auth(self):
+        """pg_hba.conf and pg_ident.conf: peer on the socket, mapping this
+        process's user to postgres and httpd's children to sts_httpd."""
+        me = pwd.getpwuid(os.getuid()).pw_name
+        child = "www-data" if IS_ROOT else me
+        ident = {(me, "postgres"), ("postgres", "postgres"),
+                 (child, self.HTTPD_ROLE)}
+        with open(os.path.join(self.data, "pg_ident.conf"), "w") as f:
+            f.writelines(f"sts {os_user} {role}\n" for os_user, role in sorted(ident))
+        with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
+            f.write("local all all peer map=sts\n"
+                    "host all all 127.0.0.1/32 scram-sha-256\n")
 
     def init(self):
         for d in (self.data, self.sock):
@@ -185,9 +205,11 @@ class Postgres:
             if IS_ROOT:
                 shutil.chown(d, "postgres", "postgres")
         subprocess.run(
-            self._as_owner([f"{PGBIN}/initdb", "-D", self.data, "-A", "trust",
+            self._as_owner([f"{PGBIN}/initdb", "-D", self.data,
+                            "--auth-local=peer", "--auth-host=scram-sha-256",
                             "-U", "postgres", "-N", "-E", "UTF8"]),
             check=True, stdout=subprocess.DEVNULL, cwd="/")
+        self._write_auth()
         for attempt in range(3):
             try:
                 self.start()
@@ -203,6 +225,10 @@ class Postgres:
                         "postgres", "-d", "sts", "-q", "-v", "ON_ERROR_STOP=1",
                         "-f", os.path.join(ROOT, "sql", "schema.sql")],
                        check=True, capture_output=True)
+        self.httpd_password = secrets.token_hex(16)
+        self.psql(f"CREATE ROLE {self.HTTPD_ROLE} LOGIN PASSWORD "
+                  f"'{self.httpd_password}'", db="postgres")
+        self.psql(f"GRANT sts_api TO {self.HTTPD_ROLE}")
 
     def start(self):
         opts = (f"-k {self.sock} -c listen_addresses=127.0.0.1 -p {self.port} "
@@ -225,8 +251,14 @@ class Postgres:
 
     @property
     def dbd_params(self):
-        return (f"host={self.sock} port={self.port} dbname=sts user=postgres "
-                "connect_timeout=2 options='-c statement_timeout=2000'")
+        return (f"host={self.sock} port={self.port} dbname=sts "
+                f"user={self.HTTPD_ROLE} connect_timeout=2 "
+                "options='-c statement_timeout=2000'")
+
+    def tcp_params(self, port):
+        """DBDParams for httpd's role over TCP to 127.0.0.1:port."""
+        return (f"host=127.0.0.1 port={port} dbname=sts user={self.HTTPD_ROLE} "
+                f"password={self.httpd_password}")
 
     def psql(self, query, db="sts"):
         out = subprocess.run(

@@ -463,8 +463,7 @@ def test_cold_pool_burst_is_served(httpd_factory, pg):
     counted progress: requests past 400 ms got 503.)"""
     proxy = SlowProxy(pg.port, 0.1)
     try:
-        params = (f"host=127.0.0.1 port={proxy.port} dbname=sts "
-                  "user=postgres connect_timeout=2 "
+        params = (pg.tcp_params(proxy.port) + " connect_timeout=2 "
                   "options='-c statement_timeout=2000'")
         h = started(httpd_factory("STSTokenCacheTTL 0\nDBDMin 0\n"
                                   "DBDKeep 16\nDBDMax 16\n"
@@ -510,8 +509,8 @@ def test_hanging_database_host_is_503_within_connect_timeout(httpd_factory, pg):
     and 23 were still waiting after 10 s."""
     silent = SilentServer()
     try:
-        params = (f"host=127.0.0.1 port={silent.port} dbname=sts user=postgres "
-                  "connect_timeout=2 options='-c statement_timeout=2000'")
+        params = (pg.tcp_params(silent.port) + " connect_timeout=2 "
+                  "options='-c statement_timeout=2000'")
         h = started(httpd_factory("STSTokenCacheTTL 0\n",
                                   env={"STS_DBD_PARAMS": params}))
         tokens = fresh_tokens(4)

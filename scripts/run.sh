@@ -57,12 +57,29 @@ cp "$ROOT"/tests/integration/cgi/* "$RUN/httpd/cgi-bin/"
 chmod 755 "$RUN"/httpd/cgi-bin/*
 chmod 644 "$RUN/httpd/htdocs/index.html" "$RUN/httpd/htdocs/protected/index.html"
 
+# Who may be which role: this script's user (root or you) and the cluster's
+# owner are the administrator, postgres; httpd's children are sts.
+ME=$(id -un)
+if [ "$IS_ROOT" -eq 1 ]; then
+    HTTPD_OS_USER=www-data
+else
+    HTTPD_OS_USER=$ME
+fi
 if [ ! -f "$RUN/pgdata/PG_VERSION" ]; then
     mkdir -p "$RUN/pgdata"
     chmod 700 "$RUN/pgdata"
     [ "$IS_ROOT" -eq 1 ] && chown postgres "$RUN/pgdata"
-    as_pg "$PGBIN/initdb" -D "$RUN/pgdata" -A trust -U postgres -E UTF8 >/dev/null
+    as_pg "$PGBIN/initdb" -D "$RUN/pgdata" --auth-local=peer \
+        --auth-host=scram-sha-256 -U postgres -E UTF8 >/dev/null
 fi
+# The README's database set-up: peer authentication on the socket, no trust
+# (nobody can log in over TCP: no role has a password). Written at every
+# start, so a run directory from an older `make run`, which trusted every
+# local user, is brought into line.
+as_pg sh -c "printf 'sts postgres postgres\nsts %s postgres\nsts %s sts\n' \
+    '$ME' '$HTTPD_OS_USER' > '$RUN/pgdata/pg_ident.conf' &&
+    printf 'local all all peer map=sts\nhost all all 127.0.0.1/32 scram-sha-256\n' \
+    > '$RUN/pgdata/pg_hba.conf'"
 if as_pg "$PGBIN/pg_ctl" -D "$RUN/pgdata" status >/dev/null 2>&1; then
     echo "run.sh: a PostgreSQL from an earlier \`make run\` is still running in" \
         "$RUN/pgdata; stop it with:" >&2
@@ -91,15 +108,16 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-# The schema belongs to postgres; httpd connects as role sts, which may only
-# read and write rows (no DDL).
+# The schema belongs to postgres (schema.sql is idempotent and applies
+# pending migrations); httpd connects as role sts, a member of sts_api only:
+# token lookups and the token API, no UPDATE, no DDL.
 PSQL="psql -h $RUN/pgsock -p $PGPORT -U postgres -qAtX -v ON_ERROR_STOP=1"
 $PSQL -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'sts'" |
     grep -q 1 || $PSQL -d postgres -c "CREATE DATABASE sts"
+$PSQL -d sts -f "$ROOT/sql/schema.sql"
 $PSQL -d postgres -c "SELECT 1 FROM pg_roles WHERE rolname = 'sts'" |
     grep -q 1 || $PSQL -d postgres -c "CREATE ROLE sts LOGIN"
-$PSQL -d sts -f "$ROOT/sql/schema.sql"
-$PSQL -d sts -c "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO sts"
+$PSQL -d sts -c "GRANT sts_api TO sts"
 
 BOOT="$RUN/bootstrap.token"
 if [ ! -s "$BOOT" ]; then

@@ -151,3 +151,24 @@ def test_make_run_refuses_a_running_cluster(run):
                        capture_output=True, text=True, timeout=30)
     assert r.stdout == "401"
     run.ctrl_c()
+
+
+def test_make_run_trusts_nobody(run):
+    """`make run`'s cluster uses the README's set-up: another local user
+    cannot connect as the superuser (the old `initdb -A trust` let anyone
+    mint an admin token), and httpd's role sts may not update tokens."""
+    if not IS_ROOT:
+        pytest.skip("needs root to act as another local user")
+    run.start()
+    sock = os.path.join(run.rundir, "pgsock")
+    psql = ["psql", "-h", sock, "-p", str(run.pgport), "-d", "sts", "-Atc"]
+    res = subprocess.run(["runuser", "-u", "nobody", "--"] + psql +
+                         ["SELECT 1", "-U", "postgres"], cwd="/",
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0 and "authentication failed" in res.stderr, res
+    res = subprocess.run(["runuser", "-u", "www-data", "--"] + psql +
+                         ["UPDATE sts_tokens SET roles = '{stackstate-admin}'",
+                          "-U", "sts"], cwd="/",
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0 and "permission denied" in res.stderr, res
+    run.ctrl_c()

@@ -32,8 +32,9 @@ as_pg() {
 # Everything lives in ./run/ (or STS_RUN_DIR). As root, PostgreSQL runs as
 # the postgres user and httpd's children as www-data: both must be able to
 # enter the run dir. A clone below /root is not enterable by them, so then
-# the run dir moves to /var/tmp and ./run becomes a symlink to it (the
-# README's run/bootstrap.token and run/httpd/error.log stay true).
+# the run dir moves to /var/tmp (STS_RUN_FALLBACK) and ./run becomes a
+# symlink to it (the README's run/bootstrap.token and run/httpd/error.log
+# stay true).
 reachable() {
     { runuser -u postgres -- test -x "$1" &&
         runuser -u www-data -- test -x "$1"; } 2>/dev/null
@@ -43,7 +44,7 @@ mkdir -p "$(dirname "$RUN")"
 if [ "$IS_ROOT" -eq 1 ] && ! reachable "$(dirname "$RUN")"; then
     link=""
     [ -z "${STS_RUN_DIR:-}" ] && link=$RUN
-    RUN=/var/tmp/mod_sts_token-run
+    RUN=${STS_RUN_FALLBACK:-/var/tmp/mod_sts_token-run}
     echo "run.sh: $ROOT is not reachable by the postgres and www-data users;" \
         "using $RUN${link:+ (./run links to it)}" >&2
     mkdir -p "$RUN"

@@ -17,9 +17,12 @@ MODULE_SO ?= modules/mod_sts_token.so
 # Extra flags for sanitizer builds (make test-asan sets them).
 SAN ?=
 
+# Read from apxs/pg_config when the Makefile is read: on a fresh machine they
+# appear only after `deps`, so `run` and `test` build in a sub-make.
+APXS_INCLUDEDIR := $(shell $(APXS) -q INCLUDEDIR 2>/dev/null)
 PG_INC := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
-APXS_INC := -I$(shell $(APXS) -q INCLUDEDIR) -I$(shell $(APXS) -q APR_INCLUDEDIR) \
-            -I$(PG_INC) $(shell $(APXS) -q EXTRA_CPPFLAGS)
+APXS_INC := -I$(APXS_INCLUDEDIR) -I$(shell $(APXS) -q APR_INCLUDEDIR 2>/dev/null) \
+            -I$(PG_INC) $(shell $(APXS) -q EXTRA_CPPFLAGS 2>/dev/null)
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 -O2 -g -fPIC -fstack-protector-strong \
                -D_FORTIFY_SOURCE=2 $(WARN) $(SAN)
@@ -52,6 +55,9 @@ $(BUILD)/%.o: %.c
 	$(CC) $(BASE_CFLAGS) -Isrc -c $< -o $@
 
 $(BUILD)/mod/%.o: %.c
+	@test -n "$(APXS_INCLUDEDIR)" || { echo "$(APXS) not found: install the" \
+	    "Debian packages first (make deps; make run and make test do it)" >&2; \
+	    exit 1; }
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(APXS_INC) -Isrc -c $< -o $@
 
@@ -75,7 +81,8 @@ $(LIB_OBJ) $(MOD_OBJ): $(wildcard src/*.h) Makefile
 deps:
 	scripts/deps.sh
 
-run: deps all
+run: deps
+	$(MAKE) all
 	scripts/run.sh
 
 format:

@@ -8,7 +8,7 @@ set -eu
 
 PACKAGES="
 build-essential pkg-config apache2 apache2-dev apache2-utils
-libaprutil1-dbd-pgsql postgresql postgresql-contrib libssl-dev zlib1g-dev
+libaprutil1-dbd-pgsql libpq-dev postgresql postgresql-contrib libssl-dev zlib1g-dev
 libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev
 python3 python3-pytest python3-yaml curl jq
 clang clang-tidy clang-format cppcheck valgrind wrk libclang-rt-14-dev

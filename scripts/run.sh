@@ -32,20 +32,38 @@ as_pg() {
 # Everything lives in ./run/ (or STS_RUN_DIR). As root, PostgreSQL runs as
 # the postgres user and httpd's children as www-data: both must be able to
 # enter the run dir. A clone below /root is not enterable by them, so then
-# the run dir moves to /var/tmp.
+# the run dir moves to /var/tmp (STS_RUN_FALLBACK) and ./run becomes a
+# symlink to it (the README's run/bootstrap.token and run/httpd/error.log
+# stay true).
+reachable() {
+    { runuser -u postgres -- test -x "$1" &&
+        runuser -u www-data -- test -x "$1"; } 2>/dev/null
+}
 RUN=${STS_RUN_DIR:-$ROOT/run}
+mkdir -p "$(dirname "$RUN")"
+if [ "$IS_ROOT" -eq 1 ] && ! reachable "$(dirname "$RUN")"; then
+    link=""
+    [ -z "${STS_RUN_DIR:-}" ] && link=$RUN
+    RUN=${STS_RUN_FALLBACK:-/var/tmp/mod_sts_token-run}
+    echo "run.sh: $ROOT is not reachable by the postgres and www-data users;" \
+        "using $RUN${link:+ (./run links to it)}" >&2
+    mkdir -p "$RUN"
+    # root's secrets in a world-writable /var/tmp: only in a directory of its own.
+    if [ -L "$RUN" ] || [ "$(stat -c %u "$RUN")" -ne 0 ]; then
+        echo "run.sh: $RUN is not a directory owned by root; remove it" >&2
+        exit 1
+    fi
+    if [ -n "$link" ]; then
+        if [ -L "$link" ] || [ ! -e "$link" ] || rmdir "$link" 2>/dev/null; then
+            ln -sfn "$RUN" "$link"
+        else
+            echo "run.sh: $link is a directory of its own (not used)" >&2
+        fi
+    fi
+fi
 mkdir -p "$RUN"
 chmod 755 "$RUN"
 RUN=$(cd "$RUN" && pwd)
-if [ "$IS_ROOT" -eq 1 ] &&
-    ! { runuser -u postgres -- test -x "$RUN" &&
-        runuser -u www-data -- test -x "$RUN"; } 2>/dev/null; then
-    RUN=/var/tmp/mod_sts_token-run
-    echo "run.sh: $ROOT is not reachable by the postgres and www-data users;" \
-        "using $RUN instead" >&2
-    mkdir -p "$RUN"
-    chmod 755 "$RUN"
-fi
 
 mkdir -p "$RUN/pgsock" "$RUN/httpd/htdocs/protected" "$RUN/httpd/cgi-bin"
 chmod 755 "$RUN/pgsock" "$RUN/httpd" "$RUN/httpd/htdocs" \

@@ -1,11 +1,13 @@
 """`make run` (scripts/run.sh): the quickstart it prints works when pasted
-into a shell, Ctrl-C stops httpd and PostgreSQL, and a second start keeps
-the tokens."""
+into a shell, Ctrl-C stops httpd and PostgreSQL, a second start keeps the
+tokens, and from a clone that www-data cannot enter (below /root) ./run
+links to the run dir it uses instead."""
 
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -18,16 +20,19 @@ RUN_SH = os.path.join(ROOT, "scripts", "run.sh")
 class Run:
     """One scripts/run.sh in the foreground of its own process group."""
 
-    def __init__(self, rundir, port, pgport):
+    def __init__(self, rundir, port, pgport, root=ROOT, env=None):
         self.rundir, self.port, self.pgport = rundir, port, pgport
+        self.root = root
+        self.env = {"STS_RUN_DIR": rundir} if env is None else env
         self.out = os.path.join(rundir, "run-output.txt")
         self.proc = None
 
     def start(self, timeout=60):
-        env = dict(os.environ, STS_RUN_DIR=self.rundir, STS_PORT=str(self.port),
-                   STS_PGPORT=str(self.pgport))
+        env = {k: v for k, v in os.environ.items() if k != "STS_RUN_DIR"}
+        env.update(self.env, STS_PORT=str(self.port), STS_PGPORT=str(self.pgport))
         with open(self.out, "w") as f:
-            self.proc = subprocess.Popen([RUN_SH], cwd=ROOT, env=env, stdout=f,
+            self.proc = subprocess.Popen([os.path.join(self.root, "scripts", "run.sh")],
+                                         cwd=self.root, env=env, stdout=f,
                                          stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL,
                                          start_new_session=True)
@@ -172,3 +177,38 @@ def test_make_run_trusts_nobody(run):
                          capture_output=True, text=True, timeout=30)
     assert res.returncode != 0 and "permission denied" in res.stderr, res
     run.ctrl_c()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the postgres and www-data users need root")
+def test_make_run_from_a_clone_www_data_cannot_enter():
+    """A clone below a 0700 directory (root's home): the run dir moves to
+    STS_RUN_FALLBACK (default /var/tmp/mod_sts_token-run) and ./run links
+    to it, so the README's `BOOT=$(cat run/bootstrap.token)` works."""
+    home = tempfile.mkdtemp(prefix="sts-home-")  # mode 0700, like /root
+    clone = os.path.join(home, "mod_sts_token")
+    for d in ("scripts", "conf", "sql", os.path.join("tests", "integration", "cgi")):
+        shutil.copytree(os.path.join(ROOT, d), os.path.join(clone, d))
+    os.makedirs(os.path.join(clone, "run"))  # left by an earlier make run: replaced
+    os.makedirs(os.path.join(clone, "modules"))
+    shutil.copy(os.path.join(ROOT, "modules", "mod_sts_token.so"),
+                os.path.join(clone, "modules"))
+    fallback = make_private_dir("sts-makerun-fallback-")
+    r = Run(fallback, free_port(), free_port(), root=clone,
+            env={"STS_RUN_FALLBACK": fallback})
+    try:
+        r.start()
+        assert "./run links to it" in r.output()
+        link = os.path.join(clone, "run")
+        assert os.path.islink(link) and os.path.realpath(link) == os.path.realpath(fallback)
+        res = subprocess.run(
+            ["bash", "-e", "-c", 'BOOT=$(cat run/bootstrap.token); curl -s -o /dev/null '
+             f'-w "%{{http_code}}" -H "X-API-Key: $BOOT" http://127.0.0.1:{r.port}/api/server/info'],
+            cwd=clone, capture_output=True, text=True, timeout=30)
+        assert res.stdout == "200", res.stderr + res.stdout
+        assert os.path.exists(os.path.join(link, "httpd", "error.log"))
+        r.ctrl_c()
+        assert "stopped httpd and PostgreSQL" in r.output()
+    finally:
+        r.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(fallback, ignore_errors=True)

@@ -61,6 +61,17 @@ $(BUILD)/mod/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(APXS_INC) -Isrc -c $< -o $@
 
+# The commit for server/info (scripts/commit.sh), rewritten only when it
+# changes so that api.o is rebuilt then and only then.
+COMMIT_FILE := $(BUILD)/commit.txt
+.PHONY: FORCE
+$(COMMIT_FILE): FORCE
+	@mkdir -p $(dir $@)
+	@scripts/commit.sh > $@.tmp; \
+	    if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+$(BUILD)/mod/src/api.o: $(COMMIT_FILE)
+$(BUILD)/mod/src/api.o: BASE_CFLAGS += -DSTS_COMMIT='"$(shell cat $(COMMIT_FILE))"'
+
 $(LIB_A): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@

@@ -31,8 +31,9 @@ APLOG_USE_MODULE(sts_token);
 #define STS_ROUTE_TOKENS "/security/tokens"
 #define STS_ROUTE_INFO "/server/info"
 
+/* The Makefile passes the commit it was built from (scripts/commit.sh). */
 #ifndef STS_COMMIT
-#define STS_COMMIT ""
+#define STS_COMMIT "unknown"
 #endif
 
 typedef enum {
@@ -550,7 +551,11 @@ static int sts_api_handler(request_rec *r)
     case STS_ROUTE_SERVER_INFO:
         if (r->method_number == M_GET) {
             return sts_send_json(r, HTTP_OK,
-                                 sts_json_server_info(STS_VERSION, STS_COMMIT));
+                                 sts_json_server_info(
+                                     STS_API_VERSION_MAJOR,
+                                     STS_API_VERSION_MINOR,
+                                     STS_API_VERSION_PATCH, STS_VERSION,
+                                     STS_COMMIT));
         }
         return sts_method_not_allowed(r, "GET, HEAD");
     case STS_ROUTE_NONE:

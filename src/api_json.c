@@ -195,9 +195,10 @@ sts_req_status sts_new_token_parse(const char *body, size_t len, int64_t now_ms,
                         &out->dedicated_subject, err, errlen)) {
         goto done;
     }
+    /* StackState's CLI always sends it, "" when no subject was asked for. */
     if (out->dedicated_subject && out->dedicated_subject[0] == '\0') {
-        snprintf(err, errlen, "'dedicatedSubject' must not be empty");
-        goto done;
+        free(out->dedicated_subject);
+        out->dedicated_subject = NULL;
     }
     out->roles = sts_roles_join(json_object_get(root, "roles"), err, errlen);
     if (out->roles == NULL) {
@@ -409,30 +410,23 @@ char *sts_json_expiry_error(const char *message)
     return sts_dump(o);
 }
 
-/* Encodes ServerInfo for a "MAJOR.MINOR.PATCH" version. */
-char *sts_json_server_info(const char *version, const char *commit)
+/* Encodes ServerInfo: version is the StackState API version implemented,
+ * platform_version the module's own, commit the revision it was built from. */
+char *sts_json_server_info(int major, int minor, int patch,
+                           const char *platform_version, const char *commit)
 {
     json_t *o = json_object(), *v = json_object(), *d = json_array();
-    char *end = NULL;
-    long major, minor = 0, patch = 0;
 
-    major = strtol(version, &end, 10);
-    if (end && *end == '.') {
-        minor = strtol(end + 1, &end, 10);
-    }
-    if (end && *end == '.') {
-        patch = strtol(end + 1, &end, 10);
-    }
     json_object_set_new(v, "major", json_integer(major));
     json_object_set_new(v, "minor", json_integer(minor));
     json_object_set_new(v, "patch", json_integer(patch));
     json_object_set_new(v, "diff", json_string(""));
-    json_object_set_new(v, "commit", json_string(commit ? commit : ""));
+    json_object_set_new(v, "commit", sts_json_text(commit ? commit : ""));
     json_object_set_new(v, "isDev", json_false());
     json_array_append_new(d, json_string("Observability"));
     json_object_set_new(o, "version", v);
     json_object_set_new(o, "deploymentMode", json_string("SelfHosted"));
-    json_object_set_new(o, "platformVersion", json_string(version));
+    json_object_set_new(o, "platformVersion", json_string(platform_version));
     json_object_set_new(o, "applicationDomains", d);
     return sts_dump(o);
 }

@@ -23,7 +23,7 @@
 typedef struct {
     char *name;
     char *description;       /* NULL when absent */
-    char *dedicated_subject; /* NULL when absent */
+    char *dedicated_subject; /* NULL when absent or "" */
     char *roles;             /* comma-separated, duplicates removed */
     int64_t expiry_ms;       /* -1 when absent */
 } sts_new_token;
@@ -62,6 +62,7 @@ char *sts_json_token_created(const char *name, const char *token,
 char *sts_json_errors(const char *tracking_key, int64_t now_ms, int status,
                       const char *message);
 char *sts_json_expiry_error(const char *message);
-char *sts_json_server_info(const char *version, const char *commit);
+char *sts_json_server_info(int major, int minor, int patch,
+                           const char *platform_version, const char *commit);
 
 #endif

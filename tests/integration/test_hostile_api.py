@@ -159,7 +159,6 @@ BODIES = [
     ("role braces", b'{"name":"x","roles":["{r}"]}', {400}),
     ("description number", b'{"name":"x","roles":["r"],"description":5}', {400}),
     ("subject object", b'{"name":"x","roles":["r"],"dedicatedSubject":{}}', {400}),
-    ("subject empty", b'{"name":"x","roles":["r"],"dedicatedSubject":""}', {400}),
     ("duplicate name", b'{"name":"a","name":"b","roles":["r"]}', {400}),
     ("duplicate roles", b'{"name":"a","roles":["r"],"roles":["s"]}', {400}),
     ("duplicate expiry", b'{"name":"a","roles":["r"],"expiryDate":4102444800000,'

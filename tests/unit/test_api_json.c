@@ -215,8 +215,10 @@ static void test_encoders(void **state)
     assert_string_equal(
         s, "{\"_type\":\"ServiceTokenInvalidExpiryError\",\"message\":\"m\"}");
     free(s);
-    s = sts_json_server_info("1.2.3", "abc");
-    assert_non_null(strstr(s, "\"major\":1,\"minor\":2,\"patch\":3"));
+    s = sts_json_server_info(5, 2, 3, "0.1.0", "abc");
+    assert_non_null(strstr(s, "\"major\":5,\"minor\":2,\"patch\":3"));
+    assert_non_null(strstr(s, "\"commit\":\"abc\""));
+    assert_non_null(strstr(s, "\"platformVersion\":\"0.1.0\""));
     assert_non_null(strstr(s, "\"deploymentMode\":\"SelfHosted\""));
     assert_non_null(strstr(s, "\"applicationDomains\":[\"Observability\"]"));
     free(s);
@@ -299,8 +301,11 @@ static void test_boundaries(void **state)
              "\"%ss\"}",
              text);
     assert_bad(big, "'dedicatedSubject' is longer than 255");
-    assert_bad("{\"name\":\"a\",\"roles\":[\"r\"],\"dedicatedSubject\":\"\"}",
-               "'dedicatedSubject' must not be empty");
+    /* StackState's CLI sends "" for "no dedicated subject". */
+    assert_ok("{\"name\":\"a\",\"roles\":[\"r\"],\"dedicatedSubject\":\"\"}",
+              &t);
+    assert_null(t.dedicated_subject);
+    sts_new_token_free(&t);
     assert_bad("{\"name\":\"a\",\"roles\":[\"r\"],\"dedicatedSubject\":"
                "\"a\\tb\"}",
                "control characters");

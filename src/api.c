@@ -71,13 +71,10 @@ static int sts_send_json(request_rec *r, int status, char *json)
     return OK;
 }
 
-/* Answers an error as a GenericErrorsResponse and logs it with the same
- * tracking key. level is the log level of the refusal. */
-static int sts_send_error(request_rec *r, int status, int level,
-                          const char *message)
+/* A random trackingKey (16 hex digits) into key. */
+static void sts_tracking_key(char key[17])
 {
     unsigned char rnd[8];
-    char key[17];
     int i;
 
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
@@ -86,6 +83,16 @@ static int sts_send_error(request_rec *r, int status, int level,
     for (i = 0; i < 8; i++) {
         apr_snprintf(key + 2 * i, 3, "%02x", rnd[i]);
     }
+}
+
+/* Answers an error as a GenericErrorsResponse and logs it with the same
+ * tracking key. level is the log level of the refusal. */
+static int sts_send_error(request_rec *r, int status, int level,
+                          const char *message)
+{
+    char key[17];
+
+    sts_tracking_key(key);
     ap_log_rerror(APLOG_MARK, level, 0, r,
                   "token API %s %s -> %d: %s (trackingKey %s)", r->method,
                   r->uri, status, message, key);
@@ -551,11 +558,10 @@ static int sts_api_handler(request_rec *r)
     case STS_ROUTE_SERVER_INFO:
         if (r->method_number == M_GET) {
             return sts_send_json(r, HTTP_OK,
-                                 sts_json_server_info(
-                                     STS_API_VERSION_MAJOR,
-                                     STS_API_VERSION_MINOR,
-                                     STS_API_VERSION_PATCH, STS_VERSION,
-                                     STS_COMMIT));
+                                 sts_json_server_info(STS_API_VERSION_MAJOR,
+                                                      STS_API_VERSION_MINOR,
+                                                      STS_API_VERSION_PATCH,
+                                                      STS_VERSION, STS_COMMIT));
         }
         return sts_method_not_allowed(r, "GET, HEAD");
     case STS_ROUTE_NONE:
@@ -569,9 +575,137 @@ static int sts_api_handler(request_rec *r)
                                        ap_escape_uri(r->pool, r->uri)));
 }
 
-/* Registers the handler. */
+/* The message of an error httpd answers under the API (before or instead of
+ * the handler), saying what the caller can do about it. */
+static const char *sts_error_message(request_rec *r, int status)
+{
+    const char *why = apr_table_get(r->notes, STS_NOTE_REFUSAL);
+    const char *notes = apr_table_get(r->notes, "error-notes");
+    const char *uri = ap_escape_uri(r->pool, r->uri);
+
+    switch (status) {
+    case HTTP_UNAUTHORIZED:
+        if (r->user != NULL) {
+            break; /* authorization refused: as 403 */
+        }
+        if (why != NULL) {
+            return apr_psprintf(r->pool,
+                                "the service token was refused: %s. Check "
+                                "the token you sent, or ask an administrator "
+                                "for a new one",
+                                why);
+        }
+        return "no service token in the request: send it as 'X-API-Key: "
+               "<token>' or 'Authorization: ApiKey <token>'";
+    case HTTP_BAD_REQUEST:
+    case HTTP_SERVICE_UNAVAILABLE:
+        /* The module's own reasons (malformed credentials, database down)
+         * and core's for a bad request; as httpd's page shows them. */
+        if (notes != NULL) {
+            return notes;
+        }
+        break;
+    }
+    if (status == HTTP_FORBIDDEN || status == HTTP_UNAUTHORIZED) {
+        if (r->user != NULL) {
+            return apr_psprintf(r->pool,
+                                "'%s' is authenticated but not allowed to %s "
+                                "%s: it lacks a role this location requires "
+                                "(token management needs an administrator "
+                                "role)",
+                                r->user, r->method, uri);
+        }
+        return apr_psprintf(r->pool,
+                            "access to %s is denied by the server's "
+                            "configuration",
+                            uri);
+    }
+    return apr_psprintf(r->pool, "%s (%s %s)", ap_get_status_line(status) + 4,
+                        r->method, uri);
+}
+
+/* The JSON body of an error answered by httpd, prepared by
+ * sts_insert_error_filter. */
+typedef struct {
+    char *json; /* malloc'd GenericErrorsResponse */
+    int sent;
+} sts_error_ctx;
+
+static apr_status_t sts_error_ctx_free(void *data)
+{
+    sts_error_ctx *ctx = data;
+
+    free(ctx->json);
+    ctx->json = NULL;
+    return APR_SUCCESS;
+}
+
+/* Output filter of an error response under the API: replaces httpd's HTML
+ * page (or an ErrorDocument text) by the GenericErrorsResponse, as
+ * application/json. Headers such as WWW-Authenticate are left as they are. */
+static apr_status_t sts_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    sts_error_ctx *ctx = f->ctx;
+    request_rec *r = f->r;
+    apr_bucket *b = APR_BRIGADE_FIRST(bb);
+
+    if (!ctx->sent) {
+        ap_set_content_type(r, "application/json");
+        apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    }
+    while (b != APR_BRIGADE_SENTINEL(bb)) {
+        apr_bucket *next = APR_BUCKET_NEXT(b);
+
+        if (APR_BUCKET_IS_EOS(b)) {
+            if (!ctx->sent && !r->header_only && ctx->json != NULL) {
+                size_t n = strlen(ctx->json);
+
+                APR_BUCKET_INSERT_BEFORE(
+                    b, apr_bucket_transient_create(ctx->json, n,
+                                                   bb->bucket_alloc));
+                ap_set_content_length(r, (apr_off_t)n);
+            }
+            ctx->sent = 1;
+        } else if (!APR_BUCKET_IS_METADATA(b)) {
+            apr_bucket_delete(b); /* httpd's HTML page */
+        }
+        b = next;
+    }
+    return ap_pass_brigade(f->next, bb);
+}
+
+/* insert_error_filter hook: an error under a location served by the token
+ * API (an authentication or authorization refusal, a body too large) gets a
+ * JSON body like the API's own errors; elsewhere httpd's pages stay. */
+static void sts_insert_error_filter(request_rec *r)
+{
+    core_dir_config *c = ap_get_core_module_config(r->per_dir_config);
+    sts_error_ctx *ctx;
+    char key[17];
+
+    if (r->status < 400 || c == NULL || !sts_section_sets_handler(r, c)) {
+        return;
+    }
+    ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    sts_tracking_key(key);
+    ctx->json = sts_json_errors(key, sts_now_ms(), r->status,
+                                sts_error_message(r, r->status));
+    apr_pool_cleanup_register(r->pool, ctx, sts_error_ctx_free,
+                              apr_pool_cleanup_null);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "token API %s %s -> %d answered by httpd: JSON error body "
+                  "(trackingKey %s)",
+                  r->method, r->uri, r->status, key);
+    ap_add_output_filter("STS_TOKEN_API_ERROR", ctx, r, r->connection);
+}
+
+/* Registers the handler and the JSON error bodies. */
 void sts_api_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_handler(sts_api_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(sts_insert_error_filter, NULL, NULL,
+                                APR_HOOK_MIDDLE);
+    ap_register_output_filter("STS_TOKEN_API_ERROR", sts_error_filter, NULL,
+                              AP_FTYPE_CONTENT_SET);
 }

@@ -152,6 +152,7 @@ static void sts_challenge(request_rec *r, const char *error,
     if (description != NULL) {
         v = apr_pstrcat(r->pool, v, ", error_description=\"", description, "\"",
                         NULL);
+        apr_table_setn(r->notes, STS_NOTE_REFUSAL, description);
     }
     apr_table_setn(r->err_headers_out,
                    r->proxyreq == PROXYREQ_PROXY ? "Proxy-Authenticate"

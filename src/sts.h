@@ -17,6 +17,9 @@
 extern module AP_MODULE_DECLARE_DATA sts_token_module;
 
 #define STS_AUTH_TYPE "ServiceToken"
+/* r->notes key: why authentication refused a presented token, for the
+ * token API's JSON error body (never the secret). */
+#define STS_NOTE_REFUSAL "sts-token-refusal"
 
 /* Defaults of the server-wide directives. */
 #define STS_DEFAULT_CACHE_TTL 300

@@ -23,6 +23,7 @@ typedef struct {
 static const cli_value_flag value_flags[] = {
     {"url", 0, OFF(url), 0},
     {"service-token", 0, OFF(service_token), 0},
+    {"service-token-file", 0, OFF(service_token_file), 0},
     {"context", 0, OFF(context), 0},
     {"api-path", 0, OFF(api_path), 0},
     {"output", 'o', OFF(output), 0},

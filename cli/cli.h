@@ -8,12 +8,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Exit codes a script can rely on. */
+/* Exit codes a script can rely on: StackState's CLI's (checked by running
+ * it on the same command lines, tests/integration/test_stackstate_cli.py). */
 #define CLI_OK 0
-#define CLI_ECONFIG 1  /* configuration missing or unreadable */
-#define CLI_EUSAGE 2   /* bad command line */
-#define CLI_EREFUSED 3 /* the server refused the request (400/403/404/5xx) */
-#define CLI_ECONNECT 4 /* cannot connect, or authentication failed (401) */
+#define CLI_ECONFIG 1   /* configuration missing or unreadable */
+#define CLI_EUSAGE 3    /* bad command line (StackState uses 3, as refusals) */
+#define CLI_EREFUSED 3  /* the server refused the request (400/403/404/5xx) */
+#define CLI_ECONNECT 4  /* cannot connect, or authentication failed (401) */
+#define CLI_ENOTFOUND 8 /* no context with that name */
+#define CLI_EVERSION 10 /* the server's API version is not 5.x, >= 5.0.0 */
 
 #define CLI_MAX_ROLES 64
 #define CLI_MAX_ROLE_LEN 128
@@ -47,6 +50,7 @@ typedef struct {
     int help;
     /* global flags */
     const char *url, *service_token, *context, *api_path, *output, *config;
+    const char *service_token_file; /* a file holding the token, "-" stdin */
     const char *ca_cert_path;
     int no_color, skip_ssl;
     /* command flags */

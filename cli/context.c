@@ -83,7 +83,7 @@ static cli_context *pick_context(cli_run *run, int *rc)
     }
     c = cli_config_find(&run->cfg, name);
     if (c == NULL) {
-        *rc = cli_fail(&run->out, CLI_ECONFIG,
+        *rc = cli_fail(&run->out, CLI_ENOTFOUND,
                        "context '%s' not found in %s (see sts context list)",
                        name, run->config_path);
     }
@@ -342,16 +342,21 @@ static int ctx_set_delete(cli_run *run, int set)
     }
     c = cli_config_find(cfg, run->a.name);
     if (c == NULL) {
-        return cli_fail(&run->out, CLI_ECONFIG,
+        return cli_fail(&run->out, CLI_ENOTFOUND,
                         "context '%s' not found in %s (see sts context list)",
                         run->a.name, run->config_path);
+    }
+    if (!set && strcmp(cfg->current, c->name) == 0) {
+        /* As StackState's CLI: the current context is never left dangling. */
+        return cli_fail(&run->out, CLI_EUSAGE,
+                        "cannot delete the current context (%s): make "
+                        "another one current first (sts context set --name "
+                        "NAME)",
+                        c->name);
     }
     if (set) {
         snprintf(cfg->current, sizeof(cfg->current), "%s", c->name);
     } else {
-        if (strcmp(cfg->current, c->name) == 0) {
-            cfg->current[0] = '\0';
-        }
         cli_config_remove(cfg, c);
     }
     if (cli_config_save(run->config_path, cfg, err, sizeof(err)) != 0) {
@@ -379,7 +384,7 @@ int cli_cmd_context(cli_run *run)
     }
     if (run->a.help || sub == NULL) {
         fputs(help_context, stdout);
-        return run->a.help ? CLI_OK : CLI_EUSAGE;
+        return CLI_OK;
     }
     if (strcmp(sub, "save") == 0) {
         return ctx_save(run);

@@ -28,6 +28,8 @@ static const char help_root[] =
     "      --url URL              server URL (env STS_CLI_URL)\n"
     "      --service-token TOKEN  token to authenticate with (env "
     "STS_CLI_SERVICE_TOKEN)\n"
+    "      --service-token-file FILE  read the token from FILE's first line "
+    "(- for standard input): other local users can see command lines\n"
     "      --api-path PATH        API path on the server, default /api (env "
     "STS_CLI_API_PATH)\n"
     "      --context NAME         context from the config file (env "
@@ -43,8 +45,10 @@ static const char help_root[] =
     "Environment: STS_CLI_TIMEOUT seconds for a whole request (default 60), "
     "NO_COLOR.\n"
     "\n"
-    "Exit codes: 0 success, 1 configuration error, 2 bad usage, 3 the server "
-    "refused the request, 4 cannot connect or authentication failed.\n"
+    "Exit codes (StackState's CLI's): 0 success, 1 configuration error, 3 "
+    "bad usage or the server refused the request, 4 cannot connect or "
+    "authentication failed, 8 context not found, 10 incompatible server "
+    "version.\n"
     "\n"
     "Use \"sts [command] --help\" for more information about a command.\n";
 
@@ -57,7 +61,16 @@ int main(int argc, char **argv)
     int rc;
 
     run.lock_fd = -1;
-    if (cli_parse_args(argc - 1, argv + 1, &run.a, err, sizeof(err)) != 0) {
+    rc = cli_parse_args(argc - 1, argv + 1, &run.a, err, sizeof(err));
+    if (rc == 0) {
+        cli_out_init(&run.out,
+                     run.a.output && strcmp(run.a.output, "json") == 0,
+                     run.a.no_color);
+        rc = cli_take_token(&run);
+        if (rc != CLI_OK) {
+            return rc;
+        }
+    } else {
         cli_out_init(&run.out, 0, 1);
         for (rc = 1; rc < argc; rc++) {
             if ((strcmp(argv[rc], "json") == 0 && rc > 1 &&
@@ -70,8 +83,6 @@ int main(int argc, char **argv)
         }
         return cli_fail(&run.out, CLI_EUSAGE, "%s (see sts --help)", err);
     }
-    cli_out_init(&run.out, run.a.output && strcmp(run.a.output, "json") == 0,
-                 run.a.no_color);
     if (run.a.config) {
         snprintf(run.config_path, sizeof(run.config_path), "%s", run.a.config);
     } else if (cli_config_path(run.config_path, sizeof(run.config_path)) != 0) {

@@ -15,6 +15,95 @@
 
 #include <jansson.h>
 
+/* Reads the token file (bounded): its first line, without the line end and
+ * surrounding blanks. NULL with err set when it cannot. */
+static char *read_token_file(const char *path, char *err, size_t errlen)
+{
+    char buf[CLI_MAX_TOKEN + 3];
+    size_t n = 0;
+    ssize_t got;
+    char *start, *end, *out = NULL;
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO
+                                    : open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "--service-token-file '%s': %s", path,
+                 strerror(errno));
+        return NULL;
+    }
+    /* Up to the first line end, at most two bytes past the longest token. */
+    while (n < sizeof(buf) - 1 && memchr(buf, '\n', n) == NULL) {
+        got = read(fd, buf + n, sizeof(buf) - 1 - n);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            snprintf(err, errlen, "--service-token-file '%s': %s", path,
+                     strerror(errno));
+            goto done;
+        }
+        if (got == 0) {
+            break;
+        }
+        n += (size_t)got;
+    }
+    buf[n] = '\0';
+    start = buf + strspn(buf, " \t");
+    end = start + strcspn(start, "\r\n");
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+    *end = '\0';
+    if (*start == '\0' || (size_t)(end - start) > CLI_MAX_TOKEN) {
+        snprintf(err, errlen,
+                 "--service-token-file '%s': the first line must hold the "
+                 "token (1 to %d characters)",
+                 path, CLI_MAX_TOKEN);
+        goto done;
+    }
+    out = strdup(start);
+    if (out == NULL) {
+        snprintf(err, errlen, "out of memory");
+    }
+done:
+    if (fd != STDIN_FILENO) {
+        close(fd);
+    }
+    explicit_bzero(buf, sizeof(buf));
+    return out;
+}
+
+int cli_take_token(cli_run *run)
+{
+    char err[1024], *copy;
+
+    if (run->a.service_token != NULL) {
+        copy = strdup(run->a.service_token);
+        /* The value is argv memory: overwrite it in place. What ps and
+         * /proc/PID/cmdline show from now on is "x...x" (before this line
+         * runs, the kernel shows the original: no program can avoid that). */
+        memset((char *)run->a.service_token, 'x', strlen(run->a.service_token));
+        if (copy == NULL) {
+            return cli_fail(&run->out, CLI_ECONFIG, "out of memory");
+        }
+        run->a.service_token = copy;
+        if (run->a.service_token_file != NULL) {
+            return cli_fail(&run->out, CLI_EUSAGE,
+                            "give --service-token or --service-token-file, "
+                            "not both");
+        }
+        return CLI_OK;
+    }
+    if (run->a.service_token_file != NULL) {
+        copy = read_token_file(run->a.service_token_file, err, sizeof(err));
+        if (copy == NULL) {
+            return cli_fail(&run->out, CLI_ECONFIG, "%s", err);
+        }
+        run->a.service_token = copy;
+    }
+    return CLI_OK;
+}
+
 /* Reads a flag, else an environment variable, else NULL. */
 const char *cli_flag_or_env(const char *flag, const char *env)
 {
@@ -180,7 +269,7 @@ int cli_resolve_target(cli_run *run, cli_target *t)
         if (name) {
             c = cli_config_find(&run->cfg, name);
             if (c == NULL) {
-                return cli_fail(&run->out, CLI_ECONFIG,
+                return cli_fail(&run->out, CLI_ENOTFOUND,
                                 "context '%s' not found in %s (see sts "
                                 "context list)",
                                 name, run->config_path);

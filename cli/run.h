@@ -20,6 +20,13 @@ typedef struct {
     int lock_fd; /* the config's lock while a command changes it, or -1 */
 } cli_run;
 
+/* Takes the token out of the command line: a --service-token value is
+ * copied and overwritten in argv (other local users read argv in
+ * /proc/PID/cmdline); --service-token-file FILE ("-": standard input) is
+ * read, its first line being the token. Either way run->a.service_token
+ * then points to a private copy. CLI_OK, or a printed error. */
+int cli_take_token(cli_run *run);
+
 /* The flag, else the environment variable when set and not empty. */
 const char *cli_flag_or_env(const char *flag, const char *env);
 
@@ -31,7 +38,7 @@ int cli_load_config(cli_run *run);
  * exit, waiting at most 10 s), so that concurrent changes are not lost. */
 int cli_load_config_for_write(cli_run *run);
 
-/* Refuses (exit 2) positional arguments and command flags outside
+/* Refuses (CLI_EUSAGE) positional arguments and command flags outside
  * allowed (CLI_F_*), naming the first one. */
 int cli_reject_extra(cli_run *run, const char *cmd, int max_positional,
                      unsigned allowed);

@@ -224,8 +224,11 @@ static char *roles_cell(json_t *roles)
 /* The list as text: StackState's table, or "No service tokens found.". */
 char *cli_tokens_table(json_t *sorted)
 {
-    const char *headers[] = {"ID", "NAME", "EXPIRATION", "ROLES"};
-    size_t i, n = json_array_size(sorted);
+    /* StackState's columns; "-" for no dedicated subject, as it shows. */
+    const char *headers[] = {"ID", "NAME", "EXPIRATION", "ROLES",
+                             "DEDICATED_SUBJECT"};
+    const size_t nc = sizeof(headers) / sizeof(headers[0]);
+    size_t i, k, n = json_array_size(sorted);
     char **cells;
     char *table;
     int ok = 1;
@@ -233,7 +236,7 @@ char *cli_tokens_table(json_t *sorted)
     if (n == 0) {
         return strdup("No service tokens found.\n");
     }
-    cells = calloc(n * 4, sizeof(*cells));
+    cells = calloc(n * nc, sizeof(*cells));
     if (cells == NULL) {
         return NULL;
     }
@@ -241,24 +244,29 @@ char *cli_tokens_table(json_t *sorted)
         json_t *t = json_array_get(sorted, i);
         json_t *e = json_object_get(t, "expiration");
         const char *name = json_string_value(json_object_get(t, "name"));
+        const char *subject =
+            json_string_value(json_object_get(t, "dedicatedSubject"));
         char date[11] = "", idbuf[32];
+        char **row = cells + i * nc;
 
         if (json_is_integer(e)) {
             cli_format_date(json_integer_value(e), date);
         }
         snprintf(idbuf, sizeof(idbuf), "%lld",
                  (long long)json_integer_value(json_object_get(t, "id")));
-        cells[i * 4] = strdup(idbuf);
-        cells[i * 4 + 1] = cli_printable(name ? name : "");
-        cells[i * 4 + 2] = strdup(date);
-        cells[i * 4 + 3] = roles_cell(json_object_get(t, "roles"));
-        ok = cells[i * 4] && cells[i * 4 + 1] && cells[i * 4 + 2] &&
-             cells[i * 4 + 3];
+        row[0] = strdup(idbuf);
+        row[1] = cli_printable(name ? name : "");
+        row[2] = strdup(date);
+        row[3] = roles_cell(json_object_get(t, "roles"));
+        row[4] = cli_printable(subject && *subject ? subject : "-");
+        for (k = 0; k < nc; k++) {
+            ok = ok && row[k] != NULL;
+        }
     }
-    table =
-        ok ? cli_format_table(headers, 4, (const char *const *)cells, (int)n)
-           : NULL;
-    for (i = 0; i < n * 4; i++) {
+    table = ok ? cli_format_table(headers, (int)nc, (const char *const *)cells,
+                                  (int)n)
+               : NULL;
+    for (i = 0; i < n * nc; i++) {
         free(cells[i]);
     }
     free(cells);

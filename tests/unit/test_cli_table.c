@@ -76,12 +76,13 @@ static void test_printable(void **state)
 }
 
 /* The list: sorted by name then id, dates in UTC, roles as Go prints a
- * []string, names made safe. */
+ * []string, names made safe, StackState's DEDICATED_SUBJECT column ("-"
+ * when none). */
 static void test_tokens_table(void **state)
 {
     json_t *list = json_loads(
         "[{\"id\": 9, \"name\": \"b\", \"roles\": [\"r1\", \"r2\"],"
-        "  \"lastUpdateTimestamp\": 1},"
+        "  \"dedicatedSubject\": \"svc\", \"lastUpdateTimestamp\": 1},"
         " {\"id\": 3, \"name\": \"b\", \"roles\": [\"x\"],"
         "  \"expiration\": 1799971200000, \"lastUpdateTimestamp\": 1},"
         " {\"id\": 107484341630693, \"name\": \"a\\u001b[2J\","
@@ -98,10 +99,14 @@ static void test_tokens_table(void **state)
         json_integer_value(json_object_get(json_array_get(sorted, 1), "id")),
         3);
     t = cli_tokens_table(sorted);
-    assert_string_equal(t, "ID              | NAME  | EXPIRATION | ROLES\n"
-                           "107484341630693 | a?[2J |            | []\n"
-                           "3               | b     | 2027-01-15 | [x]\n"
-                           "9               | b     |            | [r1 r2]\n");
+    assert_string_equal(t, "ID              | NAME  | EXPIRATION | ROLES   | "
+                           "DEDICATED_SUBJECT\n"
+                           "107484341630693 | a?[2J |            | []      | "
+                           "-\n"
+                           "3               | b     | 2027-01-15 | [x]     | "
+                           "-\n"
+                           "9               | b     |            | [r1 r2] | "
+                           "svc\n");
     free(t);
     empty = json_array();
     t = cli_tokens_table(empty);

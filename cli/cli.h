@@ -112,7 +112,8 @@ typedef struct {
     char url[CLI_MAX_URL + 1];
     char service_token[CLI_MAX_TOKEN + 1];
     char api_path[CLI_MAX_API_PATH + 1];
-    int skip_ssl;         /* skip-ssl: true */
+    char admin_api_path[CLI_MAX_API_PATH + 1]; /* shown only */
+    int skip_ssl;                              /* skip-ssl: true */
     int has_api_token;    /* api-token or service-bearer set (not ours) */
     char *ca_cert_base64; /* ca-cert-base64-data (malloc'd) or NULL */
 } cli_context;

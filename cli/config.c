@@ -120,6 +120,7 @@ static int cli_read_context(yaml_document_t *doc, yaml_node_t *m,
         {"url", c->url, sizeof(c->url)},
         {"service-token", c->service_token, sizeof(c->service_token)},
         {"api-path", c->api_path, sizeof(c->api_path)},
+        {"admin-api-path", c->admin_api_path, sizeof(c->admin_api_path)},
     };
     yaml_node_t *v;
     size_t i;

@@ -56,12 +56,19 @@ static const char *api_of(const cli_context *c)
     return c->api_path[0] ? c->api_path : CLI_DEFAULT_API_PATH;
 }
 
-/* A context as JSON, without its token. */
-static json_t *context_json(const cli_context *c, const cli_config *cfg)
+/* A context's settings as StackState's CLI prints them in JSON, without
+ * the token: no command ever prints a secret it was given. */
+static json_t *context_json(const cli_context *c)
 {
-    return json_pack("{sssssssbsb}", "name", c->name, "url", c->url, "api-path",
-                     api_of(c), "skip-ssl", c->skip_ssl, "current",
-                     strcmp(c->name, cfg->current) == 0);
+    json_t *o =
+        json_pack("{sssssssb}", "url", c->url, "api-path", api_of(c),
+                  "admin-api-path", c->admin_api_path, "skip-ssl", c->skip_ssl);
+
+    if (o != NULL && c->ca_cert_base64 != NULL) {
+        json_object_set_new(o, "ca-cert-base64-data",
+                            json_string(c->ca_cert_base64));
+    }
+    return o;
 }
 
 /* The context named by --name (or --context, STS_CLI_CONTEXT), else the
@@ -177,7 +184,7 @@ static int ctx_save(cli_run *run)
         t.skip_ssl = run->a.skip_ssl;
         t.ca_cert_path = run->a.ca_cert_path;
         rc = cli_timeout(run, &t);
-        rc = rc == CLI_OK ? cli_validate_server(run, &t) : rc;
+        rc = rc == CLI_OK ? cli_validate_server(run, &t, NULL) : rc;
         if (rc != CLI_OK) {
             free(ca);
             return rc;
@@ -213,7 +220,7 @@ static int ctx_save(cli_run *run)
     }
     if (run->out.json) {
         cli_print_json(json_pack("{ssso}", "current-context", c->name,
-                                 "context", context_json(c, cfg)));
+                                 "context", context_json(c)));
     } else {
         cli_success(&run->out, "Context saved: %s (%s, %s)", c->name, c->url,
                     run->a.skip_validate ? "not validated" : "validated");
@@ -232,7 +239,9 @@ static int ctx_list(cli_run *run)
         json_t *a = json_array();
 
         for (i = 0; i < cfg->ncontexts; i++) {
-            json_array_append_new(a, context_json(&cfg->contexts[i], cfg));
+            c = &cfg->contexts[i];
+            json_array_append_new(a, json_pack("{ssso}", "name", c->name,
+                                               "context", context_json(c)));
         }
         cli_print_json(json_pack("{so}", "contexts", a));
     } else if (cfg->ncontexts == 0) {
@@ -281,6 +290,7 @@ static int ctx_show_validate(cli_run *run, int validate)
     if (validate) {
         cli_target t;
         char err[512];
+        json_t *info = NULL;
 
         /* This context's own settings (not flags or STS_CLI_*). */
         memset(&t, 0, sizeof(t));
@@ -299,20 +309,21 @@ static int ctx_show_validate(cli_run *run, int validate)
         rc = cli_check_ca_flag(run);
         rc = rc == CLI_OK ? cli_timeout(run, &t) : rc;
         if (rc == CLI_OK) {
-            rc = cli_validate_server(run, &t);
+            rc = cli_validate_server(run, &t, &info);
         }
         if (rc == CLI_OK && run->out.json) {
-            cli_print_json(json_pack("{ssss}", "validated-context", c->name,
-                                     "url", t.url));
+            cli_print_json(json_pack("{sssosb}", "context", c->name,
+                                     "server-info", info, "connected", 1));
         } else if (rc == CLI_OK) {
+            json_decref(info);
             cli_success(&run->out, "Context %s is valid: %s answers", c->name,
                         t.url);
         }
         return rc;
     }
     if (run->out.json) {
-        cli_print_json(
-            json_pack("{so}", "context", context_json(c, &run->cfg)));
+        cli_print_json(json_pack("{soss}", "current-context", context_json(c),
+                                 "name", c->name));
         return CLI_OK;
     }
     name = cli_printable(c->name);
@@ -363,8 +374,9 @@ static int ctx_set_delete(cli_run *run, int set)
         return cli_fail(&run->out, CLI_ECONFIG, "%s", err);
     }
     if (run->out.json) {
+        /* StackState's keys, its space included. */
         cli_print_json(json_pack(
-            "{ss}", set ? "current-context" : "deleted-context", run->a.name));
+            "{ss}", set ? "current-context" : "deleted context", run->a.name));
     } else {
         cli_success(&run->out, "Context %s: %s", set ? "set" : "deleted",
                     run->a.name);

@@ -418,10 +418,10 @@ int cli_request(cli_run *run, const cli_target *t, const char *method,
 }
 
 /* GET server/info: 0 when the server answers as a StackState API. */
-int cli_validate_server(cli_run *run, const cli_target *t)
+int cli_validate_server(cli_run *run, const cli_target *t, json_t **info_out)
 {
     cli_response resp;
-    json_t *info;
+    json_t *info = NULL;
     int rc = cli_request(run, t, "GET", "/server/info", NULL, &resp);
 
     if (rc == CLI_OK) {
@@ -435,8 +435,50 @@ int cli_validate_server(cli_run *run, const cli_target *t)
                           "path right? (--api-path)",
                           url);
         }
-        json_decref(info);
     }
     free(resp.body);
+    if (rc == CLI_OK && info_out != NULL) {
+        *info_out = info;
+    } else {
+        json_decref(info);
+    }
+    return rc;
+}
+
+/* The lowest API version StackState's CLI (v3) accepts: its major, and
+ * 5.0.0 itself. */
+#define CLI_MIN_API_MAJOR 5
+
+int cli_connect(cli_run *run, const cli_target *t)
+{
+    json_t *info = NULL, *v;
+    json_int_t major, minor, patch;
+    const char *diff, *commit;
+    int rc = cli_validate_server(run, t, &info), pre;
+
+    if (rc != CLI_OK) {
+        return rc;
+    }
+    v = json_object_get(info, "version");
+    major = json_integer_value(json_object_get(v, "major"));
+    minor = json_integer_value(json_object_get(v, "minor"));
+    patch = json_integer_value(json_object_get(v, "patch"));
+    diff = json_string_value(json_object_get(v, "diff"));
+    commit = json_string_value(json_object_get(v, "commit"));
+    /* StackState's CLI reads "M.m.p[+diff][-commit][-dev]" as semver: after
+     * a "+diff" the rest is build metadata, else a commit or isDev makes a
+     * pre-release, which sorts below M.m.p. */
+    pre = !(diff && *diff) &&
+          ((commit && *commit) || json_is_true(json_object_get(v, "isDev")));
+    if (major != CLI_MIN_API_MAJOR || minor < 0 || patch < 0 ||
+        (minor == 0 && patch == 0 && pre)) {
+        rc = cli_fail(&run->out, CLI_EVERSION,
+                      "incompatible API version: the server implements "
+                      "%lld.%lld.%lld%s, sts needs a 5.x version from 5.0.0 "
+                      "(as StackState's CLI)",
+                      (long long)major, (long long)minor, (long long)patch,
+                      pre ? " (a pre-release)" : "");
+    }
+    json_decref(info);
     return rc;
 }

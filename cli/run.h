@@ -60,8 +60,14 @@ int cli_request(cli_run *run, const cli_target *t, const char *method,
 /* Sets t->timeout from STS_CLI_TIMEOUT; CLI_ECONFIG when it is invalid. */
 int cli_timeout(cli_run *run, cli_target *t);
 
-/* GET {api}/server/info: CLI_OK when the server answers as this API. */
-int cli_validate_server(cli_run *run, const cli_target *t);
+/* GET {api}/server/info: CLI_OK when the server answers as this API;
+ * *info (when info is not NULL) receives the ServerInfo (json_decref it). */
+int cli_validate_server(cli_run *run, const cli_target *t, json_t **info);
+
+/* What StackState's CLI does before every service-token command: GET
+ * server/info, then CLI_EVERSION unless the API version is 5.x and at
+ * least 5.0.0 (compared as it does, the commit making a pre-release). */
+int cli_connect(cli_run *run, const cli_target *t);
 
 /* The command groups. */
 int cli_cmd_service_token(cli_run *run);

@@ -293,6 +293,7 @@ static int cmd_create(cli_run *run)
                         "%s (see sts service-token create --help)", err);
     }
     rc = cli_resolve_target(run, &t);
+    rc = rc == CLI_OK ? cli_connect(run, &t) : rc;
     if (rc != CLI_OK) {
         free(text);
         return rc;
@@ -339,7 +340,8 @@ static int cmd_list(cli_run *run)
     int rc;
 
     rc = cli_reject_extra(run, "service-token list", 0, 0);
-    if (rc != CLI_OK || (rc = cli_resolve_target(run, &t)) != CLI_OK) {
+    if (rc != CLI_OK || (rc = cli_resolve_target(run, &t)) != CLI_OK ||
+        (rc = cli_connect(run, &t)) != CLI_OK) {
         return rc;
     }
     rc = cli_request(run, &t, "GET", "/security/tokens", NULL, &resp);
@@ -398,6 +400,7 @@ static int cmd_delete(cli_run *run)
                         id, (long long)STS_TOKEN_ID_MAX);
     }
     rc = cli_resolve_target(run, &t);
+    rc = rc == CLI_OK ? cli_connect(run, &t) : rc;
     if (rc != CLI_OK) {
         return rc;
     }

@@ -149,7 +149,8 @@ def test_no_config_is_exit_1(home):
     assert "no server configured" in err and err.startswith("[ERROR] ")
 
 
-def test_usage_errors_are_exit_2(home):
+def test_usage_errors_are_exit_3(home):
+    """Exit 3, as StackState's CLI (test_stackstate_cli.py runs both)."""
     for args in (["service-token", "create", "--roles", "r"],
                  ["service-token", "create", "--name", "n"],
                  ["service-token", "create", "--name", "n", "--roles", "r",
@@ -167,7 +168,7 @@ def test_usage_errors_are_exit_2(home):
                  ["service-token", "list", "-o", "yaml"],
                  ["nonsense"]):
         rc, out, err = sts(home, *args)
-        assert rc == 2, (args, out, err)
+        assert rc == 3, (args, out, err)
         assert err.startswith("[ERROR] "), err
 
 
@@ -199,7 +200,8 @@ def test_create_list_delete(home, srv, bootstrap):
     rc, out, err = sts(home, "service-token", "list")
     assert rc == 0, err
     lines = out.splitlines()
-    assert re.fullmatch(r"ID +\| NAME +\| EXPIRATION \| ROLES", lines[0]), lines[0]
+    assert re.fullmatch(r"ID +\| NAME +\| EXPIRATION \| ROLES +\| DEDICATED_SUBJECT",
+                        lines[0]), lines[0]
     seps = {tuple(m.start() for m in re.finditer(r" \| ", l)) for l in lines}
     assert len(seps) == 1, out  # columns aligned
     rows = [[c.strip() for c in l.split(" | ")] for l in lines[1:]]
@@ -207,6 +209,7 @@ def test_create_list_delete(home, srv, bootstrap):
     assert names == sorted(names)
     mine = [r for r in rows if r[1] == "my-service-token"][0]
     assert mine[2] == "" and mine[3] == "[stackstate-k8s-troubleshooter]"
+    assert mine[4] == "-"
     first = [r for r in rows if r[1] == "aaa-first"][0]
     assert first[2] == "2099-01-15" and first[3] == "[a b c]"
 
@@ -238,7 +241,7 @@ def test_json_output(home, srv, bootstrap):
     e = json.loads(err)
     assert e["error"] is True and "no service token" in e["error-message"]
     rc, out, err = sts(home, "service-token", "delete", "x", "-o", "json")
-    assert rc == 2 and json.loads(err)["error"] is True
+    assert rc == 3 and json.loads(err)["error"] is True
 
 
 def test_empty_list(home, srv, pg, bootstrap):
@@ -259,7 +262,8 @@ def test_connection_errors(home, srv, bootstrap, pg):
     port = free_port()
     env = {"STS_CLI_URL": f"http://127.0.0.1:{port}", "STS_CLI_SERVICE_TOKEN": "secret-xyz-123"}
     rc, out, err = sts(home, "service-token", "list", env=env)
-    assert rc == 4 and f"http://127.0.0.1:{port}/api/security/tokens" in err
+    # As StackState's CLI, every service-token command reads server/info first.
+    assert rc == 4 and f"http://127.0.0.1:{port}/api/server/info" in err
     assert "secret-xyz-123" not in err
     # A bad token: authentication failed, exit 4, the token is not echoed.
     bad = "svctok-" + "0" * 39
@@ -280,7 +284,7 @@ def test_connection_errors(home, srv, bootstrap, pg):
         assert str(bootstrap) not in err
     rc, out, err = sts(home, "service-token", "list", "--ca-cert-path",
                        "/nonexistent/ca.pem", env=env)
-    assert rc == 2 and "/nonexistent/ca.pem" in err, err
+    assert rc == 3 and "/nonexistent/ca.pem" in err, err
 
 
 def test_env_overrides_and_contexts(home, srv, bootstrap):
@@ -297,7 +301,7 @@ def test_env_overrides_and_contexts(home, srv, bootstrap):
     assert sts(home, "service-token", "list")[0] == 4
     assert sts(home, "service-token", "list", "--context", "one")[0] == 0
     assert sts(home, "service-token", "list", env={"STS_CLI_CONTEXT": "one"})[0] == 0
-    assert sts(home, "service-token", "list", "--context", "nope")[0] == 1
+    assert sts(home, "service-token", "list", "--context", "nope")[0] == 8
     # --url/--service-token flags win over the context.
     assert sts(home, "service-token", "list", "--url", srv.url(""),
                "--service-token", str(bootstrap))[0] == 0
@@ -306,15 +310,17 @@ def test_env_overrides_and_contexts(home, srv, bootstrap):
     rc, out, _ = sts(home, "context", "show", "--name", "one")
     assert rc == 0 and "url: " + srv.url("") in out and str(bootstrap) not in out
     rc, out, _ = sts(home, "context", "show", "-o", "json")
-    assert json.loads(out)["context"]["name"] == "broken" and "x" not in json.loads(out)["context"].values()
+    shown = json.loads(out)
+    assert shown["name"] == "broken" and "x" not in shown["current-context"].values()
     assert sts(home, "context", "validate")[0] == 4
     assert sts(home, "context", "validate", "--name", "one")[0] == 0
     assert sts(home, "context", "set", "--name", "one")[0] == 0
     assert yaml.safe_load(open(config_file(home)))["current-context"] == "one"
+    assert sts(home, "context", "delete", "--name", "one")[0] == 3  # current
     assert sts(home, "context", "delete", "--name", "broken")[0] == 0
     assert [c["name"] for c in yaml.safe_load(open(config_file(home)))["contexts"]] == ["one"]
-    assert sts(home, "context", "delete", "--name", "broken")[0] == 1
-    assert sts(home, "context", "set")[0] == 2
+    assert sts(home, "context", "delete", "--name", "broken")[0] == 8
+    assert sts(home, "context", "set")[0] == 3
 
 
 def test_context_save_validates(home, srv):
@@ -358,7 +364,7 @@ def test_root_help_and_version(home):
     rc, out, _ = sts(home, "version", "-o", "json")
     assert rc == 0 and re.fullmatch(r"\d+\.\d+\.\d+", json.loads(out)["version"])
     rc, out, err = sts(home, "version", "extra")
-    assert rc == 2 and "takes no arguments" in err
+    assert rc == 3 and "takes no arguments" in err
     rc, out, _ = sts(home, "context", "--help")
     assert rc == 0 and "save" in out and "--skip-validate" in out
 
@@ -393,7 +399,7 @@ def test_more_usage_errors(home):
     ]
     for args, msg in cases:
         rc, out, err = sts(home, *args)
-        assert rc == 2 and msg in err and out == "", (args, err)
+        assert rc == 3 and msg in err and out == "", (args, err)
         assert "pasted-secret" not in err and "X-Injected" not in err
 
 
@@ -434,9 +440,10 @@ def test_json_shapes(home, srv, bootstrap):
     rc, out, err = sts(home, "context", "save", "--name", "j", "--url", srv.url(""),
                        "--service-token", str(bootstrap), "-o", "json")
     assert rc == 0, err
-    assert json.loads(out) == {"current-context": "j", "context": {
-        "name": "j", "url": srv.url(""), "api-path": "/api", "skip-ssl": False,
-        "current": True}}
+    # StackState's shapes, without the token.
+    ctx = {"url": srv.url(""), "api-path": "/api", "admin-api-path": "",
+           "skip-ssl": False}
+    assert json.loads(out) == {"current-context": "j", "context": ctx}
     rc, out, err = sts(home, "service-token", "create", "--name", "json-exp",
                        "--roles", "r", "--expiration", "2099-01-15", "-o", "json")
     assert rc == 0, err
@@ -451,13 +458,16 @@ def test_json_shapes(home, srv, bootstrap):
         (t["name"], t["id"]) for t in tokens)
     assert all("token" not in t for t in tokens)
     rc, out, _ = sts(home, "context", "list", "-o", "json")
-    assert json.loads(out) == {"contexts": [{
-        "name": "j", "url": srv.url(""), "api-path": "/api", "skip-ssl": False,
-        "current": True}]}
+    assert json.loads(out) == {"contexts": [{"name": "j", "context": ctx}]}
+    rc, out, _ = sts(home, "context", "show", "-o", "json")
+    assert json.loads(out) == {"current-context": ctx, "name": "j"}
     rc, out, err = sts(home, "context", "validate", "-o", "json")
-    assert rc == 0 and json.loads(out) == {"validated-context": "j", "url": srv.url("")}
+    shown = json.loads(out)
+    assert rc == 0 and set(shown) == {"context", "server-info", "connected"}
+    assert shown["context"] == "j" and shown["connected"] is True
+    assert shown["server-info"]["version"]["major"] == 5
     rc, out, err = sts(home, "service-token", "list", "--bogus", "-o", "json")
-    assert rc == 2 and out == "" and json.loads(err) == {
+    assert rc == 3 and out == "" and json.loads(err) == {
         "error": True, "error-message": "unknown flag --bogus (see sts --help)"}
     assert err.startswith('{\n  "error": true,\n')
 
@@ -596,7 +606,7 @@ def test_https(home, tls, bootstrap):
     # connection errors naming the URL.
     rc, out, err = sts(home, "service-token", "list", "--context", "tls", "--url",
                        "https://127.0.0.1:%d" % tls.port)
-    assert rc == 4 and "https://127.0.0.1:%d/api/security/tokens" % tls.port in err
+    assert rc == 4 and "https://127.0.0.1:%d/api/server/info" % tls.port in err
 
 
 def _static(srv, path, data):
@@ -618,6 +628,9 @@ def test_odd_answers(home, srv, bootstrap):
     httpd serves below another path) are refused clearly, bounded, and
     their text cannot drive the terminal."""
     base = ["--url", srv.url(""), "--service-token", str(bootstrap)]
+    info = srv.get("/api/server/info", {"X-API-Key": str(bootstrap)}).body
+    for d in ("/big", "/obj", "/esc"):  # read before every service-token command
+        _static(srv, d + "/server/info", info)
     _static(srv, "/big/security/tokens", b"[" + b" " * (16 * 1024 * 1024) + b"]")
     rc, out, err = sts(home, "service-token", "list", *base, "--api-path", "/big")
     assert rc == 4 and "larger than 16 MiB" in err, err
@@ -660,7 +673,7 @@ def test_timeouts(home):
         t0 = time.monotonic()
         rc, out, err = sts(home, "service-token", "list", env=env)
         took = time.monotonic() - t0
-    assert rc == 4 and url + "/api/security/tokens" in err and "timed out" in err, err
+    assert rc == 4 and url + "/api/server/info" in err and "timed out" in err, err
     assert 1.5 < took < 10, took
     for bad in ("0", "-1", "x", "3601", "2s"):
         env["STS_CLI_TIMEOUT"] = bad

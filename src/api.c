@@ -582,11 +582,18 @@ static const char *sts_error_message(request_rec *r, int status)
     const char *why = apr_table_get(r->notes, STS_NOTE_REFUSAL);
     const char *notes = apr_table_get(r->notes, "error-notes");
     const char *uri = ap_escape_uri(r->pool, r->uri);
+    const char *type = ap_auth_type(r);
 
     switch (status) {
     case HTTP_UNAUTHORIZED:
         if (r->user != NULL) {
             break; /* authorization refused: as 403 */
+        }
+        if (type == NULL || ap_cstr_casecmp(type, STS_AUTH_TYPE) != 0) {
+            return apr_psprintf(r->pool,
+                                "authentication required (AuthType %s): the "
+                                "credentials were missing or refused",
+                                type ? type : "none");
         }
         if (why != NULL) {
             return apr_psprintf(r->pool,
@@ -651,6 +658,7 @@ static apr_status_t sts_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 
     if (!ctx->sent) {
         ap_set_content_type(r, "application/json");
+        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
         apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     }
     while (b != APR_BRIGADE_SENTINEL(bb)) {

@@ -6,9 +6,12 @@ import json
 import os
 import time
 
+import re
+
 import pytest
 
 import openapi_check as oa
+from conftest import BUILD, ROOT
 
 EXTRA = r"""
 LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so
@@ -274,6 +277,85 @@ def test_server_info(api, admin, spec):
     assert info["deploymentMode"] == "SelfHosted"
     assert info["applicationDomains"] == ["Observability"]
     assert info["platformVersion"].count(".") == 2
+    # StackState's API version (its CLI needs 5.x, >= 5.0.0 with the commit
+    # as a pre-release), the module's own version, the build's commit.
+    v = info["version"]
+    assert (v["major"], v["minor"], v["patch"], v["diff"], v["isDev"]) == (
+        5, 1, 0, "", False)
+    version_h = open(os.path.join(ROOT, "src", "version.h")).read()
+    assert f'#define STS_VERSION "{info["platformVersion"]}"' in version_h
+    assert re.fullmatch(r"[0-9a-f]{7,64}|unknown", v["commit"]), v
+    built = os.path.join(BUILD, "commit.txt")
+    if not os.environ.get("STS_MODULE") and os.path.exists(built):
+        assert v["commit"] == open(built).read().strip()
+
+
+def test_server_info_for_any_valid_token(api, spec, pg):
+    """The shipped /api: any valid token reads server/info (StackState's CLI
+    saves and validates a context with it); token CRUD stays admin-only."""
+    reader = pg.mint("info-reader", ["reader"])
+    r = api.get("/api/server/info", {"X-API-Key": reader.token})
+    assert r.status == 200 and r.json()["version"]["major"] == 5
+    r = api.get("/api/security/tokens", {"X-API-Key": reader.token})
+    assert_error(spec, r, 403, "'info-reader' is authenticated but not allowed")
+    assert api.get("/api/server/info").status == 401
+
+
+def test_empty_dedicated_subject_means_none(api, admin, spec, pg):
+    """StackState's CLI always sends dedicatedSubject, "" without the flag."""
+    create(api, admin, spec, name="no-subject", dedicatedSubject="")
+    (t,) = by_name(listed(api, admin, spec), "no-subject")
+    assert "dedicatedSubject" not in t
+    assert pg.sql("SELECT dedicated_subject IS NULL FROM sts_tokens WHERE "
+                  f"id = {t['id']}") == [("t",)]
+
+
+def test_auth_refusals_are_json(api, spec, pg):
+    """Refusals of the auth phase under the API carry a GenericErrorsResponse
+    saying why (StackState's CLI shows only JSON bodies), keep the
+    challenge; elsewhere httpd's own pages stay."""
+    expired = pg.mint("json-expired", ["stackstate-admin"], expiration_ms=1000)
+    reader = pg.mint("json-reader", ["reader"])
+    cases = [
+        ({}, 401, "no service token in the request: send it as 'X-API-Key"),
+        ({"X-API-Key": "svctok-" + "0" * 39}, 401,
+         "the service token was refused: token checksum does not match"),
+        ({"X-API-Key": expired.token}, 401,
+         "the service token was refused: token expired"),
+        ({"X-API-Key": "a", "Authorization": "ApiKey b"}, 400,
+         "Malformed service token: Authorization and X-API-Key carry"),
+        ({"X-API-Key": reader.token}, 403,
+         "'json-reader' is authenticated but not allowed to GET "
+         "/api/security/tokens"),
+    ]
+    for headers, status, words in cases:
+        r = api.get("/api/security/tokens", headers)
+        body = assert_error(spec, r, status, words)
+        assert expired.token not in r.text and reader.token not in r.text
+        if status == 401:
+            assert r.header("WWW-Authenticate").startswith('ApiKey realm="sts-api"')
+        assert body["trackingKey"] and body["serverTimestamp"] > 0
+    r = api.request("HEAD", "/api/security/tokens")
+    assert r.status == 401 and r.body == b""
+    assert r.header("Content-Type") == "application/json"
+    # Basic auth under the handler: JSON too, with its own challenge.
+    r = api.get("/basic-api/security/tokens")
+    assert_error(spec, r, 401, "authentication required (AuthType Basic)")
+    assert r.header("WWW-Authenticate") == 'Basic realm="admins"'
+    # Outside the API: httpd's HTML page, unchanged.
+    r = api.get("/protected/")
+    assert r.status == 401 and r.header("Content-Type").startswith("text/html")
+    assert b"<title>401 Unauthorized</title>" in r.body
+
+
+def test_database_down_refusal_is_json(api, spec, pg):
+    fresh = pg.mint("json-db-down", ["stackstate-admin"])  # not cached yet
+    pg.stop()
+    try:
+        r = api.get("/api/security/tokens", {"X-API-Key": fresh.token})
+        assert_error(spec, r, 503, "The token database is unavailable")
+    finally:
+        pg.start()
 
 
 @pytest.mark.parametrize("method,path,allow", [

@@ -417,7 +417,8 @@ int cli_request(cli_run *run, const cli_target *t, const char *method,
                     msgs, hint);
 }
 
-/* GET server/info: 0 when the server answers as a StackState API. */
+/* GET server/info: 0 when the server answers as a StackState API, else
+ * CLI_ECONNECT (or the request's own failure). */
 int cli_validate_server(cli_run *run, const cli_target *t, json_t **info_out)
 {
     cli_response resp;
@@ -430,11 +431,15 @@ int cli_validate_server(cli_run *run, const cli_target *t, json_t **info_out)
             char url[8192];
 
             cli_http_url(t, "/server/info", url, sizeof(url));
-            rc = cli_fail(&run->out, CLI_EREFUSED,
+            rc = cli_fail(&run->out, CLI_ECONNECT,
                           "%s did not answer with server info: is the API "
                           "path right? (--api-path)",
                           url);
         }
+    } else if (rc == CLI_EREFUSED) {
+        /* As StackState's CLI: no usable server/info (a 403, a 503 of the
+         * database behind authentication) is a connection failure. */
+        rc = CLI_ECONNECT;
     }
     free(resp.body);
     if (rc == CLI_OK && info_out != NULL) {

@@ -483,13 +483,14 @@ def test_database_down_is_exit_3(home, srv, pg, bootstrap):
     assert srv.url("/api/security/tokens") in err
 
 
-def test_wrong_api_path_is_exit_3_with_a_hint(home, srv, bootstrap):
+def test_wrong_api_path_is_exit_4_with_a_hint(home, srv, bootstrap):
+    """No server/info there: a connection failure (4), as StackState's CLI."""
     rc, out, err = sts(home, "service-token", "list", "--url", srv.url(""),
                        "--service-token", str(bootstrap), "--api-path", "/nope")
-    assert rc == 3 and "HTTP 404 Not Found" in err and "--api-path" in err, err
+    assert rc == 4 and "HTTP 404 Not Found" in err and "--api-path" in err, err
     rc, out, err = sts(home, "context", "save", "--url", srv.url(""),
                        "--service-token", str(bootstrap), "--api-path", "/nope")
-    assert rc == 3 and "/nope/server/info" in err
+    assert rc == 4 and "/nope/server/info" in err
     assert not os.path.exists(config_file(home))
 
 
@@ -639,7 +640,7 @@ def test_odd_answers(home, srv, bootstrap):
     assert rc == 3 and "not a list of tokens" in err, err
     _static(srv, "/obj/server/info", b"<html>hello</html>")
     rc, out, err = sts(home, "context", "save", *base, "--api-path", "/obj")
-    assert rc == 3 and "did not answer with server info" in err, err
+    assert rc == 4 and "did not answer with server info" in err, err
     _static(srv, "/esc/security/tokens", json.dumps([
         {"id": 5, "name": "evil\x1b]0;pwned\x07\x1b[2J", "roles": ["r\x9b31m"],
          "lastUpdateTimestamp": 1}]).encode())

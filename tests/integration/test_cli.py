@@ -699,3 +699,100 @@ def test_concurrent_context_saves_lose_nothing(home):
     assert stat.S_IMODE(os.stat(config_file(home)).st_mode) == 0o600
     assert [f for f in os.listdir(os.path.dirname(config_file(home)))
             if f.startswith(".config.yaml.")] == []
+
+
+def _silent_server():
+    """A listening socket nobody answers: sts waits on it (STS_CLI_TIMEOUT)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    return s, "http://127.0.0.1:%d" % s.getsockname()[1]
+
+
+def _cmdline_while_waiting(args, env, stdin=subprocess.DEVNULL, feed=None):
+    """Starts sts, lets it block on a server that never answers, and returns
+    its /proc/PID/cmdline as another local user would read it."""
+    import time
+    p = subprocess.Popen([STS, *args], env=env, stdin=stdin,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if feed is not None:
+            p.stdin.write(feed)
+            p.stdin.close()
+        deadline = time.monotonic() + 10
+        seen = b""
+        while time.monotonic() < deadline:
+            # Blocked on the network: the connection to the silent server
+            # shows in its sockets (it is past its argument handling).
+            fds = os.listdir(f"/proc/{p.pid}/fd")
+            if any(os.readlink(f"/proc/{p.pid}/fd/{f}").startswith("socket:")
+                   for f in fds):
+                time.sleep(0.2)
+                with open(f"/proc/{p.pid}/cmdline", "rb") as f:
+                    seen = f.read()
+                break
+            time.sleep(0.02)
+        assert seen, "sts never reached the network"
+        return seen
+    finally:
+        p.kill()
+        p.wait(10)
+        p.stdout.close()
+        p.stderr.close()
+
+
+def test_token_argument_hidden_from_proc_cmdline(home):
+    """--service-token T: T is overwritten in argv early, so ps and
+    /proc/PID/cmdline (readable by every local user) do not show it while
+    sts runs (before main() runs no program can hide it)."""
+    secret = "svctok-" + "7" * 39
+    s, url = _silent_server()
+    with s:
+        seen = _cmdline_while_waiting(
+            ["service-token", "list", "--url", url, "--service-token", secret],
+            _env(home, {"STS_CLI_TIMEOUT": "20"}))
+        assert b"--service-token\0" + b"x" * len(secret) + b"\0" in seen, seen
+        assert secret.encode() not in seen and b"7777" not in seen
+        seen = _cmdline_while_waiting(
+            ["service-token", "list", "--url", url, "--service-token=" + secret],
+            _env(home, {"STS_CLI_TIMEOUT": "20"}))
+        assert secret.encode() not in seen and b"--service-token=xxx" in seen
+
+
+def test_token_from_file_and_stdin(home, srv, bootstrap, tmp_path):
+    """The ways to give a token that never reach a command line: a file
+    (first line), standard input, the environment."""
+    path = tmp_path / "token"
+    path.write_text(str(bootstrap) + "\n")
+    rc, out, err = sts(home, "context", "save", "--name", "f", "--url",
+                       srv.url(""), "--service-token-file", str(path))
+    assert rc == 0, err
+    assert _config_tokens(home) == {str(bootstrap)}
+    p = subprocess.run([STS, "service-token", "list", "--url", srv.url(""),
+                        "--service-token-file", "-"], env=_env(home, None),
+                       input=str(bootstrap) + "\r\n", capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and str(bootstrap) not in p.stdout + p.stderr, p.stderr
+    rc, out, err = sts(home, "service-token", "list", env={
+        "STS_CLI_URL": srv.url(""), "STS_CLI_SERVICE_TOKEN": str(bootstrap)})
+    assert rc == 0, err
+    # Refusals: both ways at once, a missing file, an empty one.
+    rc, _, err = sts(home, "service-token", "list", "--service-token", "svctok-abc",
+                     "--service-token-file", str(path))
+    assert rc == 3 and "not both" in err
+    rc, _, err = sts(home, "service-token", "list", "--service-token-file",
+                     str(tmp_path / "nope"))
+    assert rc == 1 and "No such file" in err
+    (tmp_path / "empty").write_text("\n")
+    rc, _, err = sts(home, "service-token", "list", "--service-token-file",
+                     str(tmp_path / "empty"))
+    assert rc == 1 and "first line must hold the token" in err
+    # From standard input, the argument list never holds it.
+    s, url = _silent_server()
+    with s:
+        seen = _cmdline_while_waiting(
+            ["service-token", "list", "--url", url, "--service-token-file", "-"],
+            _env(home, {"STS_CLI_TIMEOUT": "20"}), stdin=subprocess.PIPE,
+            feed="svctok-" + "8" * 39 + "\n")
+        assert b"8888" not in seen

@@ -97,13 +97,14 @@ def test_locations_have_documented_examples():
     assert active_lines(text) == []
     ex = uncommented_examples(text)
     for needed in ('<Location "/protected">', '<Location "/reports">',
-                   '<Location "/api">', "Require sts-role stackstate-admin",
+                   '<Location "/api">', '<Location "/api/server/info">',
+                   "Require sts-role stackstate-admin",
                    "SetHandler sts-token-api", "AuthzSendForbiddenOnFailure On",
                    "STSTokenHideCredentials On", "<RequireAny>"):
         assert needed in ex, needed
     # Every example fails closed.
     blocks = re.findall(r"<Location .*?</Location>", ex, re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     for b in blocks:
         assert re.search(r"<IfModule !sts_token_module>\s*Require all denied"
                          r"\s*</IfModule>", b), b
@@ -137,6 +138,11 @@ def test_examples_protect_what_they_say(srv, pg, bootstrap):
     assert r.status == 403
     r = srv.get("/api/server/info", {"X-API-Key": bootstrap})
     assert r.status == 200 and r.json()["deploymentMode"] == "SelfHosted"
+    # Any valid token reads server/info (StackState's CLI saves a context
+    # with it); token management stays admin-only.
+    r = srv.get("/api/server/info", {"X-API-Key": reader.token})
+    assert r.status == 200 and r.json()["version"]["major"] == 5
+    assert srv.get("/api/server/info").status == 401
 
 
 def test_load_file_loads(httpd_factory, tmp_path):

@@ -37,7 +37,10 @@ static const char help_context[] =
     "  -n, --name NAME            context name (default \"default\")\n"
     "      --url URL              server URL, http:// or https:// "
     "(required)\n"
-    "      --service-token TOKEN  service token (required)\n"
+    "      --service-token-file FILE  read the service token from FILE's "
+    "first line (- for standard input)\n"
+    "      --service-token TOKEN  the service token as an argument (other "
+    "local users see command lines: prefer the file)\n"
     "      --api-path PATH        API path (default /api)\n"
     "      --skip-validate        save without contacting the server\n"
     "      --skip-ssl             store skip-ssl: do not verify "
@@ -142,8 +145,8 @@ static int check_save_flags(cli_run *run, const char *name, const char *api)
 
     if (!run->a.url || !run->a.service_token) {
         return cli_fail(&run->out, CLI_EUSAGE,
-                        "context save needs --url and --service-token (see "
-                        "sts context --help)");
+                        "context save needs --url and --service-token-file "
+                        "(or --service-token) (see sts context --help)");
     }
     if (cli_check_text("--name", name, CLI_MAX_NAME, 0, err, sizeof(err)) ||
         cli_check_url(run->a.url, err, sizeof(err)) ||

@@ -59,8 +59,8 @@ static const char help_delete[] =
     "Delete a service token. It stops authenticating at once.\n"
     "\n"
     "Usage:\n"
-    "  sts service-token delete ID [flags]\n"
     "  sts service-token delete --id ID [flags]\n"
+    "  sts service-token delete ID [flags]\n"
     "\n"
     "Flags:\n"
     "  -i, --id ID   the token's ID (see sts service-token list)\n"
@@ -390,7 +390,7 @@ static int cmd_delete(cli_run *run)
     if (id == NULL) {
         return cli_fail(&run->out, CLI_EUSAGE,
                         "the token ID is required: sts service-token delete "
-                        "ID (see sts service-token list)");
+                        "--id ID (see sts service-token list)");
     }
     if (!sts_parse_token_id(id, strlen(id), &v)) {
         return cli_fail(&run->out, CLI_EUSAGE,

@@ -19,7 +19,7 @@
  * surrounding blanks. NULL with err set when it cannot. */
 static char *read_token_file(const char *path, char *err, size_t errlen)
 {
-    char buf[CLI_MAX_TOKEN + 3];
+    char buf[CLI_MAX_TOKEN + 3] = "";
     size_t n = 0;
     ssize_t got;
     char *start, *end, *out = NULL;

@@ -183,11 +183,11 @@ In another shell:
   curl -si -X DELETE -H "X-API-Key: \$BOOT" $URL/api/security/tokens/<id>
   curl -s -H "X-API-Key: \$BOOT" $URL/api/server/info | jq .
 
-  # or with the CLI
-  export STS_CLI_URL=$URL STS_CLI_SERVICE_TOKEN=\$BOOT
+  # or with the CLI (the token from a file, never on the command line)
+  bin/sts context save --name local --url $URL --service-token-file $BOOT
   bin/sts service-token create --name ci-bot --roles stackstate-k8s-troubleshooter
   bin/sts service-token list
-  bin/sts service-token delete <id>
+  bin/sts service-token delete --id <id>
 
 MSG
 # In a non-interactive shell a background job ignores SIGINT: Ctrl-C reaches

@@ -103,9 +103,11 @@ def test_make_run_quickstart_and_ctrl_c(run):
     script = quickstart_script(run.output())
     assert "curl -si -H \"X-API-Key: $TOKEN\"" in script
     assert "curl -si -H \"Authorization: ApiKey $TOKEN\"" in script
+    # sts saves its context below XDG_CONFIG_HOME: a private one.
     res = subprocess.run(["bash", "-e", "-c", script], cwd=ROOT,
                          capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, NO_COLOR="1"))
+                         env=dict(os.environ, NO_COLOR="1",
+                                  XDG_CONFIG_HOME=os.path.join(run.rundir, "xdg")))
     out = res.stdout
     assert res.returncode == 0, res.stderr + out
     statuses = [ln.split()[1] for ln in out.splitlines() if ln.startswith("HTTP/1.1")]
@@ -115,7 +117,9 @@ def test_make_run_quickstart_and_ctrl_c(run):
     assert "STS_TOKEN_NAME=my-service-token" in out
     assert "STS_TOKEN_ROLES=stackstate-k8s-troubleshooter" in out
     assert '"deploymentMode": "SelfHosted"' in out
+    assert "Context saved: local" in out
     assert "Service token created" in out and "ci-bot" in out
+    assert "--service-token-file" in script and "STS_CLI_SERVICE_TOKEN" not in script
     with open(os.path.join(run.rundir, "httpd", "httpd.pid")) as f:
         httpd_pid = int(f.read())
     with open(os.path.join(run.rundir, "pgdata", "postmaster.pid")) as f:

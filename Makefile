@@ -62,15 +62,16 @@ $(BUILD)/mod/%.o: %.c
 	$(CC) $(BASE_CFLAGS) $(APXS_INC) -Isrc -c $< -o $@
 
 # The commit for server/info (scripts/commit.sh), rewritten only when it
-# changes so that api.o is rebuilt then and only then.
+# changes so that the objects showing it are rebuilt then and only then.
 COMMIT_FILE := $(BUILD)/commit.txt
 .PHONY: FORCE
 $(COMMIT_FILE): FORCE
 	@mkdir -p $(dir $@)
 	@scripts/commit.sh > $@.tmp; \
 	    if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
-$(BUILD)/mod/src/api.o: $(COMMIT_FILE)
-$(BUILD)/mod/src/api.o: BASE_CFLAGS += -DSTS_COMMIT='"$(shell cat $(COMMIT_FILE))"'
+COMMIT_OBJ := $(BUILD)/mod/src/api.o $(BUILD)/cli/main.o
+$(COMMIT_OBJ): $(COMMIT_FILE)
+$(COMMIT_OBJ): BASE_CFLAGS += -DSTS_COMMIT='"$(shell cat $(COMMIT_FILE))"'
 
 $(LIB_A): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -426,6 +426,13 @@ int cli_cmd_context(cli_run *run)
                   : cli_load_config(run)) != CLI_OK) {
         return rc;
     }
+    if (strcmp(sub, "list") == 0 && !run->cfg_exists) {
+        /* As StackState's CLI: no file is an error, not an empty list. */
+        return cli_fail(&run->out, CLI_ECONFIG,
+                        "no config file %s: create it with sts context save "
+                        "--name NAME --url URL --service-token-file FILE",
+                        run->config_path);
+    }
     if (strcmp(sub, "list") == 0) {
         return ctx_list(run);
     }

@@ -110,7 +110,8 @@ int main(int argc, char **argv)
                       "'version' takes no arguments (see sts --help)");
     } else if (strcmp(run.a.words[0], "version") == 0) {
         if (run.out.json) {
-            cli_print_json(json_pack("{ss}", "version", STS_VERSION));
+            cli_print_json(json_pack("{ssss}", "version", STS_VERSION, "commit",
+                                     STS_COMMIT));
         } else {
             printf("sts %s\n", STS_VERSION);
         }

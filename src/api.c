@@ -31,11 +31,6 @@ APLOG_USE_MODULE(sts_token);
 #define STS_ROUTE_TOKENS "/security/tokens"
 #define STS_ROUTE_INFO "/server/info"
 
-/* The Makefile passes the commit it was built from (scripts/commit.sh). */
-#ifndef STS_COMMIT
-#define STS_COMMIT "unknown"
-#endif
-
 typedef enum {
     STS_ROUTE_NONE,
     STS_ROUTE_COLLECTION,

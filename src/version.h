@@ -6,6 +6,12 @@
 
 #define STS_VERSION "0.1.0"
 
+/* The commit built from: the Makefile passes it to the objects that show it
+ * (scripts/commit.sh); "unknown" elsewhere. */
+#ifndef STS_COMMIT
+#define STS_COMMIT "unknown"
+#endif
+
 /* The StackState API version the token API implements, reported as
  * server/info "version": StackState 5.1's service token API, the release that
  * documents service tokens with the routes and shapes of StackState's spec.

@@ -253,6 +253,8 @@ def test_same_command_lines_same_exit_codes_and_json(real, ours, srv, bootstrap,
     nowhere = "http://127.0.0.1:%d" % free_port()
     lines = [
         ["service-token", "list"],  # no config yet
+        ["context", "list", "-o", "json"],
+        ["context", "show"],
         ["context", "save", "--name", "a", "--url", url, "--service-token", boot,
          "-o", "json"],
         ["context", "save", "--name", "r", "--url", url, "--service-token",

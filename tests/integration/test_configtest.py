@@ -102,7 +102,9 @@ LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
 LoadModule sts_token_module {module_path()}
 """)
-    out = subprocess.run(["apache2", "-f", str(conf), "-t"],
+    # The harness's wrapper too: a sanitized module needs its runtimes preloaded.
+    cmd = os.environ.get("STS_HTTPD_WRAPPER", "").split()
+    out = subprocess.run(cmd + ["apache2", "-f", str(conf), "-t"],
                          capture_output=True, text=True, timeout=60)
     text = out.stdout + out.stderr
     assert out.returncode != 0 and "mod_sts_token needs mod_dbd" in text, text

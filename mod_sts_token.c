@@ -144,14 +144,33 @@ static const char *sts_parse_int(cmd_parms *cmd, const char *arg, int min,
     return NULL;
 }
 
+/* NULL when a server-wide directive is outside <VirtualHost>, else the
+ * refusal: the cache and pool settings apply to every database of the
+ * process (each gets its own cache and gate, sized alike). */
+static const char *sts_server_wide(cmd_parms *cmd)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err == NULL) {
+        return NULL;
+    }
+    return apr_pstrcat(cmd->pool, err,
+                       ": it applies to every virtual host (each database "
+                       "gets its own cache and pool gate of that size); set "
+                       "it once in the main server configuration",
+                       NULL);
+}
+
 /* STSTokenCacheTTL seconds */
 static const char *sts_set_cache_ttl(cmd_parms *cmd, void *dc, const char *arg)
 {
     sts_server_conf *c =
         ap_get_module_config(cmd->server->module_config, &sts_token_module);
+    const char *err = sts_server_wide(cmd);
 
     (void)dc;
-    return sts_parse_int(cmd, arg, 0, STS_MAX_CACHE_TTL, &c->cache_ttl);
+    return err ? err
+               : sts_parse_int(cmd, arg, 0, STS_MAX_CACHE_TTL, &c->cache_ttl);
 }
 
 /* STSTokenCacheEntries n */
@@ -160,9 +179,12 @@ static const char *sts_set_cache_entries(cmd_parms *cmd, void *dc,
 {
     sts_server_conf *c =
         ap_get_module_config(cmd->server->module_config, &sts_token_module);
+    const char *err = sts_server_wide(cmd);
 
     (void)dc;
-    return sts_parse_int(cmd, arg, 1, STS_MAX_CACHE_ENTRIES, &c->cache_entries);
+    return err ? err
+               : sts_parse_int(cmd, arg, 1, STS_MAX_CACHE_ENTRIES,
+                               &c->cache_entries);
 }
 
 /* STSTokenDBAcquireTimeout milliseconds */
@@ -171,10 +193,12 @@ static const char *sts_set_db_acquire_timeout(cmd_parms *cmd, void *dc,
 {
     sts_server_conf *c =
         ap_get_module_config(cmd->server->module_config, &sts_token_module);
+    const char *err = sts_server_wide(cmd);
 
     (void)dc;
-    return sts_parse_int(cmd, arg, 1, STS_MAX_DB_ACQUIRE_TIMEOUT_MS,
-                         &c->db_acquire_timeout_ms);
+    return err ? err
+               : sts_parse_int(cmd, arg, 1, STS_MAX_DB_ACQUIRE_TIMEOUT_MS,
+                               &c->db_acquire_timeout_ms);
 }
 
 static const command_rec sts_directives[] = {
@@ -191,7 +215,8 @@ static const command_rec sts_directives[] = {
                   "confirming it (0 disables the cache; default 300)"),
     AP_INIT_TAKE1("STSTokenCacheEntries", sts_set_cache_entries, NULL,
                   RSRC_CONF,
-                  "Most tokens cached per httpd process (default 10000)"),
+                  "Most tokens cached per httpd process and database "
+                  "(default 10000)"),
     AP_INIT_TAKE1("STSTokenDBAcquireTimeout", sts_set_db_acquire_timeout, NULL,
                   RSRC_CONF,
                   "Milliseconds a request waits at mod_dbd's connection "
@@ -253,33 +278,57 @@ static int sts_check_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     return OK;
 }
 
-/* post_config: warns at every start while a bootstrap secret is configured
- * (the first pass only reads the configuration, so it stays quiet). */
+/* post_config: gives every server its database, and warns at every start
+ * while a bootstrap secret is configured (the first pass only reads the
+ * configuration, so it stays quiet): once per STSTokenBootstrap line, naming
+ * the virtual host that has its own (those inheriting the main server's say
+ * nothing new). */
 static int sts_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
 {
-    sts_server_conf *c =
+    sts_server_conf *main_conf =
         ap_get_module_config(s->module_config, &sts_token_module);
+    server_rec *sp;
 
-    (void)p;
     (void)plog;
     (void)ptemp;
-    if (c->bootstrap_file != NULL &&
-        ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "STSTokenBootstrap is configured (%s): anyone holding "
-                     "that secret is an administrator. Create real service "
-                     "tokens, then remove the directive",
-                     c->bootstrap_file);
+    sts_store_assign_databases(p, s);
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    for (sp = s; sp != NULL; sp = sp->next) {
+        sts_server_conf *c =
+            ap_get_module_config(sp->module_config, &sts_token_module);
+
+        if (c->bootstrap_file == NULL ||
+            (sp != s && c->bootstrap_file == main_conf->bootstrap_file)) {
+            continue;
+        }
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sp,
+                     "STSTokenBootstrap is configured (%s) for %s: anyone "
+                     "holding that secret is an administrator. Create real "
+                     "service tokens, then remove the directive",
+                     c->bootstrap_file,
+                     sp == s
+                         ? "the main server"
+                         : apr_psprintf(p, "virtual host %s:%u", sp->defn_name,
+                                        sp->defn_line_number));
     }
     return OK;
 }
 
-/* child_init: creates this process's token cache and database gate. */
+/* child_init: creates this process's token cache and pool gate of every
+ * database. */
 static void sts_child_init(apr_pool_t *p, server_rec *s)
 {
-    sts_store_child_init(p, s);
-    sts_cache_child_init(p, s);
+    sts_server_conf *sc =
+        ap_get_module_config(s->module_config, &sts_token_module);
+    sts_db *db;
+
+    for (db = sc->dbs; db != NULL; db = db->next) {
+        sts_store_child_init(p, s, db);
+        sts_cache_child_init(p, s, db);
+    }
 }
 
 /* Registers every hook and provider of the module. */
@@ -294,7 +343,7 @@ static void sts_register_hooks(apr_pool_t *p)
 }
 
 AP_DECLARE_MODULE(sts_token) = {
-    STANDARD20_MODULE_STUFF, sts_create_dir_conf,   sts_merge_dir_conf,
-    sts_create_server_conf,  sts_merge_server_conf, sts_directives,
-    sts_register_hooks,      AP_MODULE_FLAG_NONE,
+    STANDARD20_MODULE_STUFF, sts_create_dir_conf,         sts_merge_dir_conf,
+    sts_create_server_conf,  sts_merge_server_conf,       sts_directives,
+    sts_register_hooks,      AP_MODULE_FLAG_ALWAYS_MERGE,
 };

@@ -2,6 +2,12 @@
  * cache.c - per-process cache of verified tokens and of unknown digests,
  * with revocation driven by the database's revision counter.
  *
+ * Each database (sts_db: the servers sharing DBDriver and DBDParams) has its
+ * own cache, revision and poll state in each process: a digest is only ever
+ * answered from the cache of the database that vouched for it, so virtual
+ * hosts with their own databases never see each other's tokens, positive
+ * or negative.
+ *
  * Why per process and not shared memory (socache/shmcb): a hit must cost
  * almost nothing. The event and worker MPMs run a few processes with many
  * threads each, so a per-process table is hit about as often as a shared one,
@@ -136,7 +142,7 @@ typedef struct {
     sts_table neg; /* unknown digests */
 } sts_shard;
 
-typedef struct {
+struct sts_cache {
     sts_shard shards[STS_CACHE_SHARDS];
     void *blocks[4]; /* the slot and bucket arrays, freed at cleanup */
     apr_interval_time_t ttl;
@@ -157,11 +163,9 @@ typedef struct {
      * hits that cannot be trusted wait there for it. */
     apr_thread_mutex_t *poll_mutex;
     apr_thread_cond_t *poll_done;
-} sts_cache;
-
-/* The process's cache; NULL when STSTokenCacheTTL is 0. Set once in
- * child_init before any request is served; holds no per-request state. */
-static sts_cache *sts_proc_cache;
+    sts_db *db; /* whose cache this is */
+};
+typedef struct sts_cache sts_cache;
 
 /* Slot i of a table. */
 static sts_slot *sts_slot_at(const sts_table *t, int i)
@@ -310,7 +314,7 @@ static apr_status_t sts_cache_cleanup(void *data)
     sts_cache *c = data;
     int s, i;
 
-    sts_proc_cache = NULL;
+    c->db->cache = NULL;
     for (s = 0; s < STS_CACHE_SHARDS; s++) {
         sts_table *t = &c->shards[s].pos;
 
@@ -348,8 +352,8 @@ static apr_interval_time_t sts_jitter(apr_interval_time_t ttl,
     return ttl / 8 * d[5] / 256;
 }
 
-/* Creates the cache for this process from the main server's settings. */
-void sts_cache_child_init(apr_pool_t *p, server_rec *s)
+/* Creates db's cache for this process from the main server's settings. */
+void sts_cache_child_init(apr_pool_t *p, server_rec *s, sts_db *db)
 {
     sts_server_conf *sc =
         ap_get_module_config(s->module_config, &sts_token_module);
@@ -358,7 +362,7 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s)
     char *pos, *neg;
     int *pos_b, *neg_b;
 
-    sts_proc_cache = NULL;
+    db->cache = NULL;
     if (sc->cache_ttl <= 0) {
         return;
     }
@@ -373,6 +377,7 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s)
     for (nbuckets = 1; nbuckets < per_shard; nbuckets <<= 1) {
     }
     c = apr_pcalloc(p, sizeof(*c));
+    c->db = db;
     c->blocks[0] = pos =
         calloc((size_t)per_shard * STS_CACHE_SHARDS, sizeof(sts_pos_slot));
     c->blocks[1] = neg =
@@ -420,7 +425,7 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s)
     c->negative_ttl = c->ttl;
     c->epoch = 1; /* slot epoch 0 means free */
     c->flush_epoch = 1;
-    sts_proc_cache = c;
+    db->cache = c;
 }
 
 /* Cached tokens the polling thread asks the database about. */
@@ -636,7 +641,7 @@ sts_cache_result sts_cache_get(request_rec *r,
                                const unsigned char digest[STS_DIGEST_LEN],
                                sts_identity *out, apr_uint32_t *ticket)
 {
-    sts_cache *c = sts_proc_cache;
+    sts_cache *c = sts_request_db(r)->cache;
     sts_cache_result res = STS_CACHE_MISS;
     apr_uint64_t flush_epoch;
     apr_time_t now;
@@ -697,7 +702,7 @@ sts_cache_result sts_cache_get(request_rec *r,
 void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
                    const sts_identity *id, apr_uint32_t ticket)
 {
-    sts_cache *c = sts_proc_cache;
+    sts_cache *c = sts_request_db(r)->cache;
     const char *strs[STS_CACHED_STRINGS];
     size_t lens[STS_CACHED_STRINGS], total = 0;
     char *heap = NULL;
@@ -780,7 +785,7 @@ void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
 /* Forgets every entry of a token id in this process at once. */
 void sts_cache_revoke(request_rec *r, int64_t token_id)
 {
-    sts_cache *c = sts_proc_cache;
+    sts_cache *c = sts_request_db(r)->cache;
     int s, i, n = 0;
 
     if (c == NULL) {

@@ -2,9 +2,11 @@
  * cache.h - per-process cache of verified tokens (and of unknown digests),
  * with revocation driven by the database's revision counter.
  *
- * Keyed by the token's SHA-256 digest. A positive entry holds what
- * authentication needs (sts_identity); a negative entry remembers briefly that
- * a digest is unknown so a flood of garbage cannot flood PostgreSQL. Every
+ * One cache per database (sts_db: virtual hosts with different DBDParams
+ * never share an answer), keyed by the token's SHA-256 digest; every
+ * function works on the cache of the request's database. A positive entry holds
+ * what authentication needs (sts_identity); a negative entry remembers briefly
+ * that a digest is unknown so a flood of garbage cannot flood PostgreSQL. Every
  * function is safe to call from many threads at once.
  */
 #ifndef STS_CACHE_H
@@ -20,11 +22,11 @@ typedef enum {
     STS_CACHE_UNKNOWN = 2 /* the digest is known not to exist */
 } sts_cache_result;
 
-/* Creates this process's cache from the main server's STSTokenCacheTTL and
- * STSTokenCacheEntries (child_init). */
-void sts_cache_child_init(apr_pool_t *p, server_rec *s);
+/* Creates this process's cache of db from the main server s's
+ * STSTokenCacheTTL and STSTokenCacheEntries (child_init). */
+void sts_cache_child_init(apr_pool_t *p, server_rec *s, sts_db *db);
 
-/* How often each process reads the revision counter, at most. */
+/* How often each process reads each database's revision counter, at most. */
 #define STS_REVISION_POLL_MS 500
 
 /* Looks a digest up. At most every STS_REVISION_POLL_MS per process this
@@ -47,7 +49,8 @@ sts_cache_result sts_cache_get(request_rec *r,
 void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
                    const sts_identity *id, apr_uint32_t ticket);
 
-/* Forgets every entry of a token at once (called after an API delete). */
+/* Forgets every entry of a token at once in the cache of r's database
+ * (called after an API delete). */
 void sts_cache_revoke(request_rec *r, int64_t token_id);
 
 #endif

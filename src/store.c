@@ -35,6 +35,7 @@
 #include "apr_strings.h"
 #include "ap_mpm.h"
 #include "apr_thread_mutex.h"
+#include "http_config.h"
 #include "http_log.h"
 #include "mod_dbd.h"
 
@@ -94,10 +95,10 @@ static const sts_statement sts_statements[STS_Q_COUNT] = {
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * sts_dbd_open_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * sts_dbd_close_fn;
 
-/* This process's gate in front of mod_dbd's pool (see the top of the file).
- * Set up once in child_init, before any request; mutex stays NULL under
+/* A process's gate in front of one database's mod_dbd pool (see the top of
+ * the file). Created in child_init, before any request; absent under
  * prefork, where a process serves one request at a time. */
-static struct {
+struct sts_gate {
     apr_thread_mutex_t *mutex;
     apr_interval_time_t wait; /* STSTokenDBAcquireTimeout */
     int wait_ms;
@@ -107,32 +108,36 @@ static struct {
      * progress and their turn will come. */
     apr_uint32_t failures;
     apr_uint32_t opened;
-} sts_gate;
+};
 
-/* Creates the gate (threaded MPMs only). */
-void sts_store_child_init(apr_pool_t *p, server_rec *s)
+/* Creates db's gate (threaded MPMs only) with the main server's
+ * STSTokenDBAcquireTimeout. */
+void sts_store_child_init(apr_pool_t *p, server_rec *s, sts_db *db)
 {
     sts_server_conf *sc =
         ap_get_module_config(s->module_config, &sts_token_module);
     int threaded = AP_MPMQ_NOT_SUPPORTED;
+    struct sts_gate *g;
     apr_status_t rv;
 
-    sts_gate.mutex = NULL;
-    /* post_config set the default when the directive is absent. */
-    sts_gate.wait_ms = sc->db_acquire_timeout_ms;
-    sts_gate.wait = apr_time_from_msec(sts_gate.wait_ms);
+    db->gate = NULL;
     if (ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) != APR_SUCCESS ||
         threaded == AP_MPMQ_NOT_SUPPORTED) {
         return;
     }
-    rv = apr_thread_mutex_create(&sts_gate.mutex, APR_THREAD_MUTEX_TIMED, p);
+    g = apr_pcalloc(p, sizeof(*g));
+    /* post_config set the default when the directive is absent. */
+    g->wait_ms = sc->db_acquire_timeout_ms;
+    g->wait = apr_time_from_msec(g->wait_ms);
+    rv = apr_thread_mutex_create(&g->mutex, APR_THREAD_MUTEX_TIMED, p);
     if (rv != APR_SUCCESS) {
-        sts_gate.mutex = NULL;
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, db->server,
                      "cannot create the database gate's mutex: requests of "
                      "this process wait for mod_dbd's pool without the "
                      "STSTokenDBAcquireTimeout bound");
+        return;
     }
+    db->gate = g;
 }
 
 /* Looks up mod_dbd's functions; an error when mod_dbd is not loaded. */
@@ -148,6 +153,97 @@ const char *sts_store_register(apr_pool_t *p, server_rec *s)
                "DBDParams";
     }
     return NULL;
+}
+
+/* The last DBDriver and DBDParams among the directives d and its siblings
+ * (unquoted, as mod_dbd reads them); NULL for those absent. Both are
+ * RSRC_CONF, so they occur only at the top level or in <VirtualHost>
+ * (<IfModule>, <IfDefine> and Include are already spliced in). */
+static void sts_dbd_settings(apr_pool_t *p, const ap_directive_t *d,
+                             const char **driver, const char **params)
+{
+    for (; d != NULL; d = d->next) {
+        const char *args = d->args;
+
+        if (ap_cstr_casecmp(d->directive, "DBDriver") == 0) {
+            *driver = ap_getword_conf(p, &args);
+        } else if (ap_cstr_casecmp(d->directive, "DBDParams") == 0) {
+            *params = ap_getword_conf(p, &args);
+        }
+    }
+}
+
+/* The <VirtualHost> section that defined s, or NULL. */
+static const ap_directive_t *sts_vhost_section(const server_rec *s)
+{
+    const ap_directive_t *d;
+
+    for (d = ap_conftree; d != NULL; d = d->next) {
+        if (ap_cstr_casecmp(d->directive, "<VirtualHost") == 0 &&
+            (unsigned)d->line_num == s->defn_line_number &&
+            s->defn_name != NULL && d->filename != NULL &&
+            strcmp(d->filename, s->defn_name) == 0) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+/* Gives every server its database (see sts_db): the DBDriver and DBDParams
+ * it sets, else the main server's, which is how mod_dbd merges them and
+ * groups its pools. A virtual host whose section cannot be found gets a
+ * database of its own: never one shared by mistake. */
+void sts_store_assign_databases(apr_pool_t *p, server_rec *s)
+{
+    sts_server_conf *main_conf =
+        ap_get_module_config(s->module_config, &sts_token_module);
+    const char *main_driver = "", *main_params = "";
+    server_rec *sp;
+    int unknown = 0;
+
+    sts_dbd_settings(p, ap_conftree, &main_driver, &main_params);
+    main_conf->dbs = NULL;
+    for (sp = s; sp != NULL; sp = sp->next) {
+        sts_server_conf *c =
+            ap_get_module_config(sp->module_config, &sts_token_module);
+        const char *driver = NULL, *params = NULL, *key;
+        const ap_directive_t *vh = NULL;
+        sts_db *db;
+
+        if (sp != s && (vh = sts_vhost_section(sp)) == NULL) {
+            /* Two newlines: no configuration line holds one. */
+            key = apr_psprintf(p, "\n\n%d", ++unknown);
+        } else {
+            if (vh != NULL) {
+                sts_dbd_settings(p, vh->first_child, &driver, &params);
+            }
+            /* mod_dbd: an empty DBDParams inherits too. */
+            key = apr_pstrcat(p, driver ? driver : main_driver, "\n",
+                              params && *params ? params : main_params, NULL);
+        }
+        for (db = main_conf->dbs; db != NULL; db = db->next) {
+            if (strcmp(db->key, key) == 0) {
+                break;
+            }
+        }
+        if (db == NULL) {
+            db = apr_pcalloc(p, sizeof(*db));
+            db->key = key;
+            db->server = sp;
+            db->next = main_conf->dbs;
+            main_conf->dbs = db;
+        }
+        c->db = db;
+    }
+}
+
+/* The database of r's server. */
+sts_db *sts_request_db(const request_rec *r)
+{
+    sts_server_conf *sc =
+        ap_get_module_config(r->server->module_config, &sts_token_module);
+
+    return sc->db;
 }
 
 /* The database's message without its trailing newline (copied into p). */
@@ -167,20 +263,18 @@ static const char *sts_db_message(apr_pool_t *p, const char *msg)
 
 /* Waits for the gate (see the top of the file): APR_SUCCESS with the mutex
  * held, else NULL-worthy and logged. */
-static apr_status_t sts_gate_enter(request_rec *r)
+static apr_status_t sts_gate_enter(request_rec *r, struct sts_gate *g)
 {
-    apr_uint32_t failures =
-        __atomic_load_n(&sts_gate.failures, __ATOMIC_ACQUIRE);
+    apr_uint32_t failures = __atomic_load_n(&g->failures, __ATOMIC_ACQUIRE);
     apr_status_t rv;
 
     for (;;) {
-        apr_uint32_t opened =
-            __atomic_load_n(&sts_gate.opened, __ATOMIC_ACQUIRE);
+        apr_uint32_t opened = __atomic_load_n(&g->opened, __ATOMIC_ACQUIRE);
 
-        rv = apr_thread_mutex_timedlock(sts_gate.mutex, sts_gate.wait);
-        if (__atomic_load_n(&sts_gate.failures, __ATOMIC_ACQUIRE) != failures) {
+        rv = apr_thread_mutex_timedlock(g->mutex, g->wait);
+        if (__atomic_load_n(&g->failures, __ATOMIC_ACQUIRE) != failures) {
             if (rv == APR_SUCCESS) {
-                apr_thread_mutex_unlock(sts_gate.mutex);
+                apr_thread_mutex_unlock(g->mutex);
             }
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "no database connection: the attempt this request "
@@ -192,7 +286,7 @@ static apr_status_t sts_gate_enter(request_rec *r)
             return APR_SUCCESS;
         }
         if (!APR_STATUS_IS_TIMEUP(rv) ||
-            __atomic_load_n(&sts_gate.opened, __ATOMIC_ACQUIRE) == opened) {
+            __atomic_load_n(&g->opened, __ATOMIC_ACQUIRE) == opened) {
             break;
         }
         /* Connections were handed out meanwhile: the pool is moving. */
@@ -204,7 +298,7 @@ static apr_status_t sts_gate_enter(request_rec *r)
                   "to open one, which an unreachable host makes last "
                   "connect_timeout, or for one of the DBDMax busy ones to "
                   "come back)",
-                  sts_gate.wait_ms);
+                  g->wait_ms);
     return rv;
 }
 
@@ -212,18 +306,19 @@ static apr_status_t sts_gate_enter(request_rec *r)
  * when none). */
 static ap_dbd_t *sts_store_open(request_rec *r)
 {
+    struct sts_gate *g = sts_request_db(r)->gate;
     ap_dbd_t *dbd;
 
-    if (sts_gate.mutex == NULL) {
+    if (g == NULL) {
         dbd = sts_dbd_open_fn(r->pool, r->server);
     } else {
-        if (sts_gate_enter(r) != APR_SUCCESS) {
+        if (sts_gate_enter(r, g) != APR_SUCCESS) {
             return NULL;
         }
         dbd = sts_dbd_open_fn(r->pool, r->server);
-        __atomic_add_fetch(dbd == NULL ? &sts_gate.failures : &sts_gate.opened,
-                           1, __ATOMIC_RELEASE);
-        apr_thread_mutex_unlock(sts_gate.mutex);
+        __atomic_add_fetch(dbd == NULL ? &g->failures : &g->opened, 1,
+                           __ATOMIC_RELEASE);
+        apr_thread_mutex_unlock(g->mutex);
     }
     if (dbd == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,

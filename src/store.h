@@ -9,7 +9,8 @@
  *
  * Each call takes a connection from the pool and gives it back before it
  * returns (never held for the rest of the request). In a threaded MPM the
- * threads of a process take their turn at the pool through a gate bounded by
+ * threads of a process take their turn at each database's pool through a
+ * gate bounded by
  * STSTokenDBAcquireTimeout (see store.c). Every function returns APR_SUCCESS
  * or an error status after logging the database's message; the caller
  * answers 503 (fail closed).
@@ -37,9 +38,14 @@ typedef struct {
  * string (mod_dbd is not loaded) or NULL. */
 const char *sts_store_register(apr_pool_t *p, server_rec *s);
 
-/* Creates this process's gate in front of mod_dbd's pool (child_init;
- * threaded MPMs only). */
-void sts_store_child_init(apr_pool_t *p, server_rec *s);
+/* Gives every server its sts_db: one per distinct DBDriver and DBDParams
+ * (own or inherited), as mod_dbd groups its pools (post_config; the list
+ * goes to the main server's sts_server_conf.dbs). */
+void sts_store_assign_databases(apr_pool_t *p, server_rec *s);
+
+/* Creates this process's gate in front of db's mod_dbd pool, with the main
+ * server s's STSTokenDBAcquireTimeout (child_init; threaded MPMs only). */
+void sts_store_child_init(apr_pool_t *p, server_rec *s, sts_db *db);
 
 /* Looks a digest up. *out is NULL when no token has that digest. */
 apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,

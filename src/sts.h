@@ -32,7 +32,25 @@ typedef struct {
     int hide_credentials; /* STSTokenHideCredentials */
 } sts_dir_conf;
 
-/* Server configuration; only the main server's values are used. */
+struct sts_cache;
+struct sts_gate;
+
+/* One database, as mod_dbd groups its connection pools: the servers whose
+ * DBDriver and DBDParams (their own or inherited) are the same. Every
+ * per-process state that stands for the database's contents or its pool
+ * belongs here, never to the process alone, so that virtual hosts with
+ * different databases share no cached answer. */
+typedef struct sts_db {
+    const char *key;         /* DBDriver, newline, DBDParams */
+    server_rec *server;      /* the first server using it (for logs) */
+    struct sts_cache *cache; /* this process's (child_init); NULL: none */
+    struct sts_gate *gate;   /* this process's (child_init); NULL: none */
+    struct sts_db *next;
+} sts_db;
+
+/* Server configuration. bootstrap_* work per virtual host; the cache and
+ * pool settings are server-wide (refused in <VirtualHost>): the main
+ * server's values apply to every database. */
 typedef struct {
     const char *bootstrap_file;          /* STSTokenBootstrap FILE ... */
     apr_array_header_t *bootstrap_roles; /* const char * */
@@ -41,7 +59,12 @@ typedef struct {
     int cache_ttl;     /* STSTokenCacheTTL, seconds; 0 = no cache; -1 unset */
     int cache_entries; /* STSTokenCacheEntries; -1 unset */
     int db_acquire_timeout_ms; /* STSTokenDBAcquireTimeout; -1 unset */
+    sts_db *db;                /* this server's database (post_config) */
+    sts_db *dbs; /* main server only: every database (post_config) */
 } sts_server_conf;
+
+/* The database of r's server. */
+sts_db *sts_request_db(const request_rec *r);
 
 /* Who a request authenticated as. Stored in r->request_config. */
 typedef struct {

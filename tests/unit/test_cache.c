@@ -133,12 +133,20 @@ typedef struct {
     apr_pool_t *pool;
     server_rec server;
     request_rec req;
+    sts_db db;
     sts_server_conf conf;
     void *confs[1];
     struct ap_logconf log;
 } world;
 
 static world W;
+
+/* store.c's: every request of the test uses the one database. */
+sts_db *sts_request_db(const request_rec *r)
+{
+    (void)r;
+    return &W.db;
+}
 
 /* Creates a process cache with the given directives' values. */
 static void start_cache(int ttl, int entries)
@@ -164,7 +172,10 @@ static void start_cache(int ttl, int entries)
     fake_db = apr_hash_make(W.pool);
     polled_digests = 0;
     last_poll_digests = 0;
-    sts_cache_child_init(W.pool, &W.server);
+    W.conf.db = &W.db;
+    W.conf.dbs = &W.db;
+    W.db.server = &W.server;
+    sts_cache_child_init(W.pool, &W.server, &W.db);
 }
 
 /* Destroys the process pool (and with it the cache). */
@@ -172,7 +183,7 @@ static int stop_cache(void **state)
 {
     (void)state;
     apr_pool_destroy(W.pool);
-    assert_null(sts_proc_cache);
+    assert_null(W.db.cache);
     return 0;
 }
 
@@ -546,13 +557,13 @@ static void test_trust_window(void **state)
 
     (void)state;
     start_cache(300, 100);
-    put(1, "a", "r", 1);         /* polls at t0 */
-    sts_proc_cache->polling = 1; /* a poll starts and hangs */
+    put(1, "a", "r", 1);     /* polls at t0 */
+    W.db.cache->polling = 1; /* a poll starts and hangs */
     advance_ms(STS_FRESH_MS - 1);
     assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
     advance_ms(1);
     assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS);
-    sts_proc_cache->polling = 0; /* the next request polls itself */
+    W.db.cache->polling = 0; /* the next request polls itself */
     assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
 }
 
@@ -644,7 +655,7 @@ static void test_bounded_and_clock(void **state)
 
     (void)state;
     start_cache(300, 64); /* 4 per shard + slack */
-    cap = sts_proc_cache->shards[0].pos.capacity;
+    cap = W.db.cache->shards[0].pos.capacity;
     assert_true(cap >= 4 && cap < 64);
     digest_of(0, 3, hot);
     sts_cache_get(&W.req, hot, &out, &ticket);
@@ -660,11 +671,11 @@ static void test_bounded_and_clock(void **state)
         assert_int_equal(sts_cache_get(&W.req, hot, &out, &ticket),
                          STS_CACHE_HIT);
         assert_int_equal(out.id, 1);
-        assert_true(sts_proc_cache->shards[3].pos.used <= cap);
-        assert_true(sts_proc_cache->shards[3].neg.used <= cap);
+        assert_true(W.db.cache->shards[3].pos.used <= cap);
+        assert_true(W.db.cache->shards[3].neg.used <= cap);
     }
     for (s = 0; s < STS_CACHE_SHARDS; s++) {
-        assert_true(sts_proc_cache->shards[s].pos.used <= cap);
+        assert_true(W.db.cache->shards[s].pos.used <= cap);
     }
 }
 

@@ -110,14 +110,45 @@ static int sts_looks_merged(const char *v, size_t len)
     return 0;
 }
 
-/* Extracts the token from "ApiKey <token>"; NONE for other schemes. */
+/* 1 when a credential after a comma of value uses the ApiKey scheme: httpd
+ * joins repeated Authorization headers with ", ", so "Basic x, ApiKey T"
+ * carries a second credential the request could be taken for. */
+static int sts_list_has_apikey(const char *value)
+{
+    const char *comma;
+
+    for (comma = strchr(value, ','); comma != NULL;
+         comma = strchr(comma + 1, ',')) {
+        if (sts_authorization_is_apikey(comma + 1)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* True when an Authorization value carries an ApiKey credential anywhere. */
+int sts_authorization_has_apikey(const char *value)
+{
+    return sts_authorization_is_apikey(value) || sts_list_has_apikey(value);
+}
+
+/* Extracts the token from "ApiKey <token>"; NONE for other schemes, BAD for
+ * any list holding an ApiKey credential but the first alone. */
 static sts_cred_status sts_parse_authorization(const char *value,
                                                const char **tok, size_t *len,
                                                const char **reason)
 {
     size_t n;
 
-    if (value == NULL || !sts_authorization_is_apikey(value)) {
+    if (value == NULL) {
+        return STS_CRED_NONE;
+    }
+    if (!sts_authorization_is_apikey(value)) {
+        if (sts_list_has_apikey(value)) {
+            *reason = "Authorization header repeated (it carries an ApiKey "
+                      "credential after another one)";
+            return STS_CRED_BAD;
+        }
         return STS_CRED_NONE;
     }
     while (sts_is_ws(*value)) {

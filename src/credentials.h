@@ -5,7 +5,9 @@
  * Two forms are accepted, as StackState accepts them:
  *   Authorization: ApiKey <TOKEN>   (scheme case-insensitive, 1+ spaces/tabs)
  *   X-API-Key: <TOKEN>
- * Both may be present when they carry the same token. A token is 1 to
+ * Both may be present when they carry the same token. An Authorization
+ * value holding more than one credential (httpd joins repeated headers with
+ * ", ") is refused when any of them is an ApiKey one. A token is 1 to
  * STS_TOKEN_MAX_LEN bytes of visible ASCII (0x21-0x7e).
  */
 #ifndef STS_CREDENTIALS_H
@@ -40,5 +42,9 @@ sts_cred_status sts_credentials_parse(const char *authorization,
 
 /* Returns 1 when an Authorization value uses the ApiKey scheme. */
 int sts_authorization_is_apikey(const char *value);
+
+/* Returns 1 when an Authorization value carries an ApiKey credential, first
+ * or after a comma (repeated headers joined by httpd). */
+int sts_authorization_has_apikey(const char *value);
 
 #endif

@@ -114,6 +114,16 @@ static void test_bad(void **state)
     assert_string_equal(c.reason, "X-API-Key header repeated");
     assert_int_equal(parse("ApiKey a, ApiKey b", NULL, &c), STS_CRED_BAD);
     assert_string_equal(c.reason, "Authorization header repeated");
+    /* An ApiKey credential anywhere in a joined Authorization list: the
+     * request could be taken for either token (X-API-Key or not). */
+    assert_int_equal(parse("Basic x, ApiKey " TOK, NULL, &c), STS_CRED_BAD);
+    assert_int_equal(parse("Basic x, ApiKey b", TOK, &c), STS_CRED_BAD);
+    assert_null(strstr(c.reason, "svctok"));
+    assert_int_equal(parse("Basic x,apikey\tb", TOK, &c), STS_CRED_BAD);
+    assert_int_equal(parse("Bearer a, Basic b, ApiKey", TOK, &c), STS_CRED_BAD);
+    /* Other schemes' lists are not ours to judge. */
+    assert_tok(parse("Basic x, Bearer y", TOK, &c), &c);
+    assert_tok(parse("Digest a=\"1\", apikey=\"2\"", TOK, &c), &c);
     /* A bad Authorization wins even when X-API-Key is fine. */
     assert_int_equal(parse("ApiKey ", TOK, &c), STS_CRED_BAD);
     memset(big, 'a', sizeof(big));

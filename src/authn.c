@@ -79,21 +79,23 @@ static int sts_spoofed_name(const char *key)
     return 1;
 }
 
-/* header_parser hook: under AuthType ServiceToken, removes every client
- * header that looks like the module's identity, whether or not
- * authentication runs for this request (Require all granted skips it).
- * Runs on every request: the names are only copied when one matches. */
-static int sts_strip_spoofed(request_rec *r)
+/* 1 when r is under AuthType ServiceToken. */
+static int sts_is_ours(request_rec *r)
 {
     const char *type = ap_auth_type(r);
+
+    return type != NULL && ap_cstr_casecmp(type, STS_AUTH_TYPE) == 0;
+}
+
+/* Removes every client header of r that looks like the module's identity.
+ * The names are only copied when one matches. */
+static void sts_strip_spoofed(request_rec *r)
+{
     const apr_array_header_t *h;
     const apr_table_entry_t *e;
     apr_array_header_t *names = NULL;
     int i;
 
-    if (type == NULL || ap_cstr_casecmp(type, STS_AUTH_TYPE) != 0) {
-        return DECLINED;
-    }
     h = apr_table_elts(r->headers_in);
     e = (const apr_table_entry_t *)h->elts;
     for (i = 0; i < h->nelts; i++) {
@@ -112,6 +114,16 @@ static int sts_strip_spoofed(request_rec *r)
                       "module's identity",
                       name);
         apr_table_unset(r->headers_in, name);
+    }
+}
+
+/* header_parser hook: under AuthType ServiceToken, strips the identity
+ * look-alikes of a main request before anything reads them, whether or not
+ * authentication runs for it (Require all granted skips it). */
+static int sts_header_parser(request_rec *r)
+{
+    if (sts_is_ours(r)) {
+        sts_strip_spoofed(r);
     }
     return DECLINED;
 }
@@ -183,14 +195,10 @@ static const char *sts_format_date(apr_pool_t *p, int64_t ms)
                         tm.tm_mday);
 }
 
-/* Publishes the identity: r->user, AUTH_TYPE and the STS_TOKEN_* variables;
- * hides the credential headers when configured. */
-static void sts_publish(request_rec *r, sts_identity *id,
-                        const sts_credential *cred)
+/* Publishes the identity: r->user, AUTH_TYPE and the STS_TOKEN_* variables.
+ * (The credential headers are removed by sts_fixups.) */
+static void sts_publish(request_rec *r, sts_identity *id)
 {
-    sts_dir_conf *dc =
-        ap_get_module_config(r->per_dir_config, &sts_token_module);
-
     ap_set_module_config(r->request_config, &sts_token_module, id);
     r->user = apr_pstrdup(r->pool, id->name);
     r->ap_auth_type = (char *)STS_AUTH_TYPE;
@@ -199,14 +207,6 @@ static void sts_publish(request_rec *r, sts_identity *id,
     apr_table_setn(r->subprocess_env, "STS_TOKEN_ROLES", id->roles);
     apr_table_setn(r->subprocess_env, "STS_TOKEN_EXPIRATION",
                    id->expiration_text);
-    if (dc->hide_credentials == 1) {
-        if (cred->from_api_key) {
-            apr_table_unset(r->headers_in, "X-API-Key");
-        }
-        if (cred->from_authorization) {
-            apr_table_unset(r->headers_in, sts_authorization_header(r));
-        }
-    }
 }
 
 /* Looks a token of the right length and prefix up in the cache, then (when
@@ -261,7 +261,6 @@ static int sts_authenticate(request_rec *r)
 {
     sts_server_conf *sc =
         ap_get_module_config(r->server->module_config, &sts_token_module);
-    const char *type = ap_auth_type(r);
     unsigned char digest[STS_DIGEST_LEN];
     sts_api_keys keys = {{NULL}, 0};
     sts_identity *id = NULL;
@@ -270,7 +269,7 @@ static int sts_authenticate(request_rec *r)
     int64_t now_ms;
     int rc;
 
-    if (type == NULL || ap_cstr_casecmp(type, STS_AUTH_TYPE) != 0) {
+    if (!sts_is_ours(r)) {
         return DECLINED;
     }
     apr_table_do(sts_collect_api_key, &keys, r->headers_in, "X-API-Key", NULL);
@@ -306,7 +305,7 @@ static int sts_authenticate(request_rec *r)
         id = sts_bootstrap_identity(r->pool, sc);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "authenticated with the bootstrap secret");
-        sts_publish(r, id, &cred);
+        sts_publish(r, id);
         return OK;
     }
     if (cred.len != STS_TOKEN_LEN ||
@@ -337,8 +336,44 @@ static int sts_authenticate(request_rec *r)
                   "authenticated service token id %" APR_INT64_T_FMT
                   " name '%s'",
                   id->id, id->name);
-    sts_publish(r, id, &cred);
+    sts_publish(r, id);
     return OK;
+}
+
+/* fixups hook, under AuthType ServiceToken: the last point before a
+ * handler (proxy, CGI) reads the request's headers, reached by every
+ * request whatever path authorization took (a Require ip granting in
+ * <RequireAny> skips authentication) and by sub-requests (for which httpd
+ * runs no header_parser: an SSI "#include virtual" of a proxied location).
+ * It strips the identity look-alikes of sub-requests; under
+ * STSTokenHideCredentials On, removes X-API-Key and an Authorization
+ * (Proxy-Authorization) carrying an ApiKey credential; and a forward proxy
+ * never passes on an X-API-Key this module consumed: it was addressed to the
+ * proxy, not to the destination site (mod_proxy drops
+ * Proxy-Authorization itself). Runs first, before mod_rewrite or
+ * mod_headers copy any header. */
+static int sts_fixups(request_rec *r)
+{
+    sts_dir_conf *dc;
+    const char *authz;
+
+    if (!sts_is_ours(r)) {
+        return DECLINED;
+    }
+    if (r->main != NULL) {
+        sts_strip_spoofed(r);
+    }
+    dc = ap_get_module_config(r->per_dir_config, &sts_token_module);
+    if (dc->hide_credentials == 1 ||
+        (r->proxyreq == PROXYREQ_PROXY && sts_request_identity(r) != NULL)) {
+        apr_table_unset(r->headers_in, "X-API-Key");
+    }
+    authz = apr_table_get(r->headers_in, sts_authorization_header(r));
+    if (dc->hide_credentials == 1 && authz != NULL &&
+        sts_authorization_has_apikey(authz)) {
+        apr_table_unset(r->headers_in, sts_authorization_header(r));
+    }
+    return DECLINED;
 }
 
 /* note_auth_failure hook: the challenge when authorization fails with 401. */
@@ -359,5 +394,6 @@ void sts_authn_register_hooks(apr_pool_t *p)
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(sts_note_auth_failure, NULL, NULL,
                               APR_HOOK_MIDDLE);
-    ap_hook_header_parser(sts_strip_spoofed, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_header_parser(sts_header_parser, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(sts_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
 }

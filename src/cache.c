@@ -42,7 +42,8 @@
  * every hit into a lookup, which would add load exactly when the database is
  * slow. The exception is a database that the last poll could not reach:
  * then cached entries keep working until their TTL ends (documented in the
- * README).
+ * README). A database that answers without the revision row is no such
+ * outage: nothing is trusted then (sts_cache_distrust).
  *
  * Renewal: the TTL is how long an entry is trusted without the database
  * confirming it. A token hit since it was stored (or last renewed) whose
@@ -152,6 +153,7 @@ struct sts_cache {
     apr_uint64_t flush_epoch; /* slots stored before it are void */
     apr_uint32_t polling;     /* 1 while a thread polls the revision */
     apr_uint32_t db_down;     /* 1 when the last poll failed */
+    apr_uint32_t no_revision; /* 1 when the last poll found no revision */
     apr_time_t poll_started;  /* start of the latest poll */
     apr_time_t next_poll;     /* when the next poll is due */
     apr_time_t fresh_until;   /* hits are trusted until then */
@@ -544,6 +546,29 @@ static void sts_cache_renew(request_rec *r, sts_cache *c, apr_time_t now,
     }
 }
 
+/* The database answers but sts_token_revision has no row: deleted by hand
+ * or by a role allowed to. The trigger's bumps then change nothing, so the
+ * cache could not learn of a revocation: it is flushed and no hit is
+ * trusted (every token goes to the database) until the row is back. Unlike
+ * an unreachable database, this does not keep cached tokens working. */
+static void sts_cache_distrust(request_rec *r, sts_cache *c)
+{
+    sts_cache_flush(c);
+    c->have_revision = 0;
+    STS_STORE(&c->fresh_until, 0);
+    STS_STORE(&c->db_down, 0);
+    if (!STS_LOAD(&c->no_revision)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "table sts_token_revision has no row, so deletions "
+                      "cannot reach the token cache: the cache is off and "
+                      "every token is looked up until the row is back. "
+                      "Restore it as the schema's owner: INSERT INTO "
+                      "sts_token_revision (singleton, revision) VALUES "
+                      "(true, 0) (or apply sql/schema.sql again)");
+        STS_STORE(&c->no_revision, 1);
+    }
+}
+
 /* Reads the revision counter when due (one thread at a time; the others go
  * on without waiting) and flushes the cache when it moved; in the same
  * query, confirms the cached tokens in use whose TTL is running out. */
@@ -551,6 +576,7 @@ static void sts_cache_poll(request_rec *r, sts_cache *c, apr_time_t now)
 {
     apr_uint32_t idle = 0;
     sts_token_row **rows;
+    apr_status_t rv;
     sts_due due;
     int64_t rev;
 
@@ -570,7 +596,10 @@ static void sts_cache_poll(request_rec *r, sts_cache *c, apr_time_t now)
         sts_cache_collect_due(r, c, now, &due);
     }
     rows = apr_palloc(r->pool, sizeof(*rows) * (due.n + 1));
-    if (sts_store_poll(r, due.hex, due.n, rows, &rev) == APR_SUCCESS) {
+    rv = sts_store_poll(r, due.hex, due.n, rows, &rev);
+    if (rv == APR_NOTFOUND) {
+        sts_cache_distrust(r, c);
+    } else if (rv == APR_SUCCESS) {
         if (c->have_revision && rev == c->revision) {
             if (due.n > 0) {
                 sts_cache_renew(r, c, now, &due, rows);
@@ -586,11 +615,12 @@ static void sts_cache_poll(request_rec *r, sts_cache *c, apr_time_t now)
             c->revision = rev;
             c->have_revision = 1;
         }
-        if (STS_LOAD(&c->db_down)) {
+        if (STS_LOAD(&c->db_down) || STS_LOAD(&c->no_revision)) {
             ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                           "token revision readable again: the token cache "
                           "follows the database again");
             STS_STORE(&c->db_down, 0);
+            STS_STORE(&c->no_revision, 0);
         }
         /* Trust hits for STS_FRESH_MS from the poll's start: a change
          * committed before then is reflected in rev. */

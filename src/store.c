@@ -680,10 +680,7 @@ apr_status_t sts_store_poll(request_rec *r, const char *const *digest_hex,
             *slot = sts_token_at(r->pool, d, row, 2);
         }
         if (!found) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                          "table sts_token_revision is empty: apply "
-                          "sql/schema.sql again");
-            rv = APR_EGENERAL;
+            rv = APR_NOTFOUND; /* the caller says what it means */
         }
     }
     sts_store_close(r, dbd);

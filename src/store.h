@@ -70,7 +70,7 @@ apr_status_t sts_store_delete(request_rec *r, int64_t id,
  * by a trigger on every change to sts_tokens) and, read in the same
  * snapshot, the rows of n digests (STS_DIGEST_HEX_LEN hex characters each;
  * n may be 0): rows[i] is the token with digest_hex[i], or NULL when none
- * has it. */
+ * has it. APR_NOTFOUND (not logged) when sts_token_revision has no row. */
 apr_status_t sts_store_poll(request_rec *r, const char *const *digest_hex,
                             int n, sts_token_row **rows, int64_t *revision);
 

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import threading
+import time
 
 import pytest
 
@@ -203,3 +204,29 @@ def test_forward_proxy_does_not_forward_x_api_key(srv, tok, echo):
     assert b(tok.token) not in body
     status, head, _ = send(srv, [], path=url)
     assert status == 407 and "Proxy-Authenticate: ApiKey" in head, head
+
+
+# ---- item 3: a missing revision row ----
+
+def test_missing_revision_row_fails_closed(srv, pg):
+    """With the sts_token_revision row gone, a token deleted from the
+    database stops working in every process within about a second, and the
+    log says what to do (failed before: taken for an outage, every process
+    that had cached the token kept honouring it until its TTL ended)."""
+    t = pg.mint("review-revision", ["reader"])
+    hdr = [b"X-API-Key: " + b(t.token)]
+    for _ in range(20):  # cached in both processes
+        assert send(srv, hdr, path=b"/hidden/x")[0] == 200
+    (rev,), = pg.sql("SELECT revision FROM sts_token_revision")
+    try:
+        pg.sql("DELETE FROM sts_token_revision")
+        pg.sql(f"DELETE FROM sts_tokens WHERE id = {t.id}")
+        time.sleep(1.2)
+        statuses = [send(srv, hdr, path=b"/hidden/x")[0] for _ in range(20)]
+        assert statuses == [401] * 20, statuses
+        srv.wait_for_log("table sts_token_revision has no row")
+        assert "INSERT INTO sts_token_revision" in srv.error_log()
+    finally:
+        pg.sql("INSERT INTO sts_token_revision (singleton, revision) VALUES "
+               f"(true, {int(rev) + 1000}) ON CONFLICT (singleton) DO UPDATE "
+               "SET revision = EXCLUDED.revision")

@@ -76,6 +76,7 @@
 #include "http_config.h"
 #include "http_log.h"
 
+#include "clock.h"
 #include "store.h"
 
 APLOG_USE_MODULE(sts_token);
@@ -96,9 +97,14 @@ APLOG_USE_MODULE(sts_token);
 #define STS_RENEW_MAX 512
 #define STS_RENEW_SCAN 16384
 
-/* The clock; unit tests replace it. */
+/* The clocks; unit tests replace them. Every interval (poll schedule,
+ * trust window, TTLs, waits) is measured on the monotonic one; the wall
+ * clock only decides whether a token's expiration date has passed. */
 #ifndef STS_CACHE_NOW
-#define STS_CACHE_NOW() apr_time_now()
+#define STS_CACHE_NOW() ((apr_time_t)sts_monotonic_now())
+#endif
+#ifndef STS_CACHE_WALL_NOW
+#define STS_CACHE_WALL_NOW() apr_time_now()
 #endif
 
 #define STS_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -148,7 +154,8 @@ struct sts_cache {
     void *blocks[4]; /* the slot and bucket arrays, freed at cleanup */
     apr_interval_time_t ttl;
     apr_interval_time_t negative_ttl;
-    /* Shared between threads, accessed with STS_LOAD/STS_STORE/atomics: */
+    /* Shared between threads, accessed with STS_LOAD/STS_STORE/atomics
+     * (times here and in the slots are on the monotonic clock): */
     apr_uint64_t epoch;       /* bumped by every flush and revoke */
     apr_uint64_t flush_epoch; /* slots stored before it are void */
     apr_uint32_t polling;     /* 1 while a thread polls the revision */
@@ -450,7 +457,7 @@ static void sts_cache_collect_due(request_rec *r, sts_cache *c, apr_time_t now,
     int total = cap * STS_CACHE_SHARDS;
     int scan = total < STS_RENEW_SCAN ? total : STS_RENEW_SCAN;
     apr_uint64_t flush_epoch = STS_LOAD(&c->flush_epoch);
-    int64_t now_ms = apr_time_as_msec(now);
+    int64_t wall_ms = apr_time_as_msec(STS_CACHE_WALL_NOW());
     int g = c->renew_cursor % total, shard = -1, k;
 
     for (k = 0; k < scan && due->n < STS_RENEW_MAX; k++, g = (g + 1) % total) {
@@ -467,7 +474,7 @@ static void sts_cache_collect_due(request_rec *r, sts_cache *c, apr_time_t now,
         p = (sts_pos_slot *)sts_slot_at(&c->shards[shard].pos, g % cap);
         if (p->used && sts_slot_live(&p->slot, flush_epoch, now) &&
             p->slot.valid_until - now < c->ttl / 2 &&
-            (p->expiration_ms < 0 || p->expiration_ms > now_ms)) {
+            (p->expiration_ms < 0 || p->expiration_ms > wall_ms)) {
             char *hex = apr_palloc(r->pool, STS_DIGEST_HEX_LEN + 1);
 
             if (due->hex == NULL) {

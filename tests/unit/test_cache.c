@@ -17,8 +17,11 @@
 #include "apr_hash.h"
 #include "apr_time.h"
 
+/* The monotonic clock (intervals) and the wall clock (expirations). */
 static apr_time_t fake_now;
+static apr_time_t fake_wall;
 #define STS_CACHE_NOW() __atomic_load_n(&fake_now, __ATOMIC_RELAXED)
+#define STS_CACHE_WALL_NOW() __atomic_load_n(&fake_wall, __ATOMIC_RELAXED)
 
 #include "../../src/cache.c"
 
@@ -171,6 +174,7 @@ static void start_cache(int ttl, int entries)
     W.req.server = &W.server;
     W.req.log = &W.log;
     fake_now = apr_time_from_sec(1000000);
+    fake_wall = apr_time_from_sec(1796000000);
     fake_revision = 1;
     fake_db_up = 1;
     fake_revision_row = 1;
@@ -235,6 +239,7 @@ static void db_set(unsigned k, const char *name, const char *roles, int64_t tid)
 static void advance_ms(long ms)
 {
     __atomic_add_fetch(&fake_now, apr_time_from_msec(ms), __ATOMIC_RELAXED);
+    __atomic_add_fetch(&fake_wall, apr_time_from_msec(ms), __ATOMIC_RELAXED);
 }
 
 /* Looks k up; returns the result and fills *id. */
@@ -605,6 +610,34 @@ static void *release_later(void *arg)
     return NULL;
 }
 
+/* The wall clock stepped back an hour (NTP, an administrator) changes
+ * nothing: polls stay due every STS_REVISION_POLL_MS and a deletion still
+ * reaches the cache within a second (failed with the wall clock: no poll
+ * for the hour, 120/120 hits of the deleted token). */
+static void test_wall_clock_step_back(void **state)
+{
+    sts_identity id;
+    int i, hits = 0;
+
+    (void)state;
+    start_cache(300, 100);
+    put(1, "a", "r", 1);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_HIT);
+    __atomic_sub_fetch(&fake_wall, apr_time_from_sec(3600), __ATOMIC_RELAXED);
+    fake_revision++; /* the token is deleted */
+    db_set(1, NULL, NULL, 0);
+    for (i = 0; i < 120; i++) {
+        advance_ms(10);
+        hits += get(1, &id, NULL) == STS_CACHE_HIT;
+    }
+    assert_true(hits <= STS_REVISION_POLL_MS / 10);
+    assert_true(revision_reads >= 2);
+    /* And forward by a day: entries are not all expired at once. */
+    put(2, "b", "r", 2);
+    __atomic_add_fetch(&fake_wall, apr_time_from_sec(86400), __ATOMIC_RELAXED);
+    assert_int_equal(get(2, &id, NULL), STS_CACHE_HIT);
+}
+
 /* The database answers without a revision row (deleted): unlike an outage,
  * nothing cached is trusted until the row is back, and that is logged once
  * (failed before: taken for an outage, the deleted token kept its hits). */
@@ -852,6 +885,7 @@ int main(void)
         cmocka_unit_test_teardown(test_revoke, stop_cache),
         cmocka_unit_test_teardown(test_database_down, stop_cache),
         cmocka_unit_test_teardown(test_missing_revision_row, stop_cache),
+        cmocka_unit_test_teardown(test_wall_clock_step_back, stop_cache),
         cmocka_unit_test_teardown(test_trust_window, stop_cache),
         cmocka_unit_test_teardown(test_hit_waits_for_poll, stop_cache),
         cmocka_unit_test_teardown(test_hit_wait_is_bounded, stop_cache),

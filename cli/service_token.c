@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api_json.h"
+#include "names.h"
 #include "run.h"
 #include "token.h"
 
@@ -80,8 +81,7 @@ int cli_create_body(const cli_args *a, char **out, char *err, size_t errlen)
         snprintf(err, errlen, "--name is required");
         return CLI_EUSAGE;
     }
-    if (cli_check_text("--name", a->name, STS_API_MAX_NAME, 0, err, errlen) !=
-        0) {
+    if (sts_token_name_check("--name", a->name, err, errlen) != 0) {
         return CLI_EUSAGE;
     }
     if (a->nroles == 0) {

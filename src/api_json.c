@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "names.h"
+
 /* Number of Unicode code points in a valid UTF-8 string. */
 static size_t sts_utf8_len(const char *s)
 {
@@ -187,6 +189,9 @@ sts_req_status sts_new_token_parse(const char *body, size_t len, int64_t now_ms,
     }
     if (out->name == NULL || out->name[0] == '\0') {
         snprintf(err, errlen, "'name' must not be empty");
+        goto done;
+    }
+    if (sts_token_name_check("'name'", out->name, err, errlen) != 0) {
         goto done;
     }
     if (!sts_opt_string(root, "description", STS_API_MAX_DESCRIPTION, 1,

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "credentials.h"
+#include "names.h"
 
 /* Largest bootstrap file read; a secret is at most STS_TOKEN_MAX_LEN bytes. */
 #define STS_BOOTSTRAP_READ_MAX (STS_TOKEN_MAX_LEN + 2)
@@ -112,7 +113,7 @@ sts_identity *sts_bootstrap_identity(apr_pool_t *p, const sts_server_conf *conf)
     sts_identity *id = apr_pcalloc(p, sizeof(*id));
 
     id->id = 0;
-    id->name = "bootstrap";
+    id->name = STS_BOOTSTRAP_NAME;
     id->roles = apr_array_pstrcat(p, conf->bootstrap_roles, ',');
     id->expiration_ms = -1;
     id->id_text = "0";

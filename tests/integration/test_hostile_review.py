@@ -230,3 +230,21 @@ def test_missing_revision_row_fails_closed(srv, pg):
         pg.sql("INSERT INTO sts_token_revision (singleton, revision) VALUES "
                f"(true, {int(rev) + 1000}) ON CONFLICT (singleton) DO UPDATE "
                "SET revision = EXCLUDED.revision")
+
+
+# ---- item 8: names ----
+
+@pytest.mark.parametrize("name", ["bootstrap", "BOOTSTRAP", "admin\u202eslm",
+                                  "ad\u200bmin", "a\u2028b", "\ufeffops"])
+def test_confusable_names_refused(srv, pg, bootstrap, name):
+    """The bootstrap identity's name and invisible characters are refused
+    by the API with a 400 naming the rule, and nothing is stored (failed
+    before: created)."""
+    before = pg.sql("SELECT count(*) FROM sts_tokens")
+    r = srv.request("POST", "/api/security/tokens",
+                    {"X-API-Key": str(bootstrap),
+                     "Content-Type": "application/json"},
+                    json.dumps({"name": name, "roles": ["reader"]}).encode())
+    assert r.status == 400, r
+    assert b"reserved" in r.body or b"U+" in r.body, r.body
+    assert pg.sql("SELECT count(*) FROM sts_tokens") == before

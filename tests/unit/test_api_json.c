@@ -83,6 +83,11 @@ static void test_invalid(void **state)
     assert_bad("{\"name\":\"a\\u0085b\",\"roles\":[\"r\"]}",
                "control characters");
     assert_bad("{\"name\":\"a\\u0000b\",\"roles\":[\"r\"]}", "invalid JSON");
+    /* The name rule (src/names.c): reserved, invisible characters. */
+    assert_bad("{\"name\":\"bootstrap\",\"roles\":[\"r\"]}", "reserved");
+    assert_bad("{\"name\":\"a\\u202eb\",\"roles\":[\"r\"]}", "U+202E");
+    assert_bad("{\"name\":\"a\\u200bb\",\"roles\":[\"r\"]}", "U+200B");
+    assert_bad("{\"name\":\"a\\u2028b\",\"roles\":[\"r\"]}", "U+2028");
     assert_bad("{\"name\":\"a\",\"name\":\"b\",\"roles\":[\"r\"]}",
                "invalid JSON");
     assert_bad("{\"name\":\"a\"}", "'roles' is required");

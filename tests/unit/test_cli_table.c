@@ -177,6 +177,16 @@ static void test_create_body(void **state)
           NULL);
     assert_int_equal(cli_create_body(&a, &body, err, sizeof(err)), CLI_EUSAGE);
     assert_non_null(strstr(err, "UTF-8"));
+    parse(&a, "service-token", "create", "--name", "BootStrap", "--roles", "r",
+          NULL);
+    assert_int_equal(cli_create_body(&a, &body, err, sizeof(err)), CLI_EUSAGE);
+    assert_non_null(strstr(err, "--name 'BootStrap' is reserved"));
+    parse(&a, "service-token", "create", "--name",
+          "a\xe2\x80\xae"
+          "z",
+          "--roles", "r", NULL);
+    assert_int_equal(cli_create_body(&a, &body, err, sizeof(err)), CLI_EUSAGE);
+    assert_non_null(strstr(err, "U+202E"));
     parse(&a, "service-token", "create", "--name", "n", "--roles", "r",
           "--dedicatedSubject", "", NULL);
     assert_int_equal(cli_create_body(&a, &body, err, sizeof(err)), CLI_EUSAGE);

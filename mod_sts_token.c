@@ -32,6 +32,7 @@ static void *sts_create_dir_conf(apr_pool_t *p, char *dir)
 
     (void)dir;
     c->hide_credentials = -1;
+    c->grant_set = -1;
     return c;
 }
 
@@ -43,6 +44,15 @@ static void *sts_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     c->hide_credentials = add->hide_credentials != -1 ? add->hide_credentials
                                                       : base->hide_credentials;
+    if (add->grant_set != -1) {
+        c->grant_set = add->grant_set;
+        c->grant_held = add->grant_held;
+        c->grant_roles = add->grant_roles;
+    } else {
+        c->grant_set = base->grant_set;
+        c->grant_held = base->grant_held;
+        c->grant_roles = base->grant_roles;
+    }
     return c;
 }
 
@@ -121,6 +131,42 @@ static const char *sts_set_bootstrap(cmd_parms *cmd, void *dc, int argc,
                 "' (1-128 characters of A-Z a-z 0-9 . _ : @ -)", NULL);
         }
         APR_ARRAY_PUSH(c->bootstrap_roles, const char *) = argv[i];
+    }
+    return NULL;
+}
+
+/* STSTokenAPIGrantableRoles any | ROLE... [held] */
+static const char *sts_set_grantable(cmd_parms *cmd, void *dcv, int argc,
+                                     char *const argv[])
+{
+    sts_dir_conf *dc = dcv;
+    int i;
+
+    if (argc == 1 && ap_cstr_casecmp(argv[0], "any") == 0) {
+        dc->grant_set = 0;
+        return NULL;
+    }
+    if (argc < 1) {
+        return "STSTokenAPIGrantableRoles needs 'any', 'held' or role names";
+    }
+    dc->grant_set = 1;
+    dc->grant_held = 0;
+    dc->grant_roles = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (i = 0; i < argc; i++) {
+        if (ap_cstr_casecmp(argv[i], "held") == 0) {
+            dc->grant_held = 1;
+        } else if (ap_cstr_casecmp(argv[i], "any") == 0) {
+            return "STSTokenAPIGrantableRoles: 'any' stands alone (no "
+                   "bound); drop it to list what may be granted";
+        } else if (!sts_valid_role(argv[i])) {
+            return apr_pstrcat(
+                cmd->pool, "STSTokenAPIGrantableRoles: invalid role '", argv[i],
+                "' (1-128 characters of A-Z a-z 0-9 . _ : @ -, "
+                "or the word held)",
+                NULL);
+        } else {
+            APR_ARRAY_PUSH(dc->grant_roles, const char *) = argv[i];
+        }
     }
     return NULL;
 }
@@ -207,6 +253,11 @@ static const command_rec sts_directives[] = {
                  OR_AUTHCFG,
                  "On: remove the service token headers from the request "
                  "after authentication (default Off)"),
+    AP_INIT_TAKE_ARGV("STSTokenAPIGrantableRoles", sts_set_grantable, NULL,
+                      ACCESS_CONF,
+                      "Roles the token API's callers here may put on new "
+                      "tokens: role names and/or 'held' (the roles the "
+                      "caller's token has); 'any' (default) bounds nothing"),
     AP_INIT_TAKE_ARGV("STSTokenBootstrap", sts_set_bootstrap, NULL, RSRC_CONF,
                       "A file holding the bootstrap secret, then the roles "
                       "it grants"),

@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "api_json.h"
+#include "authz.h"
 #include "cache.h"
 #include "store.h"
 #include "sts.h"
@@ -406,6 +407,7 @@ static int sts_create(request_rec *r)
     sts_req_status st;
     apr_size_t len = 0, limit;
     char *body = NULL, *json;
+    const char *denied;
     int rc;
 
     if (!sts_is_json(r)) {
@@ -444,6 +446,15 @@ static int sts_create(request_rec *r)
     }
     if (st != STS_REQ_OK) {
         return sts_send_error(r, HTTP_BAD_REQUEST, APLOG_INFO, err);
+    }
+    if ((denied = sts_role_not_grantable(r, req.roles)) != NULL) {
+        denied = apr_psprintf(r->pool,
+                              "this caller may not grant role '%s' here "
+                              "(STSTokenAPIGrantableRoles); nothing was "
+                              "created",
+                              denied);
+        sts_new_token_free(&req);
+        return sts_send_error(r, HTTP_FORBIDDEN, APLOG_NOTICE, denied);
     }
     if (sts_token_generate(tok) != 0) {
         sts_new_token_free(&req);

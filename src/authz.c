@@ -86,6 +86,36 @@ static authz_status sts_role_check(request_rec *r, const char *require_args,
     return AUTHZ_DENIED;
 }
 
+/* Checks the roles of a new token against STSTokenAPIGrantableRoles. */
+const char *sts_role_not_grantable(request_rec *r, const char *roles)
+{
+    sts_dir_conf *dc =
+        ap_get_module_config(r->per_dir_config, &sts_token_module);
+    const sts_identity *id = sts_request_identity(r);
+    const char *p = roles;
+
+    if (dc->grant_set != 1) {
+        return NULL;
+    }
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        const char *role = comma ? apr_pstrmemdup(r->pool, p, comma - p) : p;
+        int ok =
+            dc->grant_held && id != NULL && sts_roles_contain(id->roles, role);
+        int i;
+
+        for (i = 0; !ok && i < dc->grant_roles->nelts; i++) {
+            ok = strcmp(APR_ARRAY_IDX(dc->grant_roles, i, const char *),
+                        role) == 0;
+        }
+        if (!ok) {
+            return role;
+        }
+        p = comma ? comma + 1 : "";
+    }
+    return NULL;
+}
+
 /* Refuses an empty "Require sts-role" at startup. */
 static const char *sts_role_parse(cmd_parms *cmd, const char *require_line,
                                   const void **parsed)

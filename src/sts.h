@@ -30,6 +30,12 @@ extern module AP_MODULE_DECLARE_DATA sts_token_module;
  */
 typedef struct {
     int hide_credentials; /* STSTokenHideCredentials */
+    /* STSTokenAPIGrantableRoles: grant_set is -1 when unset, 0 for "any"
+     * (no bound), 1 when bounded to grant_roles (const char *) and, with
+     * grant_held, the roles the caller holds. */
+    int grant_set;
+    int grant_held;
+    apr_array_header_t *grant_roles;
 } sts_dir_conf;
 
 struct sts_cache;

@@ -61,6 +61,16 @@ LoadModule authz_host_module /usr/lib/apache2/modules/mod_authz_host.so
     ProxyPass "http://127.0.0.1:@ECHO@/"
 </Location>
 
+# A token API whose callers may only grant 'reader' and roles they hold.
+<Location "/bounded">
+    AuthType ServiceToken
+    AuthName "bounded"
+    AuthzSendForbiddenOnFailure On
+    Require sts-role token-manager stackstate-admin
+    SetHandler sts-token-api
+    STSTokenAPIGrantableRoles held reader
+</Location>
+
 # A forward proxy that only token holders may use.
 ProxyRequests On
 <Proxy "http://127.0.0.1:@ECHO@/*">
@@ -248,3 +258,31 @@ def test_confusable_names_refused(srv, pg, bootstrap, name):
     assert r.status == 400, r
     assert b"reserved" in r.body or b"U+" in r.body, r.body
     assert pg.sql("SELECT count(*) FROM sts_tokens") == before
+
+
+# ---- item 7: bounding what the token API grants ----
+
+def test_grantable_roles_bound_the_api(srv, pg, bootstrap):
+    """Under STSTokenAPIGrantableRoles held reader, a token-manager token
+    mints reader and token-manager tokens but not stackstate-admin ones
+    (403, nothing stored); the bootstrap secret grants the roles it holds.
+    Without the directive (/api) nothing is bounded, as in StackState."""
+    mgr = pg.mint("review-manager", ["token-manager"])
+
+    def create(token, roles, base="/bounded"):
+        return srv.request("POST", base + "/security/tokens",
+                           {"X-API-Key": token,
+                            "Content-Type": "application/json"},
+                           json.dumps({"name": "review-minted",
+                                       "roles": roles}).encode())
+
+    assert create(mgr.token, ["reader"]).status == 200
+    assert create(mgr.token, ["token-manager", "reader"]).status == 200
+    before = pg.sql("SELECT count(*) FROM sts_tokens")
+    r = create(mgr.token, ["reader", "stackstate-admin"])
+    assert r.status == 403, r
+    assert b"stackstate-admin" in r.body and b"STSTokenAPIGrantableRoles" in r.body
+    assert pg.sql("SELECT count(*) FROM sts_tokens") == before
+    assert create(str(bootstrap), ["stackstate-admin"]).status == 200
+    assert create(str(bootstrap), ["ops"]).status == 403
+    assert create(str(bootstrap), ["ops"], base="/api").status == 200

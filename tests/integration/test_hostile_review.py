@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import threading
 import time
 
@@ -286,3 +287,20 @@ def test_grantable_roles_bound_the_api(srv, pg, bootstrap):
     assert create(str(bootstrap), ["stackstate-admin"]).status == 200
     assert create(str(bootstrap), ["ops"]).status == 403
     assert create(str(bootstrap), ["ops"], base="/api").status == 200
+
+
+# ---- item 10: the shipped configuration ----
+
+def test_shipped_conf_trace_off_and_reqtimeout(srv, tok):
+    """conf/httpd.conf (make run, these tests) answers TRACE 405 without
+    echoing credentials and loads mod_reqtimeout (failed before: TRACE
+    echoed the headers, and idle connections held workers for Timeout)."""
+    r = srv.request("TRACE", "/protected/", {"X-API-Key": tok.token})
+    assert r.status == 405, r
+    assert tok.token.encode() not in r.body
+    cmd = [a for a in srv.command() if a != "-DFOREGROUND"]
+    out = subprocess.run(cmd + ["-t", "-D", "DUMP_MODULES"], env=srv.env,
+                         capture_output=True, text=True)
+    assert "reqtimeout_module" in out.stdout, out.stdout + out.stderr
+    assert "TraceEnable Off" in open(os.path.join(
+        os.path.dirname(__file__), "..", "..", "conf", "sts_token.conf")).read()

@@ -67,7 +67,7 @@ def test_directive_documented(directive):
 
 def test_load_file_for_a2enmod():
     text = open(LOAD).read()
-    assert re.search(r"^# Depends: dbd$", text, re.M), text
+    assert re.search(r"^# Depends: dbd reqtimeout$", text, re.M), text
     lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
     assert lines == ["LoadModule sts_token_module "
                      "/usr/lib/apache2/modules/mod_sts_token.so"]
@@ -143,6 +143,9 @@ def test_examples_protect_what_they_say(srv, pg, bootstrap):
     r = srv.get("/api/server/info", {"X-API-Key": reader.token})
     assert r.status == 200 and r.json()["version"]["major"] == 5
     assert srv.get("/api/server/info").status == 401
+    # TRACE would echo the credentials back before authentication.
+    r = srv.request("TRACE", "/protected/", {"X-API-Key": reader.token})
+    assert r.status == 405 and reader.token.encode() not in r.body
 
 
 def test_load_file_loads(httpd_factory, tmp_path):

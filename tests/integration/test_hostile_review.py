@@ -62,16 +62,6 @@ LoadModule authz_host_module /usr/lib/apache2/modules/mod_authz_host.so
     ProxyPass "http://127.0.0.1:@ECHO@/"
 </Location>
 
-# A token API whose callers may only grant 'reader' and roles they hold.
-<Location "/bounded">
-    AuthType ServiceToken
-    AuthName "bounded"
-    AuthzSendForbiddenOnFailure On
-    Require sts-role token-manager stackstate-admin
-    SetHandler sts-token-api
-    STSTokenAPIGrantableRoles held reader
-</Location>
-
 # A forward proxy that only token holders may use.
 ProxyRequests On
 <Proxy "http://127.0.0.1:@ECHO@/*">
@@ -263,11 +253,25 @@ def test_confusable_names_refused(srv, pg, bootstrap, name):
 
 # ---- item 7: bounding what the token API grants ----
 
-def test_grantable_roles_bound_the_api(srv, pg, bootstrap):
+BOUNDED = r"""
+# A token API whose callers may only grant 'reader' and roles they hold.
+<Location "/bounded">
+    AuthType ServiceToken
+    AuthName "bounded"
+    AuthzSendForbiddenOnFailure On
+    Require sts-role token-manager stackstate-admin
+    SetHandler sts-token-api
+    STSTokenAPIGrantableRoles held reader
+</Location>
+"""
+
+
+def test_grantable_roles_bound_the_api(httpd_factory, pg, bootstrap):
     """Under STSTokenAPIGrantableRoles held reader, a token-manager token
     mints reader and token-manager tokens but not stackstate-admin ones
     (403, nothing stored); the bootstrap secret grants the roles it holds.
     Without the directive (/api) nothing is bounded, as in StackState."""
+    srv = httpd_factory(BOUNDED)
     mgr = pg.mint("review-manager", ["token-manager"])
 
     def create(token, roles, base="/bounded"):

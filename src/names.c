@@ -87,8 +87,8 @@ int sts_token_name_check(const char *what, const char *name, char *err,
         }
         if (sts_name_forbidden(cp)) {
             snprintf(err, errlen,
-                     "%s must not contain control, invisible formatting or "
-                     "line separator characters (found U+%04X)",
+                     "%s contains a control character, an invisible "
+                     "formatting character or a line separator (U+%04X)",
                      what, (unsigned)cp);
             return -1;
         }

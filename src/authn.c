@@ -19,6 +19,7 @@
 #include "bootstrap.h"
 #include "cache.h"
 #include "credentials.h"
+#include "names.h"
 #include "store.h"
 #include "sts.h"
 
@@ -243,6 +244,17 @@ static int sts_lookup(request_rec *r, const sts_credential *cred,
     }
     if (row == NULL) {
         sts_cache_put(r, digest, NULL, ticket);
+        return HTTP_UNAUTHORIZED;
+    }
+    if (sts_token_name_reserved(row->name)) {
+        /* Stored past the API's name rule (SQL, an older version): it would
+         * pass for the bootstrap secret in REMOTE_USER and the logs. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "token id %" APR_INT64_T_FMT " is named '%s', the "
+                      "bootstrap secret's name: rename it (UPDATE sts_tokens "
+                      "SET name = ...) or delete it",
+                      row->id, row->name);
+        *why = "token name reserved for the bootstrap secret";
         return HTTP_UNAUTHORIZED;
     }
     id->id = row->id;

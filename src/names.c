@@ -70,6 +70,12 @@ static int sts_name_forbidden(uint32_t cp)
     return 0;
 }
 
+/* 1 for the bootstrap identity's name (see names.h). */
+int sts_token_name_reserved(const char *name)
+{
+    return strcasecmp(name, STS_BOOTSTRAP_NAME) == 0;
+}
+
 /* Checks a token name (see names.h). */
 int sts_token_name_check(const char *what, const char *name, char *err,
                          size_t errlen)
@@ -104,7 +110,7 @@ int sts_token_name_check(const char *what, const char *name, char *err,
                  STS_API_MAX_NAME);
         return -1;
     }
-    if (strcasecmp(name, STS_BOOTSTRAP_NAME) == 0) {
+    if (sts_token_name_reserved(name)) {
         snprintf(err, errlen,
                  "%s '%s' is reserved for the bootstrap secret: choose "
                  "another name",

@@ -18,6 +18,9 @@
  * STS_TOKEN_NAME); no token may take it. */
 #define STS_BOOTSTRAP_NAME "bootstrap"
 
+/* Returns 1 when name is the bootstrap identity's (any letter case). */
+int sts_token_name_reserved(const char *name);
+
 /* Returns 0 when name is a valid token name, else -1 with a message
  * starting with what (e.g. "'name'" or "--name") in err. */
 int sts_token_name_check(const char *what, const char *name, char *err,

@@ -251,6 +251,17 @@ def test_confusable_names_refused(srv, pg, bootstrap, name):
     assert pg.sql("SELECT count(*) FROM sts_tokens") == before
 
 
+def test_stored_bootstrap_name_refused(srv, pg):
+    """A token named 'bootstrap' stored past the API (SQL, an older version)
+    does not authenticate as a second 'bootstrap' (failed before: 200 with
+    REMOTE_USER bootstrap); the log says how to fix it."""
+    t = pg.mint("Bootstrap", ["reader"])
+    for _ in range(3):
+        status, head, _ = send(srv, [b"X-API-Key: " + b(t.token)])
+        assert status == 401, head
+    srv.wait_for_log(f"token id {t.id} is named 'Bootstrap'")
+
+
 # ---- item 7: bounding what the token API grants ----
 
 BOUNDED = r"""

@@ -35,7 +35,7 @@ LIB_A := $(BUILD)/libsts.a
 LIB_LIBS := -ljansson -lcrypto -lz
 
 # The module: record, hooks and the Apache-facing parts.
-MOD_SRC := mod_sts_token.c src/authn.c src/authz.c src/store.c src/cache.c \
+MOD_SRC := mod_sts_token.c src/authn.c src/authn_basic.c src/authz.c src/store.c src/cache.c \
            src/api.c src/bootstrap.c
 MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/mod/%.o)
 

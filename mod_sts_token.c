@@ -33,6 +33,7 @@ static void *sts_create_dir_conf(apr_pool_t *p, char *dir)
     (void)dir;
     c->hide_credentials = -1;
     c->grant_set = -1;
+    c->basic_user = -1;
     return c;
 }
 
@@ -53,6 +54,7 @@ static void *sts_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
         c->grant_held = base->grant_held;
         c->grant_roles = base->grant_roles;
     }
+    c->basic_user = add->basic_user != -1 ? add->basic_user : base->basic_user;
     return c;
 }
 
@@ -101,6 +103,24 @@ static int sts_valid_role(const char *s)
         }
     }
     return n >= 1 && n <= 128;
+}
+
+/* STSTokenBasicUser Any|TokenName */
+static const char *sts_set_basic_user(cmd_parms *cmd, void *dcv,
+                                      const char *arg)
+{
+    sts_dir_conf *dc = dcv;
+
+    if (ap_cstr_casecmp(arg, "Any") == 0) {
+        dc->basic_user = STS_BASIC_USER_ANY;
+    } else if (ap_cstr_casecmp(arg, "TokenName") == 0) {
+        dc->basic_user = STS_BASIC_USER_TOKEN_NAME;
+    } else {
+        return apr_pstrcat(cmd->pool,
+                           "STSTokenBasicUser must be Any or TokenName, not '",
+                           arg, "'", NULL);
+    }
+    return NULL;
 }
 
 /* STSTokenBootstrap FILE ROLE [ROLE ...] */
@@ -258,6 +278,9 @@ static const command_rec sts_directives[] = {
                       "Roles the token API's callers here may put on new "
                       "tokens: role names and/or 'held' (the roles the "
                       "caller's token has); 'any' (default) bounds nothing"),
+    AP_INIT_TAKE1("STSTokenBasicUser", sts_set_basic_user, NULL, OR_AUTHCFG,
+                  "With AuthBasicProvider sts-token: Any (default) accepts "
+                  "any user name; TokenName requires the token's name"),
     AP_INIT_TAKE_ARGV("STSTokenBootstrap", sts_set_bootstrap, NULL, RSRC_CONF,
                       "A file holding the bootstrap secret, then the roles "
                       "it grants"),
@@ -389,6 +412,7 @@ static void sts_register_hooks(apr_pool_t *p)
     ap_hook_post_config(sts_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(sts_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     sts_authn_register_hooks(p);
+    sts_authn_basic_register(p);
     sts_authz_register(p);
     sts_api_register_hooks(p);
 }

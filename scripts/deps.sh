@@ -10,7 +10,7 @@ PACKAGES="
 build-essential pkg-config apache2 apache2-dev apache2-utils
 libaprutil1-dbd-pgsql libpq-dev postgresql postgresql-contrib libssl-dev zlib1g-dev
 libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev
-python3 python3-pytest python3-yaml curl jq xz-utils
+python3 python3-pytest python3-yaml curl jq xz-utils git
 clang clang-tidy clang-format cppcheck valgrind wrk libclang-rt-14-dev
 "
 

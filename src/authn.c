@@ -118,12 +118,17 @@ static void sts_strip_spoofed(request_rec *r)
     }
 }
 
-/* header_parser hook: under AuthType ServiceToken, strips the identity
- * look-alikes of a main request before anything reads them, whether or not
- * authentication runs for it (Require all granted skips it). */
+/* header_parser hook: under AuthType ServiceToken, and under AuthType Basic
+ * (where AuthBasicProvider sts-token may publish the identity), strips the
+ * identity look-alikes of a main request before anything reads them,
+ * whether or not authentication runs for it (Require all granted skips
+ * it). */
 static int sts_header_parser(request_rec *r)
 {
-    if (sts_is_ours(r)) {
+    const char *type = ap_auth_type(r);
+
+    if (sts_is_ours(r) ||
+        (type != NULL && ap_cstr_casecmp(type, "Basic") == 0)) {
         sts_strip_spoofed(r);
     }
     return DECLINED;
@@ -196,13 +201,12 @@ static const char *sts_format_date(apr_pool_t *p, int64_t ms)
                         tm.tm_mday);
 }
 
-/* Publishes the identity: r->user, AUTH_TYPE and the STS_TOKEN_* variables.
- * (The credential headers are removed by sts_fixups.) */
-static void sts_publish(request_rec *r, sts_identity *id)
+/* Makes id r's identity: r->user and the STS_TOKEN_* variables (see
+ * authn.h). */
+void sts_authn_set_identity(request_rec *r, sts_identity *id)
 {
     ap_set_module_config(r->request_config, &sts_token_module, id);
     r->user = apr_pstrdup(r->pool, id->name);
-    r->ap_auth_type = (char *)STS_AUTH_TYPE;
     apr_table_setn(r->subprocess_env, "STS_TOKEN_ID", id->id_text);
     apr_table_setn(r->subprocess_env, "STS_TOKEN_NAME", id->name);
     apr_table_setn(r->subprocess_env, "STS_TOKEN_ROLES", id->roles);
@@ -210,12 +214,29 @@ static void sts_publish(request_rec *r, sts_identity *id)
                    id->expiration_text);
 }
 
+/* "(id N, name 'x')" for the log line of a refused known token, or NULL. */
+const char *sts_authn_who(request_rec *r, const sts_identity *id)
+{
+    return id == NULL
+               ? NULL
+               : apr_psprintf(r->pool, "(id %" APR_INT64_T_FMT ", name '%s')",
+                              id->id, id->name);
+}
+
+/* Publishes the identity under AuthType ServiceToken: also AUTH_TYPE.
+ * (The credential headers are removed by sts_fixups.) */
+static void sts_publish(request_rec *r, sts_identity *id)
+{
+    sts_authn_set_identity(r, id);
+    r->ap_auth_type = (char *)STS_AUTH_TYPE;
+}
+
 /* Looks a token of the right length and prefix up in the cache, then (when
  * its alphabet and checksum are right) in PostgreSQL. Returns OK with *out
  * set, HTTP_UNAUTHORIZED with *why set, or HTTP_SERVICE_UNAVAILABLE. A cache
  * hit skips those checks: the digest matched one the database issued, so
  * they can only pass (measured: they were a tenth of the hit's cost). */
-static int sts_lookup(request_rec *r, const sts_credential *cred,
+static int sts_lookup(request_rec *r, const char *token, size_t len,
                       const unsigned char digest[STS_DIGEST_LEN],
                       sts_identity **out, const char **why)
 {
@@ -234,7 +255,7 @@ static int sts_lookup(request_rec *r, const sts_credential *cred,
     case STS_CACHE_MISS:
         break;
     }
-    if (!sts_token_is_wellformed(cred->token, cred->len)) {
+    if (!sts_token_is_wellformed(token, len)) {
         *why = "token checksum does not match (mistyped?)";
         return HTTP_UNAUTHORIZED;
     }
@@ -268,17 +289,63 @@ static int sts_lookup(request_rec *r, const sts_credential *cred,
     return OK;
 }
 
-/* check_authn hook for AuthType ServiceToken. */
-static int sts_authenticate(request_rec *r)
+/* Verifies a presented secret (see authn.h). */
+int sts_authn_verify(request_rec *r, const char *token, size_t len,
+                     sts_identity **out, const char **why)
 {
     sts_server_conf *sc =
         ap_get_module_config(r->server->module_config, &sts_token_module);
     unsigned char digest[STS_DIGEST_LEN];
+    sts_identity *id = NULL;
+    int64_t now_ms;
+    int rc;
+
+    *why = NULL;
+    if (sts_token_digest_reuse(sts_conn_digest_ctx(r->connection), token, len,
+                               digest) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "cannot compute a SHA-256 digest (libcrypto failed): "
+                      "refusing the request");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (sc->bootstrap_loaded &&
+        sts_digest_equal(digest, sc->bootstrap_digest)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "authenticated with the bootstrap secret");
+        *out = sts_bootstrap_identity(r->pool, sc);
+        return OK;
+    }
+    if (len != STS_TOKEN_LEN || !sts_token_has_prefix(token, len)) {
+        *why = sts_token_has_prefix(token, len)
+                   ? "token checksum does not match (mistyped?)"
+                   : "not a service token";
+        return HTTP_UNAUTHORIZED;
+    }
+    rc = sts_lookup(r, token, len, digest, &id, why);
+    if (rc != OK) {
+        return rc;
+    }
+    now_ms = (int64_t)(apr_time_now() / 1000);
+    if (id->expiration_ms >= 0 && now_ms >= id->expiration_ms) {
+        *why = "token expired";
+        *out = id;
+        return HTTP_UNAUTHORIZED;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "authenticated service token id %" APR_INT64_T_FMT
+                  " name '%s'",
+                  id->id, id->name);
+    *out = id;
+    return OK;
+}
+
+/* check_authn hook for AuthType ServiceToken. */
+static int sts_authenticate(request_rec *r)
+{
     sts_api_keys keys = {{NULL}, 0};
     sts_identity *id = NULL;
     sts_credential cred;
     const char *why;
-    int64_t now_ms;
     int rc;
 
     if (!sts_is_ours(r)) {
@@ -304,50 +371,18 @@ static int sts_authenticate(request_rec *r)
     case STS_CRED_OK:
         break;
     }
-
-    if (sts_token_digest_reuse(sts_conn_digest_ctx(r->connection), cred.token,
-                               cred.len, digest) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "cannot compute a SHA-256 digest (libcrypto failed): "
-                      "refusing the request");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (sc->bootstrap_loaded &&
-        sts_digest_equal(digest, sc->bootstrap_digest)) {
-        id = sts_bootstrap_identity(r->pool, sc);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "authenticated with the bootstrap secret");
-        sts_publish(r, id);
-        return OK;
-    }
-    if (cred.len != STS_TOKEN_LEN ||
-        !sts_token_has_prefix(cred.token, cred.len)) {
-        return sts_refuse(r,
-                          sts_token_has_prefix(cred.token, cred.len)
-                              ? "token checksum does not match (mistyped?)"
-                              : "not a service token",
-                          NULL);
-    }
-    rc = sts_lookup(r, &cred, digest, &id, &why);
+    rc = sts_authn_verify(r, cred.token, cred.len, &id, &why);
     if (rc == HTTP_SERVICE_UNAVAILABLE) {
         apr_table_setn(r->notes, "error-notes",
                        "The token database is unavailable; try again later.");
         return rc;
     }
+    if (rc == HTTP_UNAUTHORIZED) {
+        return sts_refuse(r, why, sts_authn_who(r, id));
+    }
     if (rc != OK) {
-        return sts_refuse(r, why, NULL);
+        return rc;
     }
-    now_ms = (int64_t)(apr_time_now() / 1000);
-    if (id->expiration_ms >= 0 && now_ms >= id->expiration_ms) {
-        return sts_refuse(r, "token expired",
-                          apr_psprintf(r->pool,
-                                       "(id %" APR_INT64_T_FMT ", name '%s')",
-                                       id->id, id->name));
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                  "authenticated service token id %" APR_INT64_T_FMT
-                  " name '%s'",
-                  id->id, id->name);
     sts_publish(r, id);
     return OK;
 }

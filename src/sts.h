@@ -36,7 +36,13 @@ typedef struct {
     int grant_set;
     int grant_held;
     apr_array_header_t *grant_roles;
+    int basic_user; /* STSTokenBasicUser: STS_BASIC_USER_* */
 } sts_dir_conf;
+
+/* STSTokenBasicUser: the Basic user name may be anything (the default), or
+ * must be the token's name. */
+#define STS_BASIC_USER_ANY 0
+#define STS_BASIC_USER_TOKEN_NAME 1
 
 struct sts_cache;
 struct sts_gate;

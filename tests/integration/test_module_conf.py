@@ -2,6 +2,7 @@
 conf/sts-token-locations.conf) work as documented: the example blocks,
 uncommented, protect what they say, and fail closed without the module."""
 
+import base64
 import os
 import re
 import shutil
@@ -100,11 +101,12 @@ def test_locations_have_documented_examples():
                    '<Location "/api">', '<Location "/api/server/info">',
                    "Require sts-role stackstate-admin",
                    "SetHandler sts-token-api", "AuthzSendForbiddenOnFailure On",
-                   "STSTokenHideCredentials On", "<RequireAny>"):
+                   "STSTokenHideCredentials On", "<RequireAny>",
+                   "AuthBasicProvider sts-token", "Require sts-role git-push"):
         assert needed in ex, needed
     # Every example fails closed.
     blocks = re.findall(r"<Location .*?</Location>", ex, re.S)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     for b in blocks:
         assert re.search(r"<IfModule !sts_token_module>\s*Require all denied"
                          r"\s*</IfModule>", b), b
@@ -119,7 +121,11 @@ def srv(httpd_factory, pg):
                       conf, flags=re.M)
     assert n == 1
     ex = uncommented_examples(open(LOCATIONS).read())
-    h = httpd_factory("Alias /reports @DOCROOT@/protected\n" + conf + ex)
+    # Debian enables mod_auth_basic by default; the test config does not.
+    h = httpd_factory("LoadModule auth_basic_module "
+                      "/usr/lib/apache2/modules/mod_auth_basic.so\n"
+                      "Alias /reports @DOCROOT@/protected\n"
+                      "Alias /git @DOCROOT@/protected\n" + conf + ex)
     return h
 
 
@@ -146,6 +152,23 @@ def test_examples_protect_what_they_say(srv, pg, bootstrap):
     # TRACE would echo the credentials back before authentication.
     r = srv.request("TRACE", "/protected/", {"X-API-Key": reader.token})
     assert r.status == 405 and reader.token.encode() not in r.body
+
+
+def basic(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_basic_example_takes_a_token_as_password(srv, pg):
+    pusher = pg.mint("conf-pusher", ["git-push"])
+    other = pg.mint("conf-nopush", ["reader"])
+    SENT.extend([pusher.token, other.token])
+    r = srv.get("/git/")
+    assert r.status == 401 and r.header("WWW-Authenticate") == \
+        'Basic realm="git"'
+    assert srv.get("/git/", {"Authorization": basic("ci", pusher.token)}) \
+        .status == 200
+    assert srv.get("/git/", {"Authorization": basic("ci", other.token)}) \
+        .status == 403
 
 
 def test_load_file_loads(httpd_factory, tmp_path):

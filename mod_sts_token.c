@@ -16,6 +16,7 @@
 #include "authz.h"
 #include "bootstrap.h"
 #include "cache.h"
+#include "status.h"
 #include "store.h"
 #include "sts.h"
 
@@ -345,6 +346,9 @@ static int sts_check_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     if (err == NULL) {
         err = sts_finish_server_conf(p, s);
     }
+    if (err == NULL) {
+        err = sts_status_post_config(p, s);
+    }
     if (err != NULL) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "%s", err);
         return !OK;
@@ -399,6 +403,7 @@ static void sts_child_init(apr_pool_t *p, server_rec *s)
         ap_get_module_config(s->module_config, &sts_token_module);
     sts_db *db;
 
+    sts_status_child_init(p, s);
     for (db = sc->dbs; db != NULL; db = db->next) {
         sts_store_child_init(p, s, db);
         sts_cache_child_init(p, s, db);
@@ -413,6 +418,7 @@ static void sts_register_hooks(apr_pool_t *p)
     ap_hook_child_init(sts_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     sts_authn_register_hooks(p);
     sts_authn_basic_register(p);
+    sts_status_register(p);
     sts_authz_register(p);
     sts_api_register_hooks(p);
 }

@@ -20,6 +20,7 @@
 #include "cache.h"
 #include "credentials.h"
 #include "names.h"
+#include "status.h"
 #include "store.h"
 #include "sts.h"
 
@@ -248,11 +249,14 @@ static int sts_lookup(request_rec *r, const char *token, size_t len,
     *why = "unknown or deleted token";
     switch (sts_cache_get(r, digest, id, &ticket)) {
     case STS_CACHE_HIT:
+        sts_status_count(STS_STAT_CACHE_HITS);
         *out = id;
         return OK;
     case STS_CACHE_UNKNOWN:
+        sts_status_count(STS_STAT_NEGATIVE_HITS);
         return HTTP_UNAUTHORIZED;
     case STS_CACHE_MISS:
+        sts_status_count(STS_STAT_CACHE_MISSES);
         break;
     }
     if (!sts_token_is_wellformed(token, len)) {
@@ -260,7 +264,9 @@ static int sts_lookup(request_rec *r, const char *token, size_t len,
         return HTTP_UNAUTHORIZED;
     }
     sts_digest_to_hex(digest, hex);
+    sts_status_count(STS_STAT_DB_LOOKUPS);
     if (sts_store_lookup(r, hex, &row) != APR_SUCCESS) {
+        sts_status_count(STS_STAT_UNAVAILABLE);
         return HTTP_SERVICE_UNAVAILABLE;
     }
     if (row == NULL) {

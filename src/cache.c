@@ -77,6 +77,7 @@
 #include "http_log.h"
 
 #include "clock.h"
+#include "status.h"
 #include "store.h"
 
 APLOG_USE_MODULE(sts_token);
@@ -136,6 +137,10 @@ typedef struct {
     char *base;    /* capacity slots of stride bytes */
     size_t stride; /* sizeof(sts_pos_slot) or sizeof(sts_slot) */
     int *buckets;  /* first slot of each chain, -1 when empty */
+    /* Verified-token table only: the owning cache's flush epoch and its
+     * count of live entries (reported to server-status). */
+    const apr_uint64_t *flush_epoch;
+    apr_uint64_t *live;
     int capacity;
     int nbuckets; /* power of two */
     int used;     /* linked slots (live or not yet reclaimed) */
@@ -158,6 +163,7 @@ struct sts_cache {
      * (times here and in the slots are on the monotonic clock): */
     apr_uint64_t epoch;       /* bumped by every flush and revoke */
     apr_uint64_t flush_epoch; /* slots stored before it are void */
+    apr_uint64_t live;        /* verified tokens stored since the flush */
     apr_uint32_t polling;     /* 1 while a thread polls the revision */
     apr_uint32_t db_down;     /* 1 when the last poll failed */
     apr_uint32_t no_revision; /* 1 when the last poll found no revision */
@@ -216,6 +222,10 @@ static void sts_slot_release(sts_table *t, int i)
     if (t->positive) {
         sts_pos_slot *p = (sts_pos_slot *)s;
 
+        if (s->epoch >= STS_LOAD(t->flush_epoch)) {
+            __atomic_sub_fetch(t->live, 1, __ATOMIC_RELAXED);
+            sts_status_cached_add(-1);
+        }
         if (p->strings != p->inline_strings) {
             free(p->strings);
         }
@@ -315,6 +325,9 @@ static void sts_cache_flush(sts_cache *c)
     apr_uint64_t e = __atomic_add_fetch(&c->epoch, 1, __ATOMIC_ACQ_REL);
 
     STS_STORE(&c->flush_epoch, e);
+    /* Its entries are void now: the process reports them gone. */
+    sts_status_cached_add(
+        -(int)__atomic_exchange_n(&c->live, 0, __ATOMIC_RELAXED));
 }
 
 /* Frees the cache's memory when the process pool goes away. */
@@ -425,6 +438,8 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s, sts_db *db)
         sts_table_init(&sh->pos, pos + off * sizeof(sts_pos_slot),
                        sizeof(sts_pos_slot), pos_b + (size_t)i * nbuckets,
                        per_shard, nbuckets, 1);
+        sh->pos.flush_epoch = &c->flush_epoch;
+        sh->pos.live = &c->live;
         sts_table_init(&sh->neg, neg + off * sizeof(sts_slot), sizeof(sts_slot),
                        neg_b + (size_t)i * nbuckets, per_shard, nbuckets, 0);
     }
@@ -629,6 +644,7 @@ static void sts_cache_poll(request_rec *r, sts_cache *c, apr_time_t now)
             STS_STORE(&c->db_down, 0);
             STS_STORE(&c->no_revision, 0);
         }
+        sts_status_poll_ok(apr_time_now(), rev);
         /* Trust hits for STS_FRESH_MS from the poll's start: a change
          * committed before then is reflected in rev. */
         STS_STORE(&c->fresh_until, now + apr_time_from_msec(STS_FRESH_MS));
@@ -816,6 +832,10 @@ void sts_cache_put(request_rec *r, const unsigned char digest[STS_DIGEST_LEN],
         }
     }
     sts_table_link(t, i);
+    if (id != NULL) {
+        __atomic_add_fetch(&c->live, 1, __ATOMIC_RELAXED);
+        sts_status_cached_add(1);
+    }
     apr_thread_mutex_unlock(sh->mutex);
 }
 

@@ -39,6 +39,8 @@
 #include "http_log.h"
 #include "mod_dbd.h"
 
+#include "status.h"
+
 #include <libpq-fe.h>
 
 APLOG_USE_MODULE(sts_token);
@@ -321,6 +323,7 @@ static ap_dbd_t *sts_store_open(request_rec *r)
         apr_thread_mutex_unlock(g->mutex);
     }
     if (dbd == NULL) {
+        sts_status_count(STS_STAT_DB_FAILURES);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "no database connection: mod_dbd could not open or "
                       "check a pooled session (see its message above; check "
@@ -441,6 +444,7 @@ static apr_status_t sts_store_exec(request_rec *r, ap_dbd_t *dbd,
             sts_store_reprepare(r, dbd, stmt == NULL) == APR_SUCCESS) {
             continue;
         }
+        sts_status_count(STS_STAT_DB_FAILURES);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, APR_EGENERAL, r,
                       "database statement %s failed: %s", label,
                       sts_db_message(r->pool, msg));

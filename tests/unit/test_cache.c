@@ -29,6 +29,21 @@ static apr_time_t fake_wall;
 
 module AP_MODULE_DECLARE_DATA sts_token_module; /* module_index 0 */
 
+/* status.c's side: the cache reports its size and good polls. */
+static long cached_count;
+static int64_t polled_revision;
+
+void sts_status_cached_add(int delta)
+{
+    __atomic_add_fetch(&cached_count, delta, __ATOMIC_RELAXED);
+}
+
+void sts_status_poll_ok(apr_time_t started, int64_t revision)
+{
+    (void)started;
+    polled_revision = revision;
+}
+
 static int64_t fake_revision;
 static int fake_db_up = 1;
 static int fake_revision_row = 1; /* 0: sts_token_revision has no row */
@@ -178,6 +193,8 @@ static void start_cache(int ttl, int entries)
     fake_revision = 1;
     fake_db_up = 1;
     fake_revision_row = 1;
+    cached_count = 0;
+    polled_revision = 0;
     revision_reads = 0;
     warnings = 0;
     errors = 0;
@@ -536,6 +553,44 @@ static void test_revoke(void **state)
     assert_int_equal(get(4, &out, NULL), STS_CACHE_MISS);
 }
 
+/* The size reported to server-status follows puts, replacements,
+ * revocations, evictions and flushes; a good poll reports its revision. */
+static void test_cached_count(void **state)
+{
+    sts_identity id;
+    long linked;
+    int i;
+
+    (void)state;
+    start_cache(300, 16);
+    put(1, "a", "r", 1);
+    assert_int_equal(polled_revision, 1);
+    put(2, "b", "r", 2);
+    put(3, "c", "r", 3);
+    put(4, NULL, NULL, 0); /* unknown digests are not tokens */
+    assert_int_equal(cached_count, 3);
+    put(3, "c", "r", 3); /* replaced, not added */
+    assert_int_equal(cached_count, 3);
+    sts_cache_revoke(&W.req, 2);
+    assert_int_equal(cached_count, 2);
+    for (i = 10; i < 500; i++) { /* evictions keep it at the capacity */
+        put((unsigned)i, "x", "r", i);
+    }
+    for (i = 0, linked = 0; i < STS_CACHE_SHARDS; i++) {
+        linked += W.db.cache->shards[i].pos.used;
+    }
+    assert_true(linked > 16); /* full, with evictions */
+    assert_int_equal(cached_count, linked);
+    fake_revision = 7;
+    advance_ms(STS_REVISION_POLL_MS);
+    assert_int_equal(get(1, &id, NULL), STS_CACHE_MISS); /* flushed */
+    assert_int_equal(cached_count, 0);
+    assert_int_equal(polled_revision, 7);
+    put(1, "a", "r", 1);
+    put(500, "z", "r", 500); /* may reuse a flushed slot: not counted twice */
+    assert_int_equal(cached_count, 2);
+}
+
 /* Database down: cached entries keep working until their TTL, past the
  * trust window; the warning is logged once; recovery flushes if needed. */
 static void test_database_down(void **state)
@@ -883,6 +938,7 @@ int main(void)
         cmocka_unit_test_teardown(test_revision_poll_and_flush, stop_cache),
         cmocka_unit_test_teardown(test_stale_ticket_rejected, stop_cache),
         cmocka_unit_test_teardown(test_revoke, stop_cache),
+        cmocka_unit_test_teardown(test_cached_count, stop_cache),
         cmocka_unit_test_teardown(test_database_down, stop_cache),
         cmocka_unit_test_teardown(test_missing_revision_row, stop_cache),
         cmocka_unit_test_teardown(test_wall_clock_step_back, stop_cache),

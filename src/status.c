@@ -1,0 +1,315 @@
+/*
+ * status.c - the module's counters and its server-status section (see
+ * status.h).
+ *
+ * The table: one slot per process the MPM may run at once
+ * (AP_MPMQ_HARD_LIMIT_DAEMONS), in anonymous shared memory created by the
+ * parent and inherited by its children. A child claims a free slot, or one
+ * whose process is gone (a crashed child cannot free its own), with a
+ * compare-and-swap of its pid, and frees it when its pool is destroyed.
+ * After a graceful restart the new generation uses a new table; children of
+ * the old one finishing their requests are not shown.
+ */
+#include "httpd.h"
+
+#include "status.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "apr_atomic.h"
+#include "apr_optional.h"
+#include "apr_shm.h"
+#include "apr_strings.h"
+#include "ap_mpm.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "mod_status.h"
+#include "scoreboard.h"
+
+APLOG_USE_MODULE(sts_token);
+
+typedef struct {
+    apr_uint32_t pid; /* 0: free */
+    apr_uint32_t unused;
+    apr_uint64_t count[STS_STAT_COUNT];
+    apr_uint64_t cached;    /* tokens in the cache (may dip below 0 transiently:
+                               read as signed) */
+    apr_uint64_t last_poll; /* apr_time_t of the last good poll, 0: none */
+    apr_uint64_t revision;
+} sts_proc_stats;
+
+/* The table (shared) and this process's slot; set in post_config and
+ * child_init, before any request. private_slot is used when the table
+ * is missing or full. */
+static sts_proc_stats *sts_table;
+static int sts_table_len;
+static sts_proc_stats sts_private_slot;
+static sts_proc_stats *sts_mine = &sts_private_slot;
+
+/* Names of the counters: ?auto key, HTML column. */
+static const char *const sts_stat_key[STS_STAT_COUNT] = {
+    "CacheHits", "CacheMisses", "NegativeHits",
+    "DBLookups", "DBFailures",  "Unavailable"};
+static const char *const sts_stat_title[STS_STAT_COUNT] = {
+    "Hits",       "Misses",      "Negative hits",
+    "DB lookups", "DB failures", "Refused: DB down"};
+
+const char *sts_status_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t *shm;
+    apr_status_t rv;
+    int n = 0;
+
+    sts_table = NULL;
+    sts_table_len = 0;
+    if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &n) != APR_SUCCESS || n < 1) {
+        n = 1;
+    }
+    rv = apr_shm_create(&shm, sizeof(sts_proc_stats) * (apr_size_t)n, NULL,
+                        pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "cannot create the shared memory of the module's "
+                     "server-status counters: each process shows only its "
+                     "own");
+        return NULL;
+    }
+    sts_table = apr_shm_baseaddr_get(shm);
+    memset(sts_table, 0, sizeof(sts_proc_stats) * (apr_size_t)n);
+    sts_table_len = n;
+    return NULL;
+}
+
+/* 1 when process pid is alive (or not ours to signal). */
+static int sts_pid_alive(apr_uint32_t pid)
+{
+    return pid != 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* Frees this process's slot when the child exits. */
+static apr_status_t sts_status_release(void *data)
+{
+    sts_proc_stats *slot = data;
+
+    apr_atomic_cas32(&slot->pid, 0, (apr_uint32_t)getpid());
+    sts_mine = &sts_private_slot;
+    return APR_SUCCESS;
+}
+
+void sts_status_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_uint32_t me = (apr_uint32_t)getpid();
+    int i;
+
+    memset(&sts_private_slot, 0, sizeof(sts_private_slot));
+    sts_private_slot.pid = me;
+    sts_mine = &sts_private_slot;
+    for (i = 0; i < sts_table_len; i++) {
+        sts_proc_stats *slot = &sts_table[i];
+        apr_uint32_t old = apr_atomic_read32(&slot->pid);
+
+        if ((old == 0 || !sts_pid_alive(old)) &&
+            apr_atomic_cas32(&slot->pid, me, old) == old) {
+            int k;
+
+            for (k = 0; k < STS_STAT_COUNT; k++) {
+                apr_atomic_set64(&slot->count[k], 0);
+            }
+            apr_atomic_set64(&slot->cached, 0);
+            apr_atomic_set64(&slot->last_poll, 0);
+            apr_atomic_set64(&slot->revision, 0);
+            sts_mine = slot;
+            apr_pool_cleanup_register(p, slot, sts_status_release,
+                                      apr_pool_cleanup_null);
+            return;
+        }
+    }
+    if (sts_table_len > 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "no free slot for this process's server-status "
+                     "counters (%d in use): it is not shown",
+                     sts_table_len);
+    }
+}
+
+void sts_status_count(sts_stat which)
+{
+    apr_atomic_inc64(&sts_mine->count[which]);
+}
+
+void sts_status_cached_add(int delta)
+{
+    apr_atomic_add64(&sts_mine->cached, (apr_uint64_t)(apr_int64_t)delta);
+}
+
+void sts_status_poll_ok(apr_time_t started, int64_t revision)
+{
+    apr_atomic_set64(&sts_mine->last_poll, (apr_uint64_t)started);
+    apr_atomic_set64(&sts_mine->revision, (apr_uint64_t)revision);
+}
+
+/* A consistent-enough copy of a slot (each field read atomically). */
+static void sts_read_slot(sts_proc_stats *slot, sts_proc_stats *out)
+{
+    apr_int64_t cached;
+    int k;
+
+    out->pid = apr_atomic_read32(&slot->pid);
+    for (k = 0; k < STS_STAT_COUNT; k++) {
+        out->count[k] = apr_atomic_read64(&slot->count[k]);
+    }
+    cached = (apr_int64_t)apr_atomic_read64(&slot->cached);
+    out->cached = cached < 0 ? 0 : (apr_uint64_t)cached;
+    out->last_poll = apr_atomic_read64(&slot->last_poll);
+    out->revision = apr_atomic_read64(&slot->revision);
+}
+
+/* The live processes' slots, copied, in table order. */
+static apr_array_header_t *sts_snapshot(apr_pool_t *p)
+{
+    apr_array_header_t *a = apr_array_make(p, 8, sizeof(sts_proc_stats));
+    int i;
+
+    if (sts_table == NULL || sts_mine == &sts_private_slot) {
+        sts_read_slot(&sts_private_slot, apr_array_push(a));
+        return a;
+    }
+    for (i = 0; i < sts_table_len; i++) {
+        sts_proc_stats copy;
+
+        sts_read_slot(&sts_table[i], &copy);
+        if (sts_pid_alive(copy.pid)) {
+            *(sts_proc_stats *)apr_array_push(a) = copy;
+        }
+    }
+    return a;
+}
+
+/* Seconds since a poll as "1.234", or "-" when none. */
+static const char *sts_age(apr_pool_t *p, apr_uint64_t at, apr_time_t now)
+{
+    apr_time_t d;
+
+    if (at == 0) {
+        return "-";
+    }
+    d = now > (apr_time_t)at ? now - (apr_time_t)at : 0;
+    return apr_psprintf(p, "%" APR_TIME_T_FMT ".%03d", apr_time_sec(d),
+                        (int)(apr_time_msec(d) % 1000));
+}
+
+/* Prints the ?auto lines: the totals, then each process. */
+static void sts_status_short(request_rec *r, apr_array_header_t *a,
+                             apr_time_t now)
+{
+    sts_proc_stats total;
+    apr_uint64_t newest = 0, revision = 0;
+    int i, k;
+
+    memset(&total, 0, sizeof(total));
+    for (i = 0; i < a->nelts; i++) {
+        sts_proc_stats *s = &APR_ARRAY_IDX(a, i, sts_proc_stats);
+
+        for (k = 0; k < STS_STAT_COUNT; k++) {
+            total.count[k] += s->count[k];
+        }
+        total.cached += s->cached;
+        if (s->last_poll > newest) {
+            newest = s->last_poll;
+            revision = s->revision;
+        }
+    }
+    ap_rprintf(r, "STSTokenProcesses: %d\n", a->nelts);
+    ap_rprintf(r, "STSTokenCached: %" APR_UINT64_T_FMT "\n", total.cached);
+    for (k = 0; k < STS_STAT_COUNT; k++) {
+        ap_rprintf(r, "STSToken%s: %" APR_UINT64_T_FMT "\n", sts_stat_key[k],
+                   total.count[k]);
+    }
+    if (newest != 0) {
+        ap_rprintf(r, "STSTokenLastPoll: %" APR_TIME_T_FMT "\n",
+                   apr_time_sec((apr_time_t)newest));
+        ap_rprintf(r, "STSTokenLastPollAge: %s\n",
+                   sts_age(r->pool, newest, now));
+        ap_rprintf(r, "STSTokenRevision: %" APR_UINT64_T_FMT "\n", revision);
+    }
+    for (i = 0; i < a->nelts; i++) {
+        sts_proc_stats *s = &APR_ARRAY_IDX(a, i, sts_proc_stats);
+
+        ap_rprintf(r, "STSTokenProcess%dPid: %u\n", i, s->pid);
+        ap_rprintf(r, "STSTokenProcess%dCached: %" APR_UINT64_T_FMT "\n", i,
+                   s->cached);
+        for (k = 0; k < STS_STAT_COUNT; k++) {
+            ap_rprintf(r, "STSTokenProcess%d%s: %" APR_UINT64_T_FMT "\n", i,
+                       sts_stat_key[k], s->count[k]);
+        }
+        if (s->last_poll != 0) {
+            ap_rprintf(r, "STSTokenProcess%dLastPollAge: %s\n", i,
+                       sts_age(r->pool, s->last_poll, now));
+            ap_rprintf(r, "STSTokenProcess%dRevision: %" APR_UINT64_T_FMT "\n",
+                       i, s->revision);
+        }
+    }
+}
+
+/* Prints the HTML section: one table row per process. */
+static void sts_status_html(request_rec *r, apr_array_header_t *a,
+                            apr_time_t now)
+{
+    int i, k;
+
+    ap_rputs("<hr />\n<h2>mod_sts_token</h2>\n<table border=\"0\"><tr>"
+             "<th>PID</th><th>Tokens cached</th>",
+             r);
+    for (k = 0; k < STS_STAT_COUNT; k++) {
+        ap_rprintf(r, "<th>%s</th>", sts_stat_title[k]);
+    }
+    ap_rputs("<th>Last poll</th><th>Age (s)</th><th>Revision</th></tr>\n", r);
+    for (i = 0; i < a->nelts; i++) {
+        sts_proc_stats *s = &APR_ARRAY_IDX(a, i, sts_proc_stats);
+        char when[APR_RFC822_DATE_LEN] = "-";
+
+        if (s->last_poll != 0) {
+            apr_rfc822_date(when, (apr_time_t)s->last_poll);
+        }
+        ap_rprintf(r, "<tr><td>%u</td><td>%" APR_UINT64_T_FMT "</td>", s->pid,
+                   s->cached);
+        for (k = 0; k < STS_STAT_COUNT; k++) {
+            ap_rprintf(r, "<td>%" APR_UINT64_T_FMT "</td>", s->count[k]);
+        }
+        ap_rprintf(
+            r, "<td>%s</td><td>%s</td><td>%s</td></tr>\n", when,
+            sts_age(r->pool, s->last_poll, now),
+            s->last_poll != 0
+                ? apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, s->revision)
+                : "-");
+    }
+    ap_rputs("</table>\n", r);
+}
+
+/* mod_status's hook: the module's section, with ExtendedStatus On. */
+static int sts_status_hook(request_rec *r, int flags)
+{
+    apr_array_header_t *a;
+    apr_time_t now = apr_time_now();
+
+    if (!ap_extended_status) {
+        return OK;
+    }
+    a = sts_snapshot(r->pool);
+    if (flags & AP_STATUS_SHORT) {
+        sts_status_short(r, a, now);
+    } else {
+        sts_status_html(r, a, now);
+    }
+    return OK;
+}
+
+void sts_status_register(apr_pool_t *p)
+{
+    (void)p;
+    APR_OPTIONAL_HOOK(ap, status_hook, sts_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
+}

@@ -36,7 +36,7 @@ LIB_LIBS := -ljansson -lcrypto -lz
 
 # The module: record, hooks and the Apache-facing parts.
 MOD_SRC := mod_sts_token.c src/authn.c src/authn_basic.c src/authz.c src/store.c src/cache.c \
-           src/api.c src/bootstrap.c src/status.c
+           src/api.c src/api_base.c src/bootstrap.c src/status.c
 MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/mod/%.o)
 
 ALL_TARGETS := $(MODULE_SO)

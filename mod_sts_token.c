@@ -12,6 +12,7 @@
 #include "http_main.h"
 
 #include "api.h"
+#include "api_base.h"
 #include "authn.h"
 #include "authz.h"
 #include "bootstrap.h"
@@ -35,6 +36,7 @@ static void *sts_create_dir_conf(apr_pool_t *p, char *dir)
     c->hide_credentials = -1;
     c->grant_set = -1;
     c->basic_user = -1;
+    c->api_base_set = -1;
     return c;
 }
 
@@ -56,6 +58,15 @@ static void *sts_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
         c->grant_roles = base->grant_roles;
     }
     c->basic_user = add->basic_user != -1 ? add->basic_user : base->basic_user;
+    if (add->api_base_set != -1) {
+        c->api_base_set = add->api_base_set;
+        c->api_base = add->api_base;
+        c->api_base_re = add->api_base_re;
+    } else {
+        c->api_base_set = base->api_base_set;
+        c->api_base = base->api_base;
+        c->api_base_re = base->api_base_re;
+    }
     return c;
 }
 
@@ -282,6 +293,10 @@ static const command_rec sts_directives[] = {
     AP_INIT_TAKE1("STSTokenBasicUser", sts_set_basic_user, NULL, OR_AUTHCFG,
                   "With AuthBasicProvider sts-token: Any (default) accepts "
                   "any user name; TokenName requires the token's name"),
+    AP_INIT_RAW_ARGS("STSTokenAPIBase", sts_api_base_set, NULL, ACCESS_CONF,
+                     "In the section that sets 'SetHandler sts-token-api': "
+                     "the API's routes start at this section's path (or at "
+                     "what its regex matches), or at the given path"),
     AP_INIT_TAKE_ARGV("STSTokenBootstrap", sts_set_bootstrap, NULL, RSRC_CONF,
                       "A file holding the bootstrap secret, then the roles "
                       "it grants"),

@@ -1,7 +1,8 @@
 /*
  * api.c - the "sts-token-api" handler: StackState's service token API
  * (GET/POST .../security/tokens, DELETE .../security/tokens/{id},
- * GET .../server/info) served below the <Location> that sets the handler.
+ * GET .../server/info) served below the base that STSTokenAPIBase sets in
+ * the section that sets the handler (api_base.c).
  */
 #include "httpd.h"
 
@@ -20,6 +21,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "api_base.h"
 #include "api_json.h"
 #include "authz.h"
 #include "cache.h"
@@ -132,53 +134,9 @@ static int sts_section_sets_handler(request_rec *r, core_dir_config *c)
     return h != NULL && ap_cstr_casecmp(h, STS_HANDLER) == 0;
 }
 
-/* Length of r->uri's prefix that section c matches; -1 when c does not
- * match r->uri or the base cannot be told (a wildcard section); -2 when the
- * match does not end at a path segment boundary (no route below it). The base
- * of a plain <Location> is its path; of a <LocationMatch> (or "~") the text up
- * to the end of the regex's match. A trailing slash is not part of a base. */
-static apr_ssize_t sts_section_base(request_rec *r, core_dir_config *c)
-{
-    apr_size_t n;
-
-    if (c->d == NULL) {
-        return -1;
-    }
-    /* The regex first: core also sets d_is_fnmatch for a regex that has
-     * wildcard characters such as "[0-9]". */
-    if (c->r != NULL) {
-        ap_regmatch_t m[1];
-
-        if (ap_regexec(c->r, r->uri, 1, m, 0) != 0 || m[0].rm_so < 0) {
-            return -1;
-        }
-        n = (apr_size_t)m[0].rm_eo;
-    } else if (c->d_is_fnmatch) {
-        return -1;
-    } else {
-        n = strlen(c->d);
-        if (strncmp(r->uri, c->d, n) != 0) {
-            /* "/api/" also serves "/api". */
-            if (n == 0 || c->d[n - 1] != '/' ||
-                strncmp(r->uri, c->d, n - 1) != 0 || r->uri[n - 1] != '\0') {
-                return -1;
-            }
-            n--;
-        }
-    }
-    if (n > 0 && r->uri[n - 1] == '/') {
-        n--;
-    }
-    if (r->uri[n] != '/' && r->uri[n] != '\0') {
-        return -2; /* e.g. "^/v[0-9]+/api" matching "/v1/apix/..." */
-    }
-    return (apr_ssize_t)n;
-}
-
 /* Finds the route from the end of the path: the last segments
  * "/server/info", "/security/tokens" or "/security/tokens/{id}". Used when
- * the handler was not set by a <Location>/<LocationMatch> (e.g. <If>,
- * <Directory>, .htaccess, a wildcard <Location>). */
+ * no STSTokenAPIBase applies. */
 static sts_route sts_route_from_end(const char *uri, const char **item)
 {
     size_t n = strlen(uri), ni = strlen(STS_ROUTE_INFO),
@@ -201,52 +159,22 @@ static sts_route sts_route_from_end(const char *uri, const char **item)
     return STS_ROUTE_NONE;
 }
 
-/* Splits r->uri into a route relative to where the handler is placed. Every
- * <Location>/<LocationMatch> of this server that sets "SetHandler
- * sts-token-api" and matches the path gives a candidate base; the route is
- * the rest of the path below a base (the longest base that leaves a valid
- * route wins). When such sections match but none leaves a route, the answer
- * is 404 (so /api/x/server/info is unknown under <Location "/api">). When
- * none matches, the handler was set another way and the route is read from
- * the end of the path. */
+/* Splits r->uri into a route below the API's base (STSTokenAPIBase, see
+ * api_base.c): a path outside the base, or below it but not a route, is
+ * 404 (so /api/x/server/info is unknown under <Location "/api">). Without
+ * STSTokenAPIBase the route is read from the end of the path. */
 static sts_route sts_find_route(request_rec *r, const char **item)
 {
-    core_server_config *sc =
-        ap_get_core_module_config(r->server->module_config);
-    ap_conf_vector_t **secs = (ap_conf_vector_t **)sc->sec_url->elts;
-    sts_route found = STS_ROUTE_NONE;
-    apr_ssize_t best = -1;
-    int i, matched = 0;
+    apr_ssize_t base = sts_api_base_len(r);
 
     *item = NULL;
-    for (i = 0; i < sc->sec_url->nelts; i++) {
-        core_dir_config *c = ap_get_core_module_config(secs[i]);
-        const char *it;
-        apr_ssize_t base;
-        sts_route route;
-
-        if (c == NULL || !sts_section_sets_handler(r, c)) {
-            continue;
-        }
-        base = sts_section_base(r, c);
-        if (base == -1) {
-            continue;
-        }
-        matched = 1;
-        if (base < 0) {
-            continue;
-        }
-        route = sts_parse_route(r->uri + base, &it);
-        if (route != STS_ROUTE_NONE && base > best) {
-            best = base;
-            found = route;
-            *item = it;
-        }
-    }
-    if (!matched) {
+    if (base == STS_API_BASE_UNSET) {
         return sts_route_from_end(r->uri, item);
     }
-    return found;
+    if (base < 0) {
+        return STS_ROUTE_NONE;
+    }
+    return sts_parse_route(r->uri + base, item);
 }
 
 /* Answers 405 with the Allow header. */

@@ -37,6 +37,12 @@ typedef struct {
     int grant_held;
     apr_array_header_t *grant_roles;
     int basic_user; /* STSTokenBasicUser: STS_BASIC_USER_* */
+    /* STSTokenAPIBase (api_base.c): api_base_set is 1 when set, then
+     * api_base is a path (without a trailing '/') or api_base_re the
+     * section's regex. */
+    int api_base_set;
+    const char *api_base;
+    ap_regex_t *api_base_re;
 } sts_dir_conf;
 
 /* STSTokenBasicUser: the Basic user name may be anything (the default), or

@@ -20,6 +20,7 @@ LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
 # Forgot every auth line: must never answer 200.
 <Location "/open-api">
     SetHandler sts-token-api
+    STSTokenAPIBase
 </Location>
 # Human administrators through Basic auth.
 <Location "/basic-api">
@@ -29,6 +30,7 @@ LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
     AuthUserFile "@RUN@/htpasswd"
     Require valid-user
     SetHandler sts-token-api
+    STSTokenAPIBase
 </Location>
 # A regex location keeps StackState's routes below its match.
 <LocationMatch "^/v[0-9]+/api">
@@ -37,6 +39,7 @@ LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
     AuthzSendForbiddenOnFailure On
     Require sts-role stackstate-admin
     SetHandler sts-token-api
+    STSTokenAPIBase
 </LocationMatch>
 # Trailing slashes in the section's path or regex.
 <Location "/slash-api/">
@@ -44,12 +47,14 @@ LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
     AuthName "slash-api"
     Require sts-role stackstate-admin
     SetHandler sts-token-api
+    STSTokenAPIBase
 </Location>
 <LocationMatch "^/m[0-9]/api/">
     AuthType ServiceToken
     AuthName "regex-slash-api"
     Require sts-role stackstate-admin
     SetHandler sts-token-api
+    STSTokenAPIBase
 </LocationMatch>
 # Sections merged after the shipped /api (a nested one and a catch-all):
 # the routes stay relative to /api, the section that sets the handler.
@@ -69,12 +74,32 @@ LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
         SetHandler sts-token-api
     </If>
 </Location>
+# The handler set inside <If>, with the base given (as mod_dav's
+# DAVBasePath): routes below it only.
+<Location "/ifbase-api">
+    AuthType ServiceToken
+    AuthName "ifbase-api"
+    Require sts-role stackstate-admin
+    <If "true">
+        SetHandler sts-token-api
+    </If>
+    STSTokenAPIBase /ifbase-api/
+</Location>
+# The regex form of <Location>.
+<Location ~ "^/t[0-9]/api">
+    AuthType ServiceToken
+    AuthName "tilde-api"
+    Require sts-role stackstate-admin
+    SetHandler sts-token-api
+    STSTokenAPIBase
+</Location>
 # AuthType without any authentication requirement: r->user stays unset.
 <Location "/granted-api">
     AuthType ServiceToken
     AuthName "granted-api"
     Require all granted
     SetHandler sts-token-api
+    STSTokenAPIBase
 </Location>
 # An administrator's LimitRequestBody below the API's own 64 KiB.
 <Location "/small-api">
@@ -83,12 +108,14 @@ LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
     Require sts-role stackstate-admin
     LimitRequestBody 100
     SetHandler sts-token-api
+    STSTokenAPIBase
 </Location>
 # AuthType without a Require line of its own.
 <Location "/norequire-api">
     AuthType ServiceToken
     AuthName "norequire-api"
     SetHandler sts-token-api
+    STSTokenAPIBase
 </Location>
 """
 
@@ -413,6 +440,16 @@ def test_regex_location_routes(api, admin, spec):
     ("/if-api/security/tokens", 200),
     ("/if-api/security/tokens/12345", 404),
     ("/if-api/nothing", 404),
+    ("/if-api/x/server/info", 200),
+    # <If> with STSTokenAPIBase /ifbase-api/: below the base only.
+    ("/ifbase-api/server/info", 200),
+    ("/ifbase-api/security/tokens", 200),
+    ("/ifbase-api/x/server/info", 404),
+    # <Location ~ regex>.
+    ("/t1/api/server/info", 200),
+    ("/t1/api/security/tokens", 200),
+    ("/t1/apix/server/info", 404),
+    ("/t1/api/x/server/info", 404),
 ])
 def test_routes_relative_to_location(api, admin, spec, path, status):
     r = api.request("GET" if not path.endswith("12345") else "DELETE", path, admin)
@@ -427,6 +464,21 @@ def test_routes_relative_to_location(api, admin, spec, path, status):
         assert_error(spec, r, 404, "no service token with id 12345")
     else:
         assert_error(spec, r, 404, "no such API route")
+
+
+@pytest.mark.parametrize("section,line,message", [
+    ('<Directory "/srv">', "STSTokenAPIBase",
+     "STSTokenAPIBase without a path belongs in the <Location>"),
+    ('<Location "/x">', "STSTokenAPIBase api",
+     "the base must be a URL path starting with '/'"),
+    ('<Location "/x">', "STSTokenAPIBase /a /b",
+     "STSTokenAPIBase takes at most one path"),
+])
+def test_api_base_misuse_fails_configtest(httpd_factory, section, line,
+                                          message):
+    tag = section.split()[0][1:]
+    h = httpd_factory(f"{section}\n    {line}\n</{tag}>\n", expect_fail=True)
+    assert message in h.startup_output
 
 
 def test_outside_the_api_not_served(api, admin):

@@ -100,7 +100,8 @@ def test_locations_have_documented_examples():
     for needed in ('<Location "/protected">', '<Location "/reports">',
                    '<Location "/api">', '<Location "/api/server/info">',
                    "Require sts-role stackstate-admin",
-                   "SetHandler sts-token-api", "AuthzSendForbiddenOnFailure On",
+                   "SetHandler sts-token-api", "STSTokenAPIBase",
+                   "AuthzSendForbiddenOnFailure On",
                    "STSTokenHideCredentials On", "<RequireAny>",
                    "AuthBasicProvider sts-token", "Require sts-role git-push"):
         assert needed in ex, needed

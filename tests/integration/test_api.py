@@ -85,6 +85,17 @@ LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
     </If>
     STSTokenAPIBase /ifbase-api/
 </Location>
+# The directive inside a conditional section read at startup (httpd
+# splices its contents into the <Location>).
+<Location "/ifmod-api">
+    AuthType ServiceToken
+    AuthName "ifmod-api"
+    Require sts-role stackstate-admin
+    <IfModule sts_token_module>
+        SetHandler sts-token-api
+        STSTokenAPIBase
+    </IfModule>
+</Location>
 # The regex form of <Location>.
 <Location ~ "^/t[0-9]/api">
     AuthType ServiceToken
@@ -445,6 +456,9 @@ def test_regex_location_routes(api, admin, spec):
     ("/ifbase-api/server/info", 200),
     ("/ifbase-api/security/tokens", 200),
     ("/ifbase-api/x/server/info", 404),
+    # Inside <IfModule>: still the <Location>'s path.
+    ("/ifmod-api/server/info", 200),
+    ("/ifmod-api/x/server/info", 404),
     # <Location ~ regex>.
     ("/t1/api/server/info", 200),
     ("/t1/api/security/tokens", 200),

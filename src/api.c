@@ -25,6 +25,7 @@
 #include "api_json.h"
 #include "authz.h"
 #include "cache.h"
+#include "status.h"
 #include "store.h"
 #include "sts.h"
 
@@ -91,6 +92,9 @@ static int sts_send_error(request_rec *r, int status, int level,
     char key[17];
 
     sts_tracking_key(key);
+    if (status == HTTP_SERVICE_UNAVAILABLE) {
+        sts_status_count(STS_STAT_UNAVAILABLE);
+    }
     ap_log_rerror(APLOG_MARK, level, 0, r,
                   "token API %s %s -> %d: %s (trackingKey %s)", r->method,
                   r->uri, status, message, key);

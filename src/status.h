@@ -18,8 +18,8 @@ typedef enum {
     STS_STAT_NEGATIVE_HITS, /* digest known not to exist (cached) */
     STS_STAT_DB_LOOKUPS,    /* token lookups sent to PostgreSQL */
     STS_STAT_DB_FAILURES,   /* statements or connections that failed */
-    STS_STAT_UNAVAILABLE,   /* authentications refused (503; 500 under
-                               Basic) for want of the database */
+    STS_STAT_UNAVAILABLE,   /* requests refused (503; 500 under Basic)
+                               for want of the database */
     STS_STAT_COUNT
 } sts_stat;
 

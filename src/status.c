@@ -31,10 +31,20 @@
 
 APLOG_USE_MODULE(sts_token);
 
+/* A process's counters are split over this many cache lines, each thread
+ * counting into one (chosen at its first count), so that the threads of a
+ * process do not contend for one line on every request; a reader sums
+ * them. */
+#define STS_STAT_SHARDS 8
+
+typedef struct {
+    apr_uint64_t count[STS_STAT_COUNT];
+} __attribute__((aligned(64))) sts_counts;
+
 typedef struct {
     apr_uint32_t pid; /* 0: free */
     apr_uint32_t unused;
-    apr_uint64_t count[STS_STAT_COUNT];
+    sts_counts shard[STS_STAT_SHARDS];
     apr_uint64_t cached;    /* tokens in the cache (may dip below 0 transiently:
                                read as signed) */
     apr_uint64_t last_poll; /* apr_time_t of the last good poll, 0: none */
@@ -48,6 +58,10 @@ static sts_proc_stats *sts_table;
 static int sts_table_len;
 static sts_proc_stats sts_private_slot;
 static sts_proc_stats *sts_mine = &sts_private_slot;
+/* The shard of the calling thread, plus one (0: not chosen yet); threads
+ * take the shards in turn. */
+static _Thread_local unsigned sts_thread_shard;
+static apr_uint32_t sts_next_shard;
 
 /* Names of the counters: ?auto key, HTML column. */
 static const char *const sts_stat_key[STS_STAT_COUNT] = {
@@ -113,11 +127,7 @@ void sts_status_child_init(apr_pool_t *p, server_rec *s)
 
         if ((old == 0 || !sts_pid_alive(old)) &&
             apr_atomic_cas32(&slot->pid, me, old) == old) {
-            int k;
-
-            for (k = 0; k < STS_STAT_COUNT; k++) {
-                apr_atomic_set64(&slot->count[k], 0);
-            }
+            memset(slot->shard, 0, sizeof(slot->shard));
             apr_atomic_set64(&slot->cached, 0);
             apr_atomic_set64(&slot->last_poll, 0);
             apr_atomic_set64(&slot->revision, 0);
@@ -137,7 +147,11 @@ void sts_status_child_init(apr_pool_t *p, server_rec *s)
 
 void sts_status_count(sts_stat which)
 {
-    apr_atomic_inc64(&sts_mine->count[which]);
+    if (sts_thread_shard == 0) {
+        sts_thread_shard =
+            apr_atomic_inc32(&sts_next_shard) % STS_STAT_SHARDS + 1;
+    }
+    apr_atomic_inc64(&sts_mine->shard[sts_thread_shard - 1].count[which]);
 }
 
 void sts_status_cached_add(int delta)
@@ -151,15 +165,27 @@ void sts_status_poll_ok(apr_time_t started, int64_t revision)
     apr_atomic_set64(&sts_mine->revision, (apr_uint64_t)revision);
 }
 
-/* A consistent-enough copy of a slot (each field read atomically). */
-static void sts_read_slot(sts_proc_stats *slot, sts_proc_stats *out)
+/* What a reader sees of a process. */
+typedef struct {
+    apr_uint32_t pid;
+    apr_uint64_t count[STS_STAT_COUNT];
+    apr_uint64_t cached;
+    apr_uint64_t last_poll;
+    apr_uint64_t revision;
+} sts_proc_view;
+
+/* A consistent-enough view of a slot (each field read atomically). */
+static void sts_read_slot(sts_proc_stats *slot, sts_proc_view *out)
 {
     apr_int64_t cached;
-    int k;
+    int k, i;
 
     out->pid = apr_atomic_read32(&slot->pid);
     for (k = 0; k < STS_STAT_COUNT; k++) {
-        out->count[k] = apr_atomic_read64(&slot->count[k]);
+        out->count[k] = 0;
+        for (i = 0; i < STS_STAT_SHARDS; i++) {
+            out->count[k] += apr_atomic_read64(&slot->shard[i].count[k]);
+        }
     }
     cached = (apr_int64_t)apr_atomic_read64(&slot->cached);
     out->cached = cached < 0 ? 0 : (apr_uint64_t)cached;
@@ -170,7 +196,7 @@ static void sts_read_slot(sts_proc_stats *slot, sts_proc_stats *out)
 /* The live processes' slots, copied, in table order. */
 static apr_array_header_t *sts_snapshot(apr_pool_t *p)
 {
-    apr_array_header_t *a = apr_array_make(p, 8, sizeof(sts_proc_stats));
+    apr_array_header_t *a = apr_array_make(p, 8, sizeof(sts_proc_view));
     int i;
 
     if (sts_table == NULL || sts_mine == &sts_private_slot) {
@@ -178,11 +204,11 @@ static apr_array_header_t *sts_snapshot(apr_pool_t *p)
         return a;
     }
     for (i = 0; i < sts_table_len; i++) {
-        sts_proc_stats copy;
+        sts_proc_view view;
 
-        sts_read_slot(&sts_table[i], &copy);
-        if (sts_pid_alive(copy.pid)) {
-            *(sts_proc_stats *)apr_array_push(a) = copy;
+        sts_read_slot(&sts_table[i], &view);
+        if (sts_pid_alive(view.pid)) {
+            *(sts_proc_view *)apr_array_push(a) = view;
         }
     }
     return a;
@@ -205,13 +231,13 @@ static const char *sts_age(apr_pool_t *p, apr_uint64_t at, apr_time_t now)
 static void sts_status_short(request_rec *r, apr_array_header_t *a,
                              apr_time_t now)
 {
-    sts_proc_stats total;
+    sts_proc_view total;
     apr_uint64_t newest = 0, revision = 0;
     int i, k;
 
     memset(&total, 0, sizeof(total));
     for (i = 0; i < a->nelts; i++) {
-        sts_proc_stats *s = &APR_ARRAY_IDX(a, i, sts_proc_stats);
+        sts_proc_view *s = &APR_ARRAY_IDX(a, i, sts_proc_view);
 
         for (k = 0; k < STS_STAT_COUNT; k++) {
             total.count[k] += s->count[k];
@@ -236,7 +262,7 @@ static void sts_status_short(request_rec *r, apr_array_header_t *a,
         ap_rprintf(r, "STSTokenRevision: %" APR_UINT64_T_FMT "\n", revision);
     }
     for (i = 0; i < a->nelts; i++) {
-        sts_proc_stats *s = &APR_ARRAY_IDX(a, i, sts_proc_stats);
+        sts_proc_view *s = &APR_ARRAY_IDX(a, i, sts_proc_view);
 
         ap_rprintf(r, "STSTokenProcess%dPid: %u\n", i, s->pid);
         ap_rprintf(r, "STSTokenProcess%dCached: %" APR_UINT64_T_FMT "\n", i,
@@ -268,7 +294,7 @@ static void sts_status_html(request_rec *r, apr_array_header_t *a,
     }
     ap_rputs("<th>Last poll</th><th>Age (s)</th><th>Revision</th></tr>\n", r);
     for (i = 0; i < a->nelts; i++) {
-        sts_proc_stats *s = &APR_ARRAY_IDX(a, i, sts_proc_stats);
+        sts_proc_view *s = &APR_ARRAY_IDX(a, i, sts_proc_view);
         char when[APR_RFC822_DATE_LEN] = "-";
 
         if (s->last_poll != 0) {

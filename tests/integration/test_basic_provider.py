@@ -137,8 +137,9 @@ def test_token_as_basic_password_any_user(srv, pusher):
     assert env["STS_TOKEN_ID"] == str(pusher.id)
     assert env["STS_TOKEN_ROLES"] == "git-push,reader"
     assert "HTTP_AUTHORIZATION" in env  # not hidden by default
-    log = srv.access_log()
-    assert "ci-pusher 200" in log and f"token_id={pusher.id}" in log
+    # The access log is written after the response: wait for the line.
+    srv.wait_for_log("ci-pusher 200 ", access=True)
+    assert f"token_id={pusher.id}" in srv.access_log()
 
 
 def test_no_credentials_gets_basic_challenge(srv):
@@ -257,7 +258,7 @@ def test_git_clone_and_push(srv, pusher, pg):
         git("clone", "-q", url, dst, cwd=work)
         with open(os.path.join(dst, "README")) as f:
             assert f.read() == "pushed through mod_sts_token\n"
-        assert "ci-pusher 200" in srv.access_log()
+        srv.wait_for_log("ci-pusher 200", access=True)
         # A token without the role can neither clone nor push.
         reader = pg.mint("git-reader", ["reader"])
         bad = url.replace(pusher.token, reader.token)

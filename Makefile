@@ -80,7 +80,7 @@ $(LIB_A): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/mod_sts_token.so: $(MOD_OBJ) $(LIB_A)
-	$(CC) -shared $(SAN) -o $@ $(MOD_OBJ) $(LIB_A) $(LIB_LIBS) -lpq
+	$(CC) -shared $(SAN) $(LDFLAGS) -o $@ $(MOD_OBJ) $(LIB_A) $(LIB_LIBS) -lpq
 
 # Replaced atomically (rename), never rewritten in place: a running httpd
 # that mapped the old file keeps working.

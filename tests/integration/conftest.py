@@ -212,7 +212,7 @@ class Postgres:
         self._write_auth()
         for attempt in range(3):
             try:
-                self.start()
+                self.start(settle=False)
                 break
             except subprocess.CalledProcessError:
                 with open(self.logfile, errors="replace") as f:
@@ -230,7 +230,14 @@ class Postgres:
                   f"'{self.httpd_password}'", db="postgres")
         self.psql(f"GRANT sts_api TO {self.HTTPD_ROLE}")
 
-    def start(self):
+    # While the database was down, each httpd process let one attempt per
+    # 0.5 s through (src/outage.h): after this long every process answers
+    # again at its next request.
+    RETRY_S = 0.6
+
+    def start(self, settle=True):
+        """Starts the cluster; with settle, waits out the module's retry
+        interval so that every httpd process answers at its next request."""
         opts = (f"-k {self.sock} -c listen_addresses=127.0.0.1 -p {self.port} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 "-c max_connections=300")
@@ -238,6 +245,8 @@ class Postgres:
                                        opts, "-l", self.logfile, "-w", "start"]),
                        check=True, stdout=subprocess.DEVNULL, cwd="/")
         self.running = True
+        if settle:
+            time.sleep(self.RETRY_S)
 
     def stop(self, mode="fast"):
         subprocess.run(self._as_owner([f"{PGBIN}/pg_ctl", "-D", self.data, "-m",

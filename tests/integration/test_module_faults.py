@@ -321,9 +321,6 @@ def test_other_mpms(httpd_factory, pg, bootstrap, mpm):
         assert statuses == [503] * 3, statuses
     finally:
         pg.start()
-    # Once the module's retry interval is over (while the database was down,
-    # each process let one attempt per 0.5 s through).
-    time.sleep(0.6)
     statuses = [get().status for _ in range(10)]
     assert statuses == [200] * 10, statuses
     assert f"mpm_{mpm}:notice" in h.error_log()

@@ -16,7 +16,8 @@ Fixtures (use them from any tests/integration/test_*.py):
     ident map lets this process be ``postgres``, the administrator, and
     httpd's children ``sts_httpd``), and httpd's role ``sts_httpd`` is only
     a member of ``sts_api``; over TCP (127.0.0.1) it logs in with
-    ``httpd_password`` (scram-sha-256; only roles with a password can).
+    ``httpd_password`` (md5: one round trip, cheap under load, for the
+    proxy tests' timings; only roles with a password can log in).
 
 ``bootstrap`` (session)
     The bootstrap secret (str); its file is ``bootstrap.path``.
@@ -197,7 +198,7 @@ class Postgres:
             f.writelines(f"sts {os_user} {role}\n" for os_user, role in sorted(ident))
         with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
             f.write("local all all peer map=sts\n"
-                    "host all all 127.0.0.1/32 scram-sha-256\n")
+                    "host all all 127.0.0.1/32 md5\n")
 
     def init(self):
         for d in (self.data, self.sock):
@@ -226,7 +227,8 @@ class Postgres:
                         "-f", os.path.join(ROOT, "sql", "schema.sql")],
                        check=True, capture_output=True)
         self.httpd_password = secrets.token_hex(16)
-        self.psql(f"CREATE ROLE {self.HTTPD_ROLE} LOGIN PASSWORD "
+        self.psql("SET password_encryption = 'md5'; "
+                  f"CREATE ROLE {self.HTTPD_ROLE} LOGIN PASSWORD "
                   f"'{self.httpd_password}'", db="postgres")
         self.psql(f"GRANT sts_api TO {self.HTTPD_ROLE}")
 

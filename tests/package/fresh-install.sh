@@ -80,7 +80,7 @@ for _ in $(seq 1 50); do [ "$(status $URL/)" = 200 ] && break; sleep 0.2; done
 log "end to end"
 expect 401 $URL/protected/
 TOKEN=$(curl -s -H "X-API-Key: $BOOT" -H 'Content-Type: application/json' \
-    -d '{"name":"fresh-ci","roles":["stackstate-k8s-troubleshooter"]}' \
+    -d '{"name":"fresh-ci","roles":["reader"]}' \
     $URL/api/security/tokens | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
 [ -n "$TOKEN" ] || fail "no token created"
 log "  created token fresh-ci (secret not shown)"

@@ -29,7 +29,7 @@ BASE_CFLAGS := -std=gnu11 -O2 -g -fPIC -fstack-protector-strong \
 
 # The Apache-free library shared by the module, the CLI, tests and fuzzers.
 LIB_SRC := src/token.c src/credentials.c src/api_json.c src/clock.c \
-           src/names.c
+           src/names.c src/outage.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A := $(BUILD)/libsts.a
 LIB_LIBS := -ljansson -lcrypto -lz
@@ -80,7 +80,7 @@ $(LIB_A): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/mod_sts_token.so: $(MOD_OBJ) $(LIB_A)
-	$(CC) -shared $(SAN) -o $@ $(MOD_OBJ) $(LIB_A) $(LIB_LIBS) -lpq
+	$(CC) -shared $(SAN) $(LDFLAGS) -o $@ $(MOD_OBJ) $(LIB_A) $(LIB_LIBS) -lpq
 
 # Replaced atomically (rename), never rewritten in place: a running httpd
 # that mapped the old file keeps working.

@@ -18,7 +18,7 @@ $(CLI_OBJ) $(BUILD)/cli/main.o: $(wildcard cli/*.h) src/version.h \
 
 $(STS_BIN): $(BUILD)/cli/main.o $(CLI_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $^ $(LIB_LIBS) $(CLI_LIBS)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CLI_LIBS)
 
 # Unit tests of the CLI (tests/unit/test_cli_*.c) link its objects, all
 # but main.o, through mk/test.mk's UNIT_EXTRA_/UNIT_LIBS_ variables.

@@ -49,7 +49,8 @@ install-sql:
 	done
 
 # Refuses while the module is enabled: a dangling mods-enabled link would
-# keep Apache from starting.
+# keep Apache from starting. An enabled locations file stays: it keeps
+# denying what the module protected.
 uninstall: uninstall-cli
 	@if [ -e $(DESTDIR)$(APACHE_CONFDIR)/mods-enabled/sts_token.load ]; then \
 	    echo "sts_token is enabled: run a2dismod sts_token first" >&2; \
@@ -58,9 +59,12 @@ uninstall: uninstall-cli
 	rm -f $(DESTDIR)$(MODDIR)/mod_sts_token.so $(MODS_AVAILABLE)/sts_token.load
 	@set -e; for pair in $(INSTALL_CONFS); do \
 	    dst=$${pair%%=*}; src=$${pair#*=}; \
+	    enabled=$$(echo "$$dst" | sed 's#/conf-available/#/conf-enabled/#'); \
 	    rm -f "$$dst.dist"; \
 	    if [ -e "$$dst" ] && ! cmp -s "$$src" "$$dst"; then \
 	        echo "kept $$dst: it was changed"; \
+	    elif [ "$$enabled" != "$$dst" ] && [ -e "$$enabled" ]; then \
+	        echo "kept $$dst: it is enabled (its locations stay denied)"; \
 	    else \
 	        rm -f "$$dst"; \
 	    fi; \

@@ -41,3 +41,4 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
+UNIT_LIBS_test_outage := -lpthread

@@ -12,6 +12,7 @@ libaprutil1-dbd-pgsql libpq-dev postgresql postgresql-contrib libssl-dev zlib1g-
 libjansson-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev
 python3 python3-pytest python3-yaml curl jq xz-utils git
 clang clang-tidy clang-format cppcheck valgrind wrk libclang-rt-14-dev
+debhelper dpkg-dev lintian
 "
 
 # One dpkg-query for the whole list: prints "name status" for known packages.

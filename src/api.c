@@ -98,6 +98,9 @@ static int sts_send_error(request_rec *r, int status, int level,
     ap_log_rerror(APLOG_MARK, level, 0, r,
                   "token API %s %s -> %d: %s (trackingKey %s)", r->method,
                   r->uri, status, message, key);
+    if (status == HTTP_SERVICE_UNAVAILABLE) {
+        sts_store_unavailable(r);
+    }
     return sts_send_json(r, status,
                          sts_json_errors(key, sts_now_ms(), status, message));
 }

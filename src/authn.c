@@ -381,6 +381,7 @@ static int sts_authenticate(request_rec *r)
     if (rc == HTTP_SERVICE_UNAVAILABLE) {
         apr_table_setn(r->notes, "error-notes",
                        "The token database is unavailable; try again later.");
+        sts_store_unavailable(r);
         return rc;
     }
     if (rc == HTTP_UNAUTHORIZED) {

@@ -25,6 +25,12 @@
  * connections one after the other, is served; it is answered 503 when no
  * connection was handed out for a whole STSTokenDBAcquireTimeout, or at once
  * when the attempt it waited for failed.
+ *
+ * While mod_dbd cannot open a session at all (PostgreSQL down or
+ * unreachable), one attempt per half second goes to it and every other request
+ * is refused at once (outage.h): no connection storm, no two mod_dbd lines
+ * per request, and the error log says why once per report interval with
+ * the number of requests refused.
  */
 #include "httpd.h"
 #include "store.h"
@@ -39,6 +45,8 @@
 #include "http_log.h"
 #include "mod_dbd.h"
 
+#include "clock.h"
+#include "outage.h"
 #include "status.h"
 
 #include <libpq-fe.h>
@@ -112,6 +120,40 @@ struct sts_gate {
     apr_uint32_t opened;
 };
 
+/* Logs why the database could not serve r: at error level when a report is
+ * due (the first failure, then once per report interval, with the number of
+ * requests refused since the last report), else at debug level. */
+static void sts_store_report(request_rec *r, apr_status_t rv, const char *fmt,
+                             ...)
+{
+    sts_outage *o = &sts_request_db(r)->outage;
+    const char *msg;
+    uint32_t refused;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = apr_pvsprintf(r->pool, fmt, ap);
+    va_end(ap);
+    if (sts_outage_report_due(o, sts_monotonic_now(), &refused)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "%s (%u requests refused with 503 since the last such "
+                      "report; reported at most once per %d s per process)",
+                      msg, refused, STS_OUTAGE_REPORT_US / 1000000);
+    } else {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "%s", msg);
+    }
+}
+
+void sts_store_unavailable(request_rec *r)
+{
+    sts_outage *o = &sts_request_db(r)->outage;
+
+    sts_outage_refused(o);
+    apr_table_setn(
+        r->err_headers_out, "Retry-After",
+        apr_itoa(r->pool, sts_outage_retry_after(o, sts_monotonic_now())));
+}
+
 /* Creates db's gate (threaded MPMs only) with the main server's
  * STSTokenDBAcquireTimeout. */
 void sts_store_child_init(apr_pool_t *p, server_rec *s, sts_db *db)
@@ -122,6 +164,7 @@ void sts_store_child_init(apr_pool_t *p, server_rec *s, sts_db *db)
     struct sts_gate *g;
     apr_status_t rv;
 
+    memset(&db->outage, 0, sizeof(db->outage));
     db->gate = NULL;
     if (ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) != APR_SUCCESS ||
         threaded == AP_MPMQ_NOT_SUPPORTED) {
@@ -278,10 +321,11 @@ static apr_status_t sts_gate_enter(request_rec *r, struct sts_gate *g)
             if (rv == APR_SUCCESS) {
                 apr_thread_mutex_unlock(g->mutex);
             }
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                          "no database connection: the attempt this request "
-                          "waited for failed (see mod_dbd's message above; "
-                          "check DBDParams and that PostgreSQL is up)");
+            sts_store_report(r, 0,
+                             "no database connection: the attempt this "
+                             "request waited for failed (see mod_dbd's "
+                             "message above; check DBDParams and that "
+                             "PostgreSQL is up)");
             return APR_EGENERAL;
         }
         if (rv == APR_SUCCESS) {
@@ -293,24 +337,37 @@ static apr_status_t sts_gate_enter(request_rec *r, struct sts_gate *g)
         }
         /* Connections were handed out meanwhile: the pool is moving. */
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                  "no database connection within STSTokenDBAcquireTimeout "
-                  "(%d ms): mod_dbd handed out no connection in that time "
-                  "(another request of this process is still waiting for it "
-                  "to open one, which an unreachable host makes last "
-                  "connect_timeout, or for one of the DBDMax busy ones to "
-                  "come back)",
-                  g->wait_ms);
+    sts_store_report(r, rv,
+                     "no database connection within STSTokenDBAcquireTimeout "
+                     "(%d ms): mod_dbd handed out no connection in that time "
+                     "(another request of this process is still waiting for "
+                     "it to open one, which an unreachable host makes last "
+                     "connect_timeout, or for one of the DBDMax busy ones to "
+                     "come back)",
+                     g->wait_ms);
     return rv;
 }
 
 /* Takes a connection from mod_dbd's pool through the gate (NULL, logged,
- * when none). */
+ * when none). While mod_dbd cannot open sessions, only one attempt per
+ * retry interval reaches it. */
 static ap_dbd_t *sts_store_open(request_rec *r)
 {
-    struct sts_gate *g = sts_request_db(r)->gate;
+    sts_db *db = sts_request_db(r);
+    struct sts_gate *g = db->gate;
+    int64_t now = sts_monotonic_now();
+    int64_t down_us;
+    uint32_t refused;
     ap_dbd_t *dbd;
 
+    if (!sts_outage_may_try(&db->outage, now)) {
+        sts_store_report(r, 0,
+                         "database unavailable: mod_dbd could not open a "
+                         "session at the last attempt (one attempt per "
+                         "%d ms until it can)",
+                         STS_OUTAGE_RETRY_US / 1000);
+        return NULL;
+    }
     if (g == NULL) {
         dbd = sts_dbd_open_fn(r->pool, r->server);
     } else {
@@ -322,12 +379,32 @@ static ap_dbd_t *sts_store_open(request_rec *r)
                            __ATOMIC_RELEASE);
         apr_thread_mutex_unlock(g->mutex);
     }
+    now = sts_monotonic_now();
     if (dbd == NULL) {
         sts_status_count(STS_STAT_DB_FAILURES);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "no database connection: mod_dbd could not open or "
-                      "check a pooled session (see its message above; check "
-                      "DBDParams and that PostgreSQL is up)");
+        if (sts_outage_failed(&db->outage, now)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "database unavailable: mod_dbd could not open or "
+                          "check a pooled session (see its message above; "
+                          "check DBDParams and that PostgreSQL is up). Until "
+                          "it can, requests that need the database get 503 "
+                          "with Retry-After, one attempt per %d ms goes to "
+                          "it, and this process reports the number of "
+                          "requests refused at most once per %d s",
+                          STS_OUTAGE_RETRY_US / 1000,
+                          STS_OUTAGE_REPORT_US / 1000000);
+        } else {
+            sts_store_report(r, 0,
+                             "database still unavailable: mod_dbd could not "
+                             "open or check a pooled session (see its message "
+                             "above)");
+        }
+    } else if (sts_outage_reached(&db->outage, now, &down_us, &refused)) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "the database is available again after %.1f s; %u "
+                      "requests of this process were refused with 503 "
+                      "meanwhile",
+                      (double)down_us / 1e6, refused);
     }
     return dbd;
 }
@@ -445,9 +522,8 @@ static apr_status_t sts_store_exec(request_rec *r, ap_dbd_t *dbd,
             continue;
         }
         sts_status_count(STS_STAT_DB_FAILURES);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, APR_EGENERAL, r,
-                      "database statement %s failed: %s", label,
-                      sts_db_message(r->pool, msg));
+        sts_store_report(r, APR_EGENERAL, "database statement %s failed: %s",
+                         label, sts_db_message(r->pool, msg));
         return APR_EGENERAL;
     }
     return APR_EGENERAL;

@@ -12,8 +12,10 @@
  * threads of a process take their turn at each database's pool through a
  * gate bounded by
  * STSTokenDBAcquireTimeout (see store.c). Every function returns APR_SUCCESS
- * or an error status after logging the database's message; the caller
- * answers 503 (fail closed).
+ * or an error status after logging the database's message (at error level
+ * at most once per report interval, with the number of requests refused;
+ * see outage.h); the caller answers 503 (fail closed) through
+ * sts_store_unavailable.
  */
 #ifndef STS_STORE_H
 #define STS_STORE_H
@@ -46,6 +48,10 @@ void sts_store_assign_databases(apr_pool_t *p, server_rec *s);
 /* Creates this process's gate in front of db's mod_dbd pool, with the main
  * server s's STSTokenDBAcquireTimeout (child_init; threaded MPMs only). */
 void sts_store_child_init(apr_pool_t *p, server_rec *s, sts_db *db);
+
+/* Counts r as refused for want of the database and sets its Retry-After;
+ * the caller answers 503. */
+void sts_store_unavailable(request_rec *r);
 
 /* Looks a digest up. *out is NULL when no token has that digest. */
 apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,

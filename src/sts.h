@@ -11,6 +11,7 @@
 #include "httpd.h"
 #include "http_config.h"
 
+#include "outage.h"
 #include "token.h"
 #include "version.h"
 
@@ -63,6 +64,7 @@ typedef struct sts_db {
     server_rec *server;      /* the first server using it (for logs) */
     struct sts_cache *cache; /* this process's (child_init); NULL: none */
     struct sts_gate *gate;   /* this process's (child_init); NULL: none */
+    sts_outage outage;       /* this process's view of its availability */
     struct sts_db *next;
 } sts_db;
 

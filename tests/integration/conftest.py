@@ -16,7 +16,8 @@ Fixtures (use them from any tests/integration/test_*.py):
     ident map lets this process be ``postgres``, the administrator, and
     httpd's children ``sts_httpd``), and httpd's role ``sts_httpd`` is only
     a member of ``sts_api``; over TCP (127.0.0.1) it logs in with
-    ``httpd_password`` (scram-sha-256; only roles with a password can).
+    ``httpd_password`` (md5: one round trip, cheap under load, for the
+    proxy tests' timings; only roles with a password can log in).
 
 ``bootstrap`` (session)
     The bootstrap secret (str); its file is ``bootstrap.path``.
@@ -197,7 +198,7 @@ class Postgres:
             f.writelines(f"sts {os_user} {role}\n" for os_user, role in sorted(ident))
         with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
             f.write("local all all peer map=sts\n"
-                    "host all all 127.0.0.1/32 scram-sha-256\n")
+                    "host all all 127.0.0.1/32 md5\n")
 
     def init(self):
         for d in (self.data, self.sock):
@@ -212,7 +213,7 @@ class Postgres:
         self._write_auth()
         for attempt in range(3):
             try:
-                self.start()
+                self.start(settle=False)
                 break
             except subprocess.CalledProcessError:
                 with open(self.logfile, errors="replace") as f:
@@ -226,11 +227,19 @@ class Postgres:
                         "-f", os.path.join(ROOT, "sql", "schema.sql")],
                        check=True, capture_output=True)
         self.httpd_password = secrets.token_hex(16)
-        self.psql(f"CREATE ROLE {self.HTTPD_ROLE} LOGIN PASSWORD "
+        self.psql("SET password_encryption = 'md5'; "
+                  f"CREATE ROLE {self.HTTPD_ROLE} LOGIN PASSWORD "
                   f"'{self.httpd_password}'", db="postgres")
         self.psql(f"GRANT sts_api TO {self.HTTPD_ROLE}")
 
-    def start(self):
+    # While the database was down, each httpd process let one attempt per
+    # 0.5 s through (src/outage.h): after this long every process answers
+    # again at its next request.
+    RETRY_S = 0.6
+
+    def start(self, settle=True):
+        """Starts the cluster; with settle, waits out the module's retry
+        interval so that every httpd process answers at its next request."""
         opts = (f"-k {self.sock} -c listen_addresses=127.0.0.1 -p {self.port} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 "-c max_connections=300")
@@ -238,6 +247,8 @@ class Postgres:
                                        opts, "-l", self.logfile, "-w", "start"]),
                        check=True, stdout=subprocess.DEVNULL, cwd="/")
         self.running = True
+        if settle:
+            time.sleep(self.RETRY_S)
 
     def stop(self, mode="fast"):
         subprocess.run(self._as_owner([f"{PGBIN}/pg_ctl", "-D", self.data, "-m",

@@ -65,3 +65,19 @@ def test_uninstall_refuses_while_enabled(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "a2dismod sts_token" in out.stderr
     assert os.path.exists(os.path.join(dest, "etc/apache2/mods-available/sts_token.load"))
+
+
+def test_uninstall_keeps_enabled_locations(tmp_path):
+    """An enabled conf-available/sts-token-locations.conf stays: without
+    it the locations it denies would be served (and a dangling conf-enabled
+    link would keep Apache from starting)."""
+    dest = str(tmp_path / "stage")
+    make("install", f"DESTDIR={dest}")
+    enabled = os.path.join(dest, "etc/apache2/conf-enabled")
+    os.makedirs(enabled)
+    os.symlink("../conf-available/sts-token-locations.conf",
+               os.path.join(enabled, "sts-token-locations.conf"))
+    out = make("uninstall", f"DESTDIR={dest}")
+    assert "it is enabled" in out
+    assert os.path.exists(os.path.join(enabled, "sts-token-locations.conf"))
+    assert not os.path.exists(os.path.join(dest, "etc/apache2/mods-available/sts_token.conf"))

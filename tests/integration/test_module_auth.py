@@ -423,8 +423,8 @@ def test_database_down_is_503_and_recovers(httpd_factory, pg):
             r = h.get("/protected/", {"X-API-Key": t.token})
             assert r.status == 503, r
     finally:
-        pg.start()
-    # No httpd restart: the very next requests succeed again.
+        pg.start()  # waits out the module's retry interval (0.5 s)
+    # No httpd restart: the next requests succeed again.
     statuses = [h.get("/protected/", {"X-API-Key": t.token}).status for _ in range(10)]
     assert statuses == [200] * 10, statuses
     log = h.error_log()

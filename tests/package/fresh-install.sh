@@ -1,0 +1,157 @@
+#!/bin/bash
+# The Debian packages on a fresh Debian 12, set up the README's way (make
+# deb-check runs it in a throw-away machine of ../shared/tools/fresh-debian,
+# with the .debs built by `make deb` in ../shared/). As root, from the clone:
+#
+#   install the packages with apt (apache2, postgresql, curl alongside);
+#   PostgreSQL as documented (runuser -u postgres, peer authentication,
+#   schema.sql, GRANT sts_api TO "www-data"), a bootstrap secret, a2enmod
+#   sts_token, a2enconf sts-token-locations with two examples uncommented;
+#   then: 401 / token created through the API / 200, the sts CLI, the role
+#   cannot update tokens, a bootstrap file gone bad refused by apache2ctl
+#   graceful while the server keeps answering, a2dismod fails closed (403),
+#   PostgreSQL stopped (503 with Retry-After, one log line), and the package
+#   removed (module disabled, locations still denied).
+#
+# The machine runs no services (policy-rc.d): PostgreSQL is started with
+# pg_ctlcluster on its unix socket only (no TCP: the network is the host's),
+# apache2 with apache2ctl on 127.0.0.1:$STS_PORT.
+set -euo pipefail
+PORT=${STS_PORT:-38115}
+URL=http://127.0.0.1:$PORT
+DEBS=$(cd ../shared && pwd)
+T0=$(date +%s)
+BOOT=""
+
+log() { echo "[fresh-install $(date -u +%H:%M:%S) +$(($(date +%s) - T0))s] $*"; }
+fail() { log "FAILED: $*"; tail -n 30 /var/log/apache2/error.log 2>/dev/null || true; exit 1; }
+run() { log "\$ $*"; "$@"; }
+# The status of a request; secrets never printed.
+status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+expect() {
+    local want=$1; shift
+    local got
+    got=$(status "$@")
+    [ "$got" = "$want" ] || fail "expected $want, got $got: curl ${*//$BOOT/<BOOT>}"
+    log "  $got as expected: ${*: -1}"
+}
+
+log "packages: $(cd "$DEBS" && ls *.deb | tr '\n' ' ')"
+run apt-get update -q
+run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    apache2 postgresql curl \
+    "$DEBS"/libapache2-mod-sts-token_*_amd64.deb "$DEBS"/sts-token-cli_*_amd64.deb
+dpkg -l libapache2-mod-sts-token sts-token-cli | tail -n 2
+[ -e /etc/apache2/mods-enabled/sts_token.load ] && fail "installing enabled the module"
+[ -f /usr/share/man/man1/sts.1.gz ] || fail "no sts(1)"
+
+log "PostgreSQL: the cluster Debian created, unix socket only"
+PGVER=$(ls /etc/postgresql)
+sed -i "s/^#\?listen_addresses.*/listen_addresses = ''/" /etc/postgresql/"$PGVER"/main/postgresql.conf
+run pg_ctlcluster "$PGVER" main start
+run runuser -u postgres -- createdb sts
+run runuser -u postgres -- psql -v ON_ERROR_STOP=1 -d sts -f /usr/share/libapache2-mod-sts-token/sql/schema.sql
+run runuser -u postgres -- createuser www-data
+run runuser -u postgres -- psql -d sts -c 'GRANT sts_api TO "www-data"'
+
+log "bootstrap secret, module, locations"
+(umask 077 && openssl rand -hex 32 >/etc/apache2/sts-bootstrap.token)
+BOOT=$(cat /etc/apache2/sts-bootstrap.token)
+sed -i 's|^    #STSTokenBootstrap |    STSTokenBootstrap |' /etc/apache2/mods-available/sts_token.conf
+grep -q '^    STSTokenBootstrap /etc/apache2/sts-bootstrap.token' \
+    /etc/apache2/mods-available/sts_token.conf || fail "STSTokenBootstrap not enabled"
+# The examples "a protected area" and "the token management API".
+awk '/^# --- example: (a protected area|the token management API)/ { on = 1; print; next }
+     /^# --- end ---/ { on = 0 }
+     on { sub(/^#/, "") }
+     { print }' /etc/apache2/conf-available/sts-token-locations.conf >/tmp/loc.conf
+cat /tmp/loc.conf >/etc/apache2/conf-available/sts-token-locations.conf
+mkdir -p /var/www/html/protected
+echo "behind a service token" >/var/www/html/protected/index.html
+sed -i "s/^Listen 80$/Listen 127.0.0.1:$PORT/" /etc/apache2/ports.conf
+sed -i "s/<VirtualHost \*:80>/<VirtualHost *:$PORT>/" /etc/apache2/sites-available/000-default.conf
+run a2enmod sts_token
+[ -e /etc/apache2/mods-enabled/dbd.load ] || fail "a2enmod sts_token did not enable dbd"
+run a2enconf sts-token-locations
+run apache2ctl configtest
+run apache2ctl start
+for _ in $(seq 1 50); do [ "$(status $URL/)" = 200 ] && break; sleep 0.2; done
+
+log "end to end"
+expect 401 $URL/protected/
+TOKEN=$(curl -s -H "X-API-Key: $BOOT" -H 'Content-Type: application/json' \
+    -d '{"name":"fresh-ci","roles":["reader"]}' \
+    $URL/api/security/tokens | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+[ -n "$TOKEN" ] || fail "no token created"
+log "  created token fresh-ci (secret not shown)"
+expect 200 -H "X-API-Key: $TOKEN" $URL/protected/
+expect 200 -H "Authorization: ApiKey $TOKEN" $URL/protected/
+expect 403 -H "X-API-Key: $TOKEN" $URL/api/security/tokens
+export STS_CLI_URL=$URL STS_CLI_SERVICE_TOKEN=$BOOT NO_COLOR=1
+sts service-token create --name fresh-cli --roles reader | sed -E 's/svctok-[0-9a-z]+/svctok-<SECRET>/'
+sts service-token list | tee /tmp/list.txt
+grep -q fresh-ci /tmp/list.txt && grep -q fresh-cli /tmp/list.txt || fail "sts list"
+ID=$(awk -F' *[|] *' '$2 == "fresh-cli" { print $1 }' /tmp/list.txt)
+run sts service-token delete "$ID"
+
+log "least privilege: httpd's role cannot update tokens"
+if (cd / && runuser -u www-data -- psql -d sts -c "UPDATE sts_tokens SET roles = '{stackstate-admin}'") 2>/tmp/upd.err; then
+    fail "www-data could update tokens"
+fi
+grep -q "permission denied" /tmp/upd.err || fail "$(cat /tmp/upd.err)"
+log "  refused: $(cat /tmp/upd.err)"
+
+log "reload safety: a bootstrap file gone bad"
+chmod 644 /etc/apache2/sts-bootstrap.token
+if apache2ctl graceful >/tmp/graceful.out 2>&1; then fail "graceful accepted a 0644 bootstrap file"; fi
+log "  apache2ctl graceful refused: $(grep -m1 STSTokenBootstrap /tmp/graceful.out)"
+chmod 600 /etc/apache2/sts-bootstrap.token
+chown www-data /etc/apache2/sts-bootstrap.token
+if apache2ctl configtest >/tmp/configtest.out 2>&1; then fail "configtest accepted a www-data-owned bootstrap file"; fi
+log "  configtest refused: $(grep -m1 STSTokenBootstrap /tmp/configtest.out)"
+chown root /etc/apache2/sts-bootstrap.token
+sleep 1
+expect 200 -H "X-API-Key: $TOKEN" $URL/protected/
+
+log "database outage"
+run pg_ctlcluster "$PGVER" main stop
+curl -s -D /tmp/h.txt -o /dev/null -H "X-API-Key: $TOKEN" $URL/protected/
+log "  a cached token: $(head -n 1 /tmp/h.txt | tr -d '\r')"
+hdrs=$(curl -s -D - -o /dev/null -H "X-API-Key: $BOOT" $URL/api/security/tokens | tr -d '\r')
+echo "$hdrs" | head -n 1 | grep -q " 503" || fail "API with PostgreSQL down: $(echo "$hdrs" | head -n 1)"
+echo "$hdrs" | grep -qi '^Retry-After: [0-9]' || fail "no Retry-After on 503"
+log "  token API: 503 with $(echo "$hdrs" | grep -i '^Retry-After')"
+run pg_ctlcluster "$PGVER" main start
+for _ in $(seq 1 50); do
+    [ "$(status -H "X-API-Key: $BOOT" $URL/api/security/tokens)" = 200 ] && break
+    sleep 0.2
+done
+expect 200 -H "X-API-Key: $BOOT" $URL/api/security/tokens
+
+log "fail closed: a2dismod sts_token"
+run a2dismod sts_token
+run apache2ctl graceful
+sleep 2
+expect 403 -H "X-API-Key: $TOKEN" $URL/protected/
+expect 403 -H "X-API-Key: $BOOT" $URL/api/server/info
+expect 200 $URL/
+run a2enmod sts_token
+run apache2ctl graceful
+sleep 2
+expect 200 -H "X-API-Key: $TOKEN" $URL/protected/
+
+log "package removed: the module is disabled, the locations still deny"
+run apache2ctl stop
+sleep 1
+run env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q libapache2-mod-sts-token
+[ -e /etc/apache2/mods-enabled/sts_token.load ] && fail "module still enabled after remove"
+run apache2ctl configtest
+run apache2ctl start
+for _ in $(seq 1 50); do [ "$(status $URL/)" = 200 ] && break; sleep 0.2; done
+expect 403 $URL/protected/
+expect 403 -H "X-API-Key: $TOKEN" $URL/protected/
+run apache2ctl stop
+run pg_ctlcluster "$PGVER" main stop
+log "error log lines of the module:"
+grep -c 'sts_token' /var/log/apache2/error.log || true
+log "PASSED"

@@ -49,47 +49,120 @@ CREATE TABLE IF NOT EXISTS sts_tokens (
 CREATE UNIQUE INDEX IF NOT EXISTS sts_tokens_digest_key ON sts_tokens (digest);
 CREATE INDEX IF NOT EXISTS sts_tokens_name_idx ON sts_tokens (name, id);
 
--- A single counter bumped by every change to sts_tokens. Each httpd process
--- reads it at most once a second and flushes its token cache when it moved:
--- that is how a deletion reaches every host within a second.
+-- The revision counter and the change log. Every statement that changes
+-- sts_tokens moves the revision by one and records, under that revision,
+-- the digest of every token it inserted, updated or deleted. Each httpd
+-- process knows the set of valid digests: it reads sts_tokens once, then
+-- about four times a second the changes after the revision it applied,
+-- each with the token's current row, so a deletion reaches every host
+-- within a second and nothing is ever flushed. The revision row is locked
+-- by each change until it commits, so revisions commit in order.
+-- Changes older than an hour are pruned; horizon is the highest pruned
+-- revision: a process behind it reads sts_tokens again.
 CREATE TABLE IF NOT EXISTS sts_token_revision (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     revision  bigint  NOT NULL DEFAULT 0
 );
+ALTER TABLE sts_token_revision
+    ADD COLUMN IF NOT EXISTS horizon bigint NOT NULL DEFAULT 0;
 INSERT INTO sts_token_revision (singleton, revision) VALUES (true, 0)
     ON CONFLICT (singleton) DO NOTHING;
 
--- SECURITY DEFINER: httpd's role may read the counter, never write it.
-CREATE OR REPLACE FUNCTION sts_token_bump_revision() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+CREATE TABLE IF NOT EXISTS sts_token_changes (
+    revision   bigint      NOT NULL,
+    digest     text        NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (revision, digest)
+);
+
+DROP TRIGGER IF EXISTS sts_tokens_revision ON sts_tokens;
+DROP TRIGGER IF EXISTS sts_tokens_revision_truncate ON sts_tokens;
+DROP FUNCTION IF EXISTS sts_token_bump_revision();
+DROP FUNCTION IF EXISTS sts_token_bump_revision_stmt();
+
+CREATE OR REPLACE FUNCTION sts_token_touch() RETURNS trigger
+LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        NEW.updated_at := now();
-    END IF;
-    UPDATE sts_token_revision SET revision = revision + 1;
-    IF TG_OP = 'DELETE' THEN
-        RETURN OLD;
-    END IF;
+    NEW.updated_at := now();
     RETURN NEW;
 END;
 $$;
 
-DROP TRIGGER IF EXISTS sts_tokens_revision ON sts_tokens;
-CREATE TRIGGER sts_tokens_revision
-    BEFORE INSERT OR UPDATE OR DELETE ON sts_tokens
-    FOR EACH ROW EXECUTE FUNCTION sts_token_bump_revision();
-
-DROP TRIGGER IF EXISTS sts_tokens_revision_truncate ON sts_tokens;
-CREATE OR REPLACE FUNCTION sts_token_bump_revision_stmt() RETURNS trigger
+-- SECURITY DEFINER: httpd's role may read the revision and the change log,
+-- never write them.
+CREATE OR REPLACE FUNCTION sts_token_record_changes() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    rev bigint;
 BEGIN
-    UPDATE sts_token_revision SET revision = revision + 1;
+    IF TG_OP = 'TRUNCATE' THEN
+        -- Every process reads sts_tokens again.
+        UPDATE sts_token_revision
+            SET revision = revision + 1, horizon = revision + 1;
+        DELETE FROM sts_token_changes;
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        IF NOT EXISTS (SELECT 1 FROM sts_new_rows) THEN
+            RETURN NULL;
+        END IF;
+        UPDATE sts_token_revision SET revision = revision + 1
+            RETURNING revision INTO rev;
+        INSERT INTO sts_token_changes (revision, digest)
+            SELECT rev, digest FROM sts_new_rows ON CONFLICT DO NOTHING;
+    ELSIF TG_OP = 'DELETE' THEN
+        IF NOT EXISTS (SELECT 1 FROM sts_old_rows) THEN
+            RETURN NULL;
+        END IF;
+        UPDATE sts_token_revision SET revision = revision + 1
+            RETURNING revision INTO rev;
+        INSERT INTO sts_token_changes (revision, digest)
+            SELECT rev, digest FROM sts_old_rows ON CONFLICT DO NOTHING;
+    ELSE
+        IF NOT EXISTS (SELECT 1 FROM sts_new_rows) THEN
+            RETURN NULL;
+        END IF;
+        UPDATE sts_token_revision SET revision = revision + 1
+            RETURNING revision INTO rev;
+        INSERT INTO sts_token_changes (revision, digest)
+            SELECT rev, digest FROM sts_old_rows
+            UNION SELECT rev, digest FROM sts_new_rows
+            ON CONFLICT DO NOTHING;
+    END IF;
+    IF rev % 256 = 0 THEN
+        WITH gone AS (
+            DELETE FROM sts_token_changes
+                WHERE changed_at < now() - interval '1 hour'
+                RETURNING revision)
+        UPDATE sts_token_revision
+            SET horizon = GREATEST(horizon, (SELECT max(revision) FROM gone))
+            WHERE EXISTS (SELECT 1 FROM gone);
+    END IF;
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER sts_tokens_revision_truncate
+
+DROP TRIGGER IF EXISTS sts_tokens_touch ON sts_tokens;
+CREATE TRIGGER sts_tokens_touch
+    BEFORE UPDATE ON sts_tokens
+    FOR EACH ROW EXECUTE FUNCTION sts_token_touch();
+DROP TRIGGER IF EXISTS sts_tokens_changes_insert ON sts_tokens;
+CREATE TRIGGER sts_tokens_changes_insert
+    AFTER INSERT ON sts_tokens REFERENCING NEW TABLE AS sts_new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sts_token_record_changes();
+DROP TRIGGER IF EXISTS sts_tokens_changes_update ON sts_tokens;
+CREATE TRIGGER sts_tokens_changes_update
+    AFTER UPDATE ON sts_tokens
+    REFERENCING OLD TABLE AS sts_old_rows NEW TABLE AS sts_new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sts_token_record_changes();
+DROP TRIGGER IF EXISTS sts_tokens_changes_delete ON sts_tokens;
+CREATE TRIGGER sts_tokens_changes_delete
+    AFTER DELETE ON sts_tokens REFERENCING OLD TABLE AS sts_old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sts_token_record_changes();
+DROP TRIGGER IF EXISTS sts_tokens_changes_truncate ON sts_tokens;
+CREATE TRIGGER sts_tokens_changes_truncate
     AFTER TRUNCATE ON sts_tokens
-    FOR EACH STATEMENT EXECUTE FUNCTION sts_token_bump_revision_stmt();
+    FOR EACH STATEMENT EXECUTE FUNCTION sts_token_record_changes();
 
 -- Schema version, for the migrations in sql/migrations/.
 CREATE TABLE IF NOT EXISTS sts_schema_version (
@@ -100,7 +173,7 @@ INSERT INTO sts_schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
 
 -- Least privilege: httpd's login role gets one of two groups (README,
 -- "The database"). sts_lookup: what authentication needs (token lookups,
--- the revision poll); sts_api: that and what the token API needs (create,
+-- the change reads); sts_api: that and what the token API needs (create,
 -- delete). Nobody but the owner may update tokens, write the revision
 -- counter or the schema version, truncate or change the schema.
 DO $$
@@ -114,12 +187,15 @@ BEGIN
 END;
 $$;
 GRANT sts_lookup TO sts_api;
-REVOKE ALL ON sts_tokens, sts_token_revision, sts_schema_version FROM PUBLIC;
-REVOKE ALL ON FUNCTION sts_token_bump_revision(),
-    sts_token_bump_revision_stmt() FROM PUBLIC;
-GRANT SELECT ON sts_tokens, sts_token_revision TO sts_lookup;
+REVOKE ALL ON sts_tokens, sts_token_revision, sts_token_changes,
+    sts_schema_version FROM PUBLIC;
+REVOKE ALL ON FUNCTION sts_token_touch(), sts_token_record_changes()
+    FROM PUBLIC;
+GRANT SELECT ON sts_tokens, sts_token_revision, sts_token_changes
+    TO sts_lookup;
 GRANT INSERT, DELETE ON sts_tokens TO sts_api;
 COMMIT;
 
 -- Migrations, in order; each applies only to a database that lacks it.
 \ir migrations/0001_least_privilege.sql
+\ir migrations/0002_change_log.sql

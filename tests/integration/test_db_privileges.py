@@ -35,7 +35,8 @@ def apply_file(pg, path, db):
 
 @pytest.mark.parametrize("sql", [
     "SELECT count(*) FROM sts_tokens",
-    "SELECT revision FROM sts_token_revision",
+    "SELECT revision, horizon FROM sts_token_revision",
+    "SELECT revision, digest FROM sts_token_changes",
 ])
 def test_httpd_role_reads(pg, sql):
     ok, out = as_role(pg, sql)
@@ -50,7 +51,10 @@ def test_httpd_role_reads(pg, sql):
     "DELETE FROM sts_schema_version",
     "TRUNCATE sts_tokens",
     "ALTER TABLE sts_tokens DROP CONSTRAINT sts_tokens_roles_valid",
-    "DROP TRIGGER sts_tokens_revision ON sts_tokens",
+    "DROP TRIGGER sts_tokens_changes_delete ON sts_tokens",
+    "INSERT INTO sts_token_changes (revision, digest) VALUES (1, 'x')",
+    "DELETE FROM sts_token_changes",
+    "UPDATE sts_token_revision SET horizon = 0",
     "CREATE TABLE public.sts_evil (x int)",
 ])
 def test_httpd_role_refused(pg, sql):
@@ -59,18 +63,25 @@ def test_httpd_role_refused(pg, sql):
 
 
 def test_httpd_role_creates_and_deletes_and_bumps_the_revision(pg):
-    """Through the trigger (SECURITY DEFINER), even with a temporary table
-    of the same name in the session, which must not catch the bump."""
+    """Through the triggers (SECURITY DEFINER), even with temporary tables
+    of the same names in the session, which must not catch the bump or the
+    change records."""
     before = int(pg.sql("SELECT revision FROM sts_token_revision")[0][0])
     ok, out = as_role(pg, """
-        CREATE TEMP TABLE sts_token_revision (singleton boolean, revision bigint);
-        INSERT INTO sts_token_revision VALUES (true, 0);
+        CREATE TEMP TABLE sts_token_revision (singleton boolean, revision bigint,
+                                              horizon bigint);
+        INSERT INTO sts_token_revision VALUES (true, 0, 0);
+        CREATE TEMP TABLE sts_token_changes (revision bigint, digest text,
+                                             changed_at timestamptz);
         INSERT INTO sts_tokens (id, name, digest, roles)
             VALUES (424242, 'priv-test', repeat('a', 64), ARRAY['r']);
         DELETE FROM sts_tokens WHERE id = 424242;""")
     assert ok, out
     after = int(pg.sql("SELECT revision FROM sts_token_revision")[0][0])
     assert after == before + 2
+    assert pg.sql("SELECT revision FROM sts_token_changes WHERE digest = "
+                  f"repeat('a', 64) AND revision > {before} ORDER BY 1") == \
+        [(str(before + 1),), (str(before + 2),)]
 
 
 def test_lookup_role_cannot_write(pg):
@@ -102,7 +113,7 @@ def test_upgrade_from_version_1(pg):
 
     for _ in range(2):
         apply_file(pg, SCHEMA, db)
-        assert pg.psql("SELECT max(version) FROM sts_schema_version", db=db).strip() == "2"
+        assert pg.psql("SELECT max(version) FROM sts_schema_version", db=db).strip() == "3"
         assert pg.psql("SELECT name FROM sts_tokens", db=db).strip() == "kept"
         ok, out = as_role(pg, "INSERT INTO sts_tokens (id, name, digest, roles) "
                           "VALUES (8, 'new', repeat('d', 64), ARRAY['r']); "

@@ -301,12 +301,15 @@ static const command_rec sts_directives[] = {
                       "A file holding the bootstrap secret, then the roles "
                       "it grants"),
     AP_INIT_TAKE1("STSTokenCacheTTL", sts_set_cache_ttl, NULL, RSRC_CONF,
-                  "Seconds a cached token is trusted without the database "
-                  "confirming it (0 disables the cache; default 300)"),
+                  "Seconds between two full reads of the tokens into each "
+                  "process's token table, a backstop for changes that "
+                  "bypassed the change log (0: no table, every request is "
+                  "looked up; default 300)"),
     AP_INIT_TAKE1("STSTokenCacheEntries", sts_set_cache_entries, NULL,
                   RSRC_CONF,
-                  "Most tokens cached per httpd process and database "
-                  "(default 10000)"),
+                  "Most tokens a process's token table holds per database; "
+                  "a database with more is looked up token by token "
+                  "(default 100000)"),
     AP_INIT_TAKE1("STSTokenDBAcquireTimeout", sts_set_db_acquire_timeout, NULL,
                   RSRC_CONF,
                   "Milliseconds a request waits at mod_dbd's connection "
@@ -410,8 +413,8 @@ static int sts_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     return OK;
 }
 
-/* child_init: creates this process's token cache and pool gate of every
- * database. */
+/* child_init: creates this process's pool gate, token table and its
+ * synchronisation thread of every database. */
 static void sts_child_init(apr_pool_t *p, server_rec *s)
 {
     sts_server_conf *sc =

@@ -339,6 +339,7 @@ static int sts_create(request_rec *r)
     unsigned char digest[STS_DIGEST_LEN];
     sts_new_token req;
     sts_token_row row;
+    uint64_t ticket;
     sts_req_status st;
     apr_size_t len = 0, limit;
     char *body = NULL, *json;
@@ -414,12 +415,15 @@ static int sts_create(request_rec *r)
     row.roles = apr_pstrdup(r->pool, req.roles);
     row.expiration_ms = req.expiry_ms;
     sts_new_token_free(&req);
+    ticket = sts_cache_ticket(r);
     if (sts_store_create(r, &row, hex) != APR_SUCCESS) {
         OPENSSL_cleanse(tok, sizeof(tok));
         return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_ERR,
                               "the token could not be stored (database "
                               "unavailable); nothing was created");
     }
+    /* Works at once in this process; elsewhere at the next change read. */
+    sts_cache_created(r, digest, &row, ticket);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   "token API: %s created token id %" APR_INT64_T_FMT
                   " name '%s' roles [%s] expiration %" APR_INT64_T_FMT
@@ -455,7 +459,7 @@ static int sts_delete(request_rec *r, const char *item)
             apr_psprintf(r->pool, "no service token with id %" APR_INT64_T_FMT,
                          id));
     }
-    sts_cache_revoke(r, id);
+    sts_cache_deleted(r, row->digest);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   "token API: %s deleted token id %" APR_INT64_T_FMT
                   " name '%s' roles [%s]",

@@ -190,18 +190,6 @@ static int sts_refuse(request_rec *r, const char *why, const char *who)
     return HTTP_UNAUTHORIZED;
 }
 
-/* Formats an epoch-ms instant as YYYY-MM-DD in UTC ("" when none). */
-static const char *sts_format_date(apr_pool_t *p, int64_t ms)
-{
-    apr_time_exp_t tm;
-
-    if (ms < 0 || apr_time_exp_gmt(&tm, (apr_time_t)ms * 1000) != APR_SUCCESS) {
-        return "";
-    }
-    return apr_psprintf(p, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                        tm.tm_mday);
-}
-
 /* Makes id r's identity: r->user and the STS_TOKEN_* variables (see
  * authn.h). */
 void sts_authn_set_identity(request_rec *r, sts_identity *id)
@@ -230,69 +218,6 @@ static void sts_publish(request_rec *r, sts_identity *id)
 {
     sts_authn_set_identity(r, id);
     r->ap_auth_type = (char *)STS_AUTH_TYPE;
-}
-
-/* Looks a token of the right length and prefix up in the cache, then (when
- * its alphabet and checksum are right) in PostgreSQL. Returns OK with *out
- * set, HTTP_UNAUTHORIZED with *why set, or HTTP_SERVICE_UNAVAILABLE. A cache
- * hit skips those checks: the digest matched one the database issued, so
- * they can only pass (measured: they were a tenth of the hit's cost). */
-static int sts_lookup(request_rec *r, const char *token, size_t len,
-                      const unsigned char digest[STS_DIGEST_LEN],
-                      sts_identity **out, const char **why)
-{
-    char hex[STS_DIGEST_HEX_LEN + 1];
-    sts_token_row *row = NULL;
-    sts_identity *id = apr_palloc(r->pool, sizeof(*id));
-    apr_uint32_t ticket = 0;
-
-    *why = "unknown or deleted token";
-    switch (sts_cache_get(r, digest, id, &ticket)) {
-    case STS_CACHE_HIT:
-        sts_status_count(STS_STAT_CACHE_HITS);
-        *out = id;
-        return OK;
-    case STS_CACHE_UNKNOWN:
-        sts_status_count(STS_STAT_NEGATIVE_HITS);
-        return HTTP_UNAUTHORIZED;
-    case STS_CACHE_MISS:
-        sts_status_count(STS_STAT_CACHE_MISSES);
-        break;
-    }
-    if (!sts_token_is_wellformed(token, len)) {
-        *why = "token checksum does not match (mistyped?)";
-        return HTTP_UNAUTHORIZED;
-    }
-    sts_digest_to_hex(digest, hex);
-    sts_status_count(STS_STAT_DB_LOOKUPS);
-    if (sts_store_lookup(r, hex, &row) != APR_SUCCESS) {
-        sts_status_count(STS_STAT_UNAVAILABLE);
-        return HTTP_SERVICE_UNAVAILABLE;
-    }
-    if (row == NULL) {
-        sts_cache_put(r, digest, NULL, ticket);
-        return HTTP_UNAUTHORIZED;
-    }
-    if (sts_token_name_reserved(row->name)) {
-        /* Stored past the API's name rule (SQL, an older version): it would
-         * pass for the bootstrap secret in REMOTE_USER and the logs. */
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "token id %" APR_INT64_T_FMT " is named '%s', the "
-                      "bootstrap secret's name: rename it (UPDATE sts_tokens "
-                      "SET name = ...) or delete it",
-                      row->id, row->name);
-        *why = "token name reserved for the bootstrap secret";
-        return HTTP_UNAUTHORIZED;
-    }
-    id->id = row->id;
-    id->name = row->name;
-    id->roles = row->roles;
-    id->expiration_ms = row->expiration_ms;
-    id->id_text = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, row->id);
-    id->expiration_text = sts_format_date(r->pool, row->expiration_ms);
-    sts_cache_put(r, digest, id, ticket);
-    *out = id;
-    return OK;
 }
 
 /* Verifies a presented secret (see authn.h). */
@@ -327,7 +252,7 @@ int sts_authn_verify(request_rec *r, const char *token, size_t len,
                    : "not a service token";
         return HTTP_UNAUTHORIZED;
     }
-    rc = sts_lookup(r, token, len, digest, &id, why);
+    rc = sts_cache_find(r, token, len, digest, &id, why);
     if (rc != OK) {
         return rc;
     }

@@ -62,7 +62,8 @@ typedef enum {
     STS_Q_LIST,
     STS_Q_INSERT,
     STS_Q_DELETE,
-    STS_Q_POLL,
+    STS_Q_CHANGES,
+    STS_Q_PAGE,
     STS_Q_COUNT
 } sts_query_id;
 
@@ -72,10 +73,17 @@ typedef struct {
 } sts_statement;
 
 /* What authentication needs of a token, in the order sts_token_at reads:
- * the lookup selects it, and so does the poll, whose renewal compares it
- * with what the lookup cached. */
+ * the lookup, the change read and the page read select it, so the token
+ * table holds exactly what a lookup returns. */
 #define STS_TOKEN_COLUMNS                                                      \
     "id, name, array_to_string(roles, ','), COALESCE(expiration, -1)"
+
+/* The revision row, as one row the planner knows is one: estimating the
+ * never-analysed singleton table at ~1800 rows made the page read's plan
+ * cost millions, and PostgreSQL then JIT-compiled it on every execution
+ * (a page of 10,000 tokens took 0.7 s instead of tens of ms). */
+#define STS_REVISION_ROW                                                       \
+    "(SELECT revision, horizon FROM sts_token_revision LIMIT 1)"
 
 static const sts_statement sts_statements[STS_Q_COUNT] = {
     {"sts_token_lookup",
@@ -93,13 +101,46 @@ static const sts_statement sts_statements[STS_Q_COUNT] = {
      "ON CONFLICT (id) DO NOTHING "
      "RETURNING (extract(epoch FROM updated_at) * 1000)::bigint"},
     {"sts_token_delete", "DELETE FROM sts_tokens WHERE id = %s::bigint "
-                         "RETURNING name, array_to_string(roles, ',')"},
-    /* The revision and, in the same snapshot, the tokens of the cached
-     * digests due for renewal (a comma-separated list, maybe empty). */
-    {"sts_token_poll", "SELECT v.revision, t.digest, " STS_TOKEN_COLUMNS " "
-                       "FROM sts_token_revision v LEFT JOIN sts_tokens t "
-                       "ON t.digest = ANY (string_to_array(%s::text, ','))"},
+                         "RETURNING name, array_to_string(roles, ','), digest"},
+    /* The revision, the horizon and, when the changes after $2 are all
+     * kept, the digests changed after it with their tokens' current rows
+     * (NULL columns: gone), all in one snapshot. */
+    {"sts_token_changes",
+     "SELECT v.revision, v.horizon, c.digest, " STS_TOKEN_COLUMNS " "
+     "FROM " STS_REVISION_ROW " v "
+     "LEFT JOIN (SELECT DISTINCT digest FROM sts_token_changes "
+     "WHERE revision > %s::bigint) c ON %s::bigint >= v.horizon "
+     "LEFT JOIN sts_tokens t ON t.digest = c.digest"},
+    /* The revision and, in the same snapshot, a page of tokens in digest
+     * order after $1 ('' for the first). */
+    {"sts_token_page",
+     "SELECT v.revision, t.* FROM " STS_REVISION_ROW " v LEFT JOIN "
+     "(SELECT digest, " STS_TOKEN_COLUMNS " FROM sts_tokens "
+     "WHERE digest > %s ORDER BY digest LIMIT %s::int) t ON true "
+     "ORDER BY t.digest"},
 };
+
+/* Where a statement runs: a request, or the synchronisation's thread (r
+ * NULL). Logs go to the request's log when there is one; quiet drops them
+ * (the synchronisation's thread while its reads keep failing: it logs the
+ * first failure's details, then only when they succeed again, instead of
+ * four errors a second). */
+typedef struct {
+    apr_pool_t *pool;
+    server_rec *s;
+    request_rec *r;
+    int quiet;
+} sts_dbcx;
+
+#define STS_CX_LOG(cx, level, status, ...)                                     \
+    do {                                                                       \
+        if ((cx)->quiet) {                                                     \
+        } else if ((cx)->r != NULL) {                                          \
+            ap_log_rerror(APLOG_MARK, level, status, (cx)->r, __VA_ARGS__);    \
+        } else {                                                               \
+            ap_log_error(APLOG_MARK, level, status, (cx)->s, __VA_ARGS__);     \
+        }                                                                      \
+    } while (0)
 
 /* mod_dbd's exported functions, looked up once at startup. */
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * sts_dbd_open_fn;
@@ -409,17 +450,47 @@ static ap_dbd_t *sts_store_open(request_rec *r)
     return dbd;
 }
 
-/* Gives a connection back to mod_dbd's pool. */
-static void sts_store_close(request_rec *r, ap_dbd_t *dbd)
+/* Logs a failed statement: through the request's outage report, or (the
+ * synchronisation's thread) plainly unless quiet. */
+static void sts_store_fail(const sts_dbcx *cx, apr_status_t rv, const char *fmt,
+                           const char *label, const char *msg)
 {
-    sts_dbd_close_fn(r->server, dbd);
+    if (cx->r != NULL) {
+        sts_store_report(cx->r, rv, fmt, label, msg);
+    } else {
+        STS_CX_LOG(cx, APLOG_ERR, rv, fmt, label, msg);
+    }
+}
+
+/* Takes a connection for the synchronisation's thread: straight from
+ * mod_dbd, not through the gate (while the token table cannot answer,
+ * every request looks its token up, and the one thread that can make it
+ * answer again must not wait behind them). */
+static ap_dbd_t *sts_store_open_bg(const sts_dbcx *cx)
+{
+    ap_dbd_t *dbd = sts_dbd_open_fn(cx->pool, cx->s);
+
+    if (dbd == NULL) {
+        sts_status_count(STS_STAT_DB_FAILURES);
+        STS_CX_LOG(cx, APLOG_ERR, 0,
+                   "no database connection: mod_dbd could not open or "
+                   "check a pooled session (see its message above; check "
+                   "DBDParams and that PostgreSQL is up)");
+    }
+    return dbd;
+}
+
+/* Gives a connection back to mod_dbd's pool. */
+static void sts_store_close(const sts_dbcx *cx, ap_dbd_t *dbd)
+{
+    sts_dbd_close_fn(cx->s, dbd);
 }
 
 /* Prepares every statement on dbd: on a new session, or again on one that
  * lost them (fresh is 0 then, and the recovery is logged). The
  * statements live in a sub-pool of the connection, replaced on each success,
  * so repeated reconnects do not grow memory. */
-static apr_status_t sts_store_reprepare(request_rec *r, ap_dbd_t *dbd,
+static apr_status_t sts_store_reprepare(const sts_dbcx *cx, ap_dbd_t *dbd,
                                         int fresh)
 {
     apr_dbd_prepared_t *stmts[STS_Q_COUNT];
@@ -427,7 +498,7 @@ static apr_status_t sts_store_reprepare(request_rec *r, ap_dbd_t *dbd,
     apr_status_t rv;
     int i;
 
-    rv = apr_dbd_check_conn(dbd->driver, r->pool, dbd->handle);
+    rv = apr_dbd_check_conn(dbd->driver, cx->pool, dbd->handle);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -439,10 +510,10 @@ static apr_status_t sts_store_reprepare(request_rec *r, ap_dbd_t *dbd,
         stmts[i] = NULL;
         if (apr_dbd_prepare(dbd->driver, np, dbd->handle, sts_statements[i].sql,
                             sts_statements[i].label, &stmts[i]) != 0) {
-            ap_log_rerror(
-                APLOG_MARK, APLOG_ERR, APR_EGENERAL, r,
-                "cannot prepare statement %s: %s", sts_statements[i].label,
-                sts_db_message(r->pool,
+            STS_CX_LOG(
+                cx, APLOG_ERR, APR_EGENERAL, "cannot prepare statement %s: %s",
+                sts_statements[i].label,
+                sts_db_message(cx->pool,
                                apr_dbd_error(dbd->driver, dbd->handle, -1)));
             apr_pool_destroy(np);
             return APR_EGENERAL;
@@ -460,13 +531,13 @@ static apr_status_t sts_store_reprepare(request_rec *r, ap_dbd_t *dbd,
         apr_pool_destroy(old);
     }
     if (fresh) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "prepared the module's statements on a new database "
-                      "session");
+        STS_CX_LOG(cx, APLOG_DEBUG, 0,
+                   "prepared the module's statements on a new database "
+                   "session");
     } else {
-        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                      "database session was re-established; re-prepared the "
-                      "module's statements");
+        STS_CX_LOG(cx, APLOG_NOTICE, 0,
+                   "database session was re-established; re-prepared the "
+                   "module's statements");
     }
     return APR_SUCCESS;
 }
@@ -490,7 +561,7 @@ static int sts_store_lost_statements(ap_dbd_t *dbd, const char *label,
 
 /* Runs one statement (a select when res != NULL, else a command counting
  * rows into *nrows), re-preparing and retrying once if it fails. */
-static apr_status_t sts_store_exec(request_rec *r, ap_dbd_t *dbd,
+static apr_status_t sts_store_exec(const sts_dbcx *cx, ap_dbd_t *dbd,
                                    sts_query_id q, apr_dbd_results_t **res,
                                    int *nrows, int nargs, const char **args)
 {
@@ -506,10 +577,10 @@ static apr_status_t sts_store_exec(request_rec *r, ap_dbd_t *dbd,
         if (stmt != NULL) {
             if (res != NULL) {
                 *res = NULL;
-                rv = apr_dbd_pselect(dbd->driver, r->pool, dbd->handle, res,
+                rv = apr_dbd_pselect(dbd->driver, cx->pool, dbd->handle, res,
                                      stmt, 1, nargs, args);
             } else {
-                rv = apr_dbd_pquery(dbd->driver, r->pool, dbd->handle, nrows,
+                rv = apr_dbd_pquery(dbd->driver, cx->pool, dbd->handle, nrows,
                                     stmt, nargs, args);
             }
             if (rv == 0) {
@@ -518,12 +589,12 @@ static apr_status_t sts_store_exec(request_rec *r, ap_dbd_t *dbd,
             msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
         }
         if (attempt == 0 && sts_store_lost_statements(dbd, label, stmt, msg) &&
-            sts_store_reprepare(r, dbd, stmt == NULL) == APR_SUCCESS) {
+            sts_store_reprepare(cx, dbd, stmt == NULL) == APR_SUCCESS) {
             continue;
         }
         sts_status_count(STS_STAT_DB_FAILURES);
-        sts_store_report(r, APR_EGENERAL, "database statement %s failed: %s",
-                         label, sts_db_message(r->pool, msg));
+        sts_store_fail(cx, APR_EGENERAL, "database statement %s failed: %s",
+                       label, sts_db_message(cx->pool, msg));
         return APR_EGENERAL;
     }
     return APR_EGENERAL;
@@ -564,6 +635,7 @@ static sts_token_row *sts_token_at(apr_pool_t *p, const apr_dbd_driver_t *d,
 apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
                               sts_token_row **out)
 {
+    sts_dbcx cx = {r->pool, r->server, r, 0};
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *args[1];
@@ -576,19 +648,20 @@ apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
         return APR_EGENERAL;
     }
     args[0] = digest_hex;
-    rv = sts_store_exec(r, dbd, STS_Q_LOOKUP, &res, NULL, 1, args);
+    rv = sts_store_exec(&cx, dbd, STS_Q_LOOKUP, &res, NULL, 1, args);
     if (rv == APR_SUCCESS) {
         while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
             *out = sts_token_at(r->pool, dbd->driver, row, 0);
         }
     }
-    sts_store_close(r, dbd);
+    sts_store_close(&cx, dbd);
     return rv;
 }
 
 /* Lists every token, sorted by name then id. */
 apr_status_t sts_store_list(request_rec *r, apr_array_header_t **out)
 {
+    sts_dbcx cx = {r->pool, r->server, r, 0};
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     ap_dbd_t *dbd;
@@ -599,7 +672,7 @@ apr_status_t sts_store_list(request_rec *r, apr_array_header_t **out)
     if (dbd == NULL) {
         return APR_EGENERAL;
     }
-    rv = sts_store_exec(r, dbd, STS_Q_LIST, &res, NULL, 0, NULL);
+    rv = sts_store_exec(&cx, dbd, STS_Q_LIST, &res, NULL, 0, NULL);
     if (rv == APR_SUCCESS) {
         const apr_dbd_driver_t *d = dbd->driver;
 
@@ -621,7 +694,7 @@ apr_status_t sts_store_list(request_rec *r, apr_array_header_t **out)
             t->last_update_ms = sts_col_int64(d, row, 8);
         }
     }
-    sts_store_close(r, dbd);
+    sts_store_close(&cx, dbd);
     return rv;
 }
 
@@ -629,6 +702,7 @@ apr_status_t sts_store_list(request_rec *r, apr_array_header_t **out)
 apr_status_t sts_store_create(request_rec *r, sts_token_row *t,
                               const char *digest_hex)
 {
+    sts_dbcx cx = {r->pool, r->server, r, 0};
     ap_dbd_t *dbd;
     apr_status_t rv = APR_EGENERAL;
     int attempt;
@@ -660,7 +734,7 @@ apr_status_t sts_store_create(request_rec *r, sts_token_row *t,
                 ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT, t->expiration_ms)
                 : "";
         args[6] = t->dedicated_subject ? t->dedicated_subject : "";
-        rv = sts_store_exec(r, dbd, STS_Q_INSERT, &res, NULL, 7, args);
+        rv = sts_store_exec(&cx, dbd, STS_Q_INSERT, &res, NULL, 7, args);
         if (rv != APR_SUCCESS) {
             break;
         }
@@ -677,13 +751,14 @@ apr_status_t sts_store_create(request_rec *r, sts_token_row *t,
                       "another",
                       t->id);
     }
-    sts_store_close(r, dbd);
+    sts_store_close(&cx, dbd);
     return rv;
 }
 
 /* Deletes a token by id, returning what was deleted. */
 apr_status_t sts_store_delete(request_rec *r, int64_t id, sts_token_row **out)
 {
+    sts_dbcx cx = {r->pool, r->server, r, 0};
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *args[1];
@@ -696,7 +771,7 @@ apr_status_t sts_store_delete(request_rec *r, int64_t id, sts_token_row **out)
         return APR_EGENERAL;
     }
     args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id);
-    rv = sts_store_exec(r, dbd, STS_Q_DELETE, &res, NULL, 1, args);
+    rv = sts_store_exec(&cx, dbd, STS_Q_DELETE, &res, NULL, 1, args);
     if (rv == APR_SUCCESS) {
         while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
             sts_token_row *t = apr_pcalloc(r->pool, sizeof(*t));
@@ -704,65 +779,110 @@ apr_status_t sts_store_delete(request_rec *r, int64_t id, sts_token_row **out)
             t->id = id;
             t->name = sts_col_str(r->pool, dbd->driver, row, 0);
             t->roles = sts_col_str(r->pool, dbd->driver, row, 1);
+            t->digest = sts_col_str(r->pool, dbd->driver, row, 2);
             t->expiration_ms = -1;
             *out = t;
         }
     }
-    sts_store_close(r, dbd);
+    sts_store_close(&cx, dbd);
     return rv;
 }
 
-/* Reads the revision counter and the rows of the given digests. */
-apr_status_t sts_store_poll(request_rec *r, const char *const *digest_hex,
-                            int n, sts_token_row **rows, int64_t *revision)
+/* 1 when a column is SQL NULL: apr_dbd's pgsql driver returns "" for it
+ * (PQgetvalue), and no column read here can be "" otherwise. */
+static int sts_col_null(const apr_dbd_driver_t *d, apr_dbd_row_t *row, int col)
 {
+    const char *v = apr_dbd_get_entry(d, row, col);
+
+    return v == NULL || *v == '\0';
+}
+
+/* Hands the token of a row (columns from col on, STS_TOKEN_COLUMNS after
+ * the digest) to fn; a NULL id means no token has that digest any more.
+ * Returns 1 when the row named a digest (0: no change, an empty page). */
+static int sts_store_emit(apr_pool_t *p, const apr_dbd_driver_t *d,
+                          apr_dbd_row_t *row, int col, sts_store_row_fn fn,
+                          void *ctx)
+{
+    const char *digest = apr_dbd_get_entry(d, row, col);
+
+    if (digest == NULL || strlen(digest) != STS_DIGEST_HEX_LEN) {
+        return 0;
+    }
+    fn(ctx, digest,
+       sts_col_null(d, row, col + 1) ? NULL : sts_token_at(p, d, row, col + 1));
+    return 1;
+}
+
+/* Reads the changes after since (see store.h). */
+apr_status_t sts_store_changes(apr_pool_t *p, server_rec *s, int quiet,
+                               int64_t since, sts_store_row_fn fn, void *ctx,
+                               int64_t *revision, int64_t *horizon)
+{
+    sts_dbcx cx = {p, s, NULL, quiet};
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    apr_hash_t *index = apr_hash_make(r->pool);
-    const char *args[1];
-    char *list, *at;
+    const char *args[2];
     ap_dbd_t *dbd;
     apr_status_t rv;
-    int found = 0, i;
+    int found = 0;
 
-    /* Every digest is STS_DIGEST_HEX_LEN characters, joined by commas. */
-    at = list = apr_palloc(r->pool, (size_t)n * (STS_DIGEST_HEX_LEN + 1) + 1);
-    for (i = 0; i < n; i++) {
-        rows[i] = NULL;
-        apr_hash_set(index, digest_hex[i], STS_DIGEST_HEX_LEN, &rows[i]);
-        if (i > 0) {
-            *at++ = ',';
-        }
-        memcpy(at, digest_hex[i], STS_DIGEST_HEX_LEN);
-        at += STS_DIGEST_HEX_LEN;
-    }
-    *at = '\0';
-    dbd = sts_store_open(r);
+    dbd = sts_store_open_bg(&cx);
     if (dbd == NULL) {
         return APR_EGENERAL;
     }
-    args[0] = list;
-    rv = sts_store_exec(r, dbd, STS_Q_POLL, &res, NULL, 1, args);
+    args[0] = args[1] = apr_psprintf(p, "%" APR_INT64_T_FMT, since);
+    rv = sts_store_exec(&cx, dbd, STS_Q_CHANGES, &res, NULL, 2, args);
     if (rv == APR_SUCCESS) {
         const apr_dbd_driver_t *d = dbd->driver;
 
-        while (apr_dbd_get_row(d, r->pool, res, &row, -1) == 0) {
-            const char *digest = apr_dbd_get_entry(d, row, 1);
-            sts_token_row **slot;
-
+        while (apr_dbd_get_row(d, p, res, &row, -1) == 0) {
             *revision = sts_col_int64(d, row, 0);
+            *horizon = sts_col_int64(d, row, 1);
             found = 1;
-            if (digest == NULL || strlen(digest) != STS_DIGEST_HEX_LEN ||
-                (slot = apr_hash_get(index, digest, STS_DIGEST_HEX_LEN)) ==
-                    NULL) {
-                continue; /* no token has any of the digests */
-            }
-            *slot = sts_token_at(r->pool, d, row, 2);
+            sts_store_emit(p, d, row, 2, fn, ctx);
         }
         if (!found) {
-            rv = APR_NOTFOUND; /* the caller says what it means */
+            rv = APR_ENOENT; /* no revision row: the caller says so */
         }
     }
-    sts_store_close(r, dbd);
+    sts_store_close(&cx, dbd);
+    return rv;
+}
+
+/* Reads a page of tokens (see store.h). */
+apr_status_t sts_store_page(apr_pool_t *p, server_rec *s, int quiet,
+                            const char *after, int limit, sts_store_row_fn fn,
+                            void *ctx, int64_t *revision, int *n)
+{
+    sts_dbcx cx = {p, s, NULL, quiet};
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[2];
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+    int found = 0;
+
+    *n = 0;
+    dbd = sts_store_open_bg(&cx);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    args[0] = after;
+    args[1] = apr_itoa(p, limit);
+    rv = sts_store_exec(&cx, dbd, STS_Q_PAGE, &res, NULL, 2, args);
+    if (rv == APR_SUCCESS) {
+        const apr_dbd_driver_t *d = dbd->driver;
+
+        while (apr_dbd_get_row(d, p, res, &row, -1) == 0) {
+            *revision = sts_col_int64(d, row, 0);
+            found = 1;
+            *n += sts_store_emit(p, d, row, 1, fn, ctx);
+        }
+        if (!found) {
+            rv = APR_ENOENT; /* no revision row: the caller says so */
+        }
+    }
+    sts_store_close(&cx, dbd);
     return rv;
 }

@@ -34,6 +34,7 @@ typedef struct {
     const char *roles;             /* comma-separated, stored order */
     int64_t expiration_ms;         /* -1 when none */
     int64_t last_update_ms;
+    const char *digest; /* hex; set by sts_store_delete only */
 } sts_token_row;
 
 /* Looks up mod_dbd's exported functions (post_config). Returns an error
@@ -67,17 +68,33 @@ apr_status_t sts_store_list(request_rec *r, apr_array_header_t **out);
 apr_status_t sts_store_create(request_rec *r, sts_token_row *row,
                               const char *digest_hex);
 
-/* Deletes by id; *deleted is the row that went away (id, name, roles), or
+/* Deletes by id; *deleted is the row that went away (id, name, roles,
+ * digest), or
  * NULL when none had that id. */
 apr_status_t sts_store_delete(request_rec *r, int64_t id,
                               sts_token_row **deleted);
 
-/* One poll of the token cache, one statement: the revision counter (bumped
- * by a trigger on every change to sts_tokens) and, read in the same
- * snapshot, the rows of n digests (STS_DIGEST_HEX_LEN hex characters each;
- * n may be 0): rows[i] is the token with digest_hex[i], or NULL when none
- * has it. APR_NOTFOUND (not logged) when sts_token_revision has no row. */
-apr_status_t sts_store_poll(request_rec *r, const char *const *digest_hex,
-                            int n, sts_token_row **rows, int64_t *revision);
+/* Receives one token read by the synchronisation: digest_hex is
+ * STS_DIGEST_HEX_LEN characters; row is NULL when no token has that digest
+ * any more. */
+typedef void (*sts_store_row_fn)(void *ctx, const char *digest_hex,
+                                 const sts_token_row *row);
+
+/* One statement, for the synchronisation's thread (p: its pool, s: a server
+ * of the database; quiet: log nothing): the revision, the horizon (changes
+ * at or below it may be pruned) and, in the same snapshot when since >=
+ * horizon, every token changed after revision since, each handed to fn with
+ * its current row. APR_ENOENT when sts_token_revision has no row. */
+apr_status_t sts_store_changes(apr_pool_t *p, server_rec *s, int quiet,
+                               int64_t since, sts_store_row_fn fn, void *ctx,
+                               int64_t *revision, int64_t *horizon);
+
+/* One statement: up to limit tokens with digests after the hex digest after
+ * ("" for the first page), in digest order, handed to fn; *revision is the
+ * revision of the same snapshot; *n how many tokens. APR_ENOENT when
+ * sts_token_revision has no row. */
+apr_status_t sts_store_page(apr_pool_t *p, server_rec *s, int quiet,
+                            const char *after, int limit, sts_store_row_fn fn,
+                            void *ctx, int64_t *revision, int *n);
 
 #endif

@@ -24,7 +24,7 @@ extern module AP_MODULE_DECLARE_DATA sts_token_module;
 
 /* Defaults of the server-wide directives. */
 #define STS_DEFAULT_CACHE_TTL 300
-#define STS_DEFAULT_CACHE_ENTRIES 10000
+#define STS_DEFAULT_CACHE_ENTRIES 100000
 #define STS_DEFAULT_DB_ACQUIRE_TIMEOUT_MS 1000
 
 /* Per-directory configuration. Unset fields are -1 and merge from the parent.

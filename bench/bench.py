@@ -19,6 +19,17 @@ repeated over rounds:
   file-bcrypt Basic via mod_authn_file, one bcrypt (cost 5) user
   flood-crc   tokens with a wrong checksum (rotating), expect 401
   flood-unk   well-formed tokens unknown to the DB (rotating), expect 401
+  flood-uniq  unique well-formed unknown tokens (--unique of them, none
+              repeated within a run), expect 401
+
+Then phases (--phases), each printing the database statements it caused:
+  flood-mix   the cached rows' p99 alone and during a unique flood
+  churn       a burst of 100 token creations, then 1/s, while the 10,000
+              tokens rotate; how soon a token created with SQL is accepted
+  cold        a fresh instance on a database of --cold-tokens tokens: when
+              it answers, its first request, when its full reads are done
+  memory      one process's bytes per token held at each of
+              --memory-tokens (the table's own count and RSS)
 
 Within a round every row runs between two ceiling runs and its ratio is
 taken against their mean (the machine's load drifts; this keeps each
@@ -131,6 +142,36 @@ class Postgres:
         return int(a), int(b)
 
 
+    def module_statements(self):
+        """The module's statements executed so far, by kind."""
+        out = self.psql(
+            "SELECT coalesce(sum(calls) FILTER (WHERE query LIKE "
+            "'%FROM sts_tokens WHERE digest%'), 0), "
+            "coalesce(sum(calls) FILTER (WHERE query LIKE "
+            "'%SELECT DISTINCT digest FROM sts_token_changes%'), 0), "
+            "coalesce(sum(calls) FILTER (WHERE query LIKE "
+            "'%LEFT JOIN (SELECT digest,%'), 0) FROM pg_stat_statements")
+        return dict(zip(("lookups", "changes", "pages"),
+                        (int(x) for x in out.split("|"))))
+
+    def load_tokens(self, db, pairs, base, first_id=1):
+        """Inserts tokens (token, digest pairs) into db with one COPY."""
+        path = os.path.join(base, f"{db}.copy")
+        write_lines(path, [f"{first_id + i}\tbench-{first_id + i}\t{d}\t"
+                           "{bench,reader}" for i, (_, d) in enumerate(pairs)])
+        self.psql(f"\\copy sts_tokens (id, name, digest, roles) FROM "
+                  f"'{path}'", db=db)
+        os.unlink(path)
+
+    def create_db(self, name):
+        self.psql(f"DROP DATABASE IF EXISTS {name}", db="postgres")
+        self.psql(f"CREATE DATABASE {name}", db="postgres")
+        self.psql(None, db=name, file=os.path.join(ROOT, "sql", "schema.sql"))
+        # mod_authn_dbd prepares its query on every database session.
+        self.psql("CREATE TABLE bench_users (username text PRIMARY KEY, "
+                  "password text NOT NULL)", db=name)
+
+
 HTTPD_CONF = """
 ServerRoot "{run}"
 ServerName 127.0.0.1
@@ -139,7 +180,7 @@ PidFile "{run}/httpd.pid"
 DefaultRuntimeDir "{run}"
 Mutex file:{run} default
 ErrorLog "{run}/error.log"
-LogLevel warn
+LogLevel {loglevel}
 {user}
 LoadModule mpm_event_module {mods}/mod_mpm_event.so
 LoadModule authn_core_module {mods}/mod_authn_core.so
@@ -155,10 +196,10 @@ LoadModule alias_module {mods}/mod_alias.so
 LoadModule mime_module {mods}/mod_mime.so
 LoadModule sts_token_module {module}
 
-StartServers 2
-ServerLimit 2
+StartServers {procs}
+ServerLimit {procs}
 ThreadsPerChild 32
-MaxRequestWorkers 64
+MaxRequestWorkers {workers}
 MinSpareThreads 32
 MaxSpareThreads 64
 KeepAlive On
@@ -226,7 +267,8 @@ Alias /file "{docroot}"
 class Httpd:
     """One httpd instance with the benchmark configuration."""
 
-    def __init__(self, base, name, pg, module, ttl, entries, docroot):
+    def __init__(self, base, name, pg, module, ttl, entries, docroot,
+                 db="sts", procs=2, loglevel="warn"):
         self.run = os.path.join(base, name)
         os.mkdir(self.run, 0o755)
         self.port = free_port()
@@ -235,8 +277,12 @@ class Httpd:
         with open(self.conf, "w") as f:
             f.write(HTTPD_CONF.format(run=self.run, port=self.port, user=user,
                                       mods=MODDIR, module=module,
-                                      dbd=pg.dbd_params, ttl=ttl,
-                                      entries=entries, docroot=docroot))
+                                      dbd=pg.dbd_params.replace(
+                                          "dbname=sts ", f"dbname={db} "),
+                                      ttl=ttl, entries=entries,
+                                      docroot=docroot, procs=procs,
+                                      workers=32 * procs,
+                                      loglevel=loglevel))
         shutil.copy(os.path.join(base, "htpasswd"),
                     os.path.join(self.run, "htpasswd"))
         os.chmod(os.path.join(self.run, "htpasswd"), 0o644)
@@ -379,8 +425,19 @@ def targets(results):
         q = med(r["lookups"] for r in results["flood-crc"])
         lines.append(f"flood-crc token lookups {q:.1f}/s (target: a few at "
                      f"most): {'met' if q <= 5 else 'MISSED'}")
+    if "flood-uniq" in results and "flood-crc" in results:
+        pair = [a["ratio"] / b["ratio"] for a, b in
+                zip(results["flood-uniq"], results["flood-crc"])]
+        q = med(r["qps"] for r in results["flood-uniq"])
+        k = med(r["lookups"] for r in results["flood-uniq"])
+        lines.append(f"flood-uniq / flood-crc per round: median "
+                     f"{med(pair):.2f} (target >= 0.90: "
+                     f"{'met' if med(pair) >= 0.9 else 'MISSED'}); DB "
+                     f"statements {q:.1f}/s, token lookups {k:.1f}/s "
+                     f"(target: a small constant, independent of the "
+                     f"flood's rate)")
     log("")
-    log("Targets (issue 5):")
+    log("Targets (issues 5 and 16):")
     for ln in lines:
         log("  " + ln)
 
@@ -440,6 +497,202 @@ def machine():
             f"{pgv}, {wrkv.split(' [')[0]}")
 
 
+
+def wait_log(srv, text, count, timeout):
+    """Seconds until srv's error log holds text count times (None: not
+    within timeout)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if srv.read("error.log").count(text) >= count:
+            return time.time() - t0
+        time.sleep(0.05)
+    return None
+
+
+READY = "full read of sts_tokens done"
+
+
+def get_status(url, token, timeout=10):
+    """(status, seconds) of one GET with X-API-Key."""
+    import http.client
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    t0 = time.time()
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", "/" + url.split("/", 3)[3],
+                     headers={"X-API-Key": token})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, time.time() - t0
+    finally:
+        conn.close()
+
+
+def flood_mix(pg, srv, files, args):
+    """Cached traffic's p99 alone, then during a unique-token flood."""
+    legit = srv.url("/sts/f.txt")
+    quiet, loud, fl = [], [], []
+    for _ in range(3):
+        quiet.append(wrk(legit, files["tokens"], "X-API-Key", args.seconds,
+                         8, 1)["p99"])
+        m0 = pg.module_statements()
+        t0 = time.time()
+        cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds + 2}s",
+               "--timeout", "5s", "-s", LUA, srv.url("/sts/f.txt"), "--",
+               files["unique"], "X-API-Key"]
+        flood = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        loud.append(wrk(legit, files["tokens"], "X-API-Key", args.seconds, 8,
+                        1)["p99"])
+        out = flood.communicate(timeout=args.seconds + 30)[0]
+        dt = time.time() - t0
+        m1 = pg.module_statements()
+        m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        fl.append((float(m.group(1)) if m else 0.0,
+                   sum(m1.values()) - sum(m0.values()),
+                   m1["lookups"] - m0["lookups"], dt))
+    med = statistics.median
+    ratio = med(loud) / med(quiet)
+    log(f"flood-mix: cached p99 {med(quiet):.2f} ms alone, {med(loud):.2f} ms "
+        f"during a unique flood ({ratio:.2f}x; target <= 1.5: "
+        f"{'met' if ratio <= 1.5 else 'MISSED'}); the flood "
+        f"{med(f[0] for f in fl):,.0f} req/s, module statements "
+        f"{med(f[1] / f[3] for f in fl):.1f}/s, token lookups "
+        f"{med(f[2] / f[3] for f in fl):.1f}/s")
+
+
+def churn(pg, srv, files, args, base):
+    """Tokens created (a burst of 100, then 1/s) while the 10,000 tokens
+    rotate: statements and lookups caused, and how soon a token created
+    with SQL (as on another host) is accepted."""
+    import threading
+    secs = max(6, 2 * args.seconds)
+    new = subprocess.run([args.mint, "-n", "100"], check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+    burst = [ln.split() for ln in new if ln]
+    path = os.path.join(base, "burst.sql")
+    write_lines(path, [f"INSERT INTO sts_tokens (id, name, digest, roles) "
+                       f"VALUES ({5000000 + i}, 'churn-{i}', '{d}', "
+                       f"ARRAY['bench']);" for i, (_, d) in enumerate(burst)])
+    accepted = []
+    stop = threading.Event()
+
+    def creator():
+        pg.psql(None, file=path)
+        k = 0
+        while not stop.wait(1.0):
+            tok, d = subprocess.run([args.mint], check=True,
+                                    capture_output=True,
+                                    text=True).stdout.split()
+            pg.psql(f"INSERT INTO sts_tokens (id, name, digest, roles) "
+                    f"VALUES ({6000000 + k}, 'churn-s{k}', '{d}', "
+                    f"ARRAY['bench'])")
+            t0 = time.time()
+            while time.time() - t0 < 3:
+                if get_status(srv.url("/sts/f.txt"), tok)[0] == 200:
+                    accepted.append(time.time() - t0)
+                    break
+                time.sleep(0.01)
+            k += 1
+
+    m0 = pg.module_statements()
+    a0 = pg.statements()[0]
+    th = threading.Thread(target=creator)
+    t0 = time.time()
+    th.start()
+    res = wrk(srv.url("/sts/f.txt"), files["tokens"], "X-API-Key", secs,
+              args.connections, args.threads)
+    stop.set()
+    th.join(30)
+    dt = time.time() - t0
+    m1 = pg.module_statements()
+    a1 = pg.statements()[0]
+    med = statistics.median
+    log(f"churn: burst of 100 creations then 1/s for {dt:.0f} s while "
+        f"{len(files['tokens_list']):,} tokens rotate at "
+        f"{res['rps']:,.0f} req/s (p99 {res['p99']:.2f} ms, "
+        f"{res['non2xx']} refused): DB statements {(a1 - a0) / dt:.1f}/s "
+        f"(the module's {(sum(m1.values()) - sum(m0.values())) / dt:.1f}/s: "
+        f"change reads {(m1['changes'] - m0['changes']) / dt:.1f}/s, token "
+        f"lookups {(m1['lookups'] - m0['lookups']) / dt:.1f}/s); a token "
+        f"created with SQL accepted after "
+        + (f"{med(accepted) * 1000:.0f} ms median, {max(accepted) * 1000:.0f}"
+           f" ms max ({len(accepted)} tokens)" if accepted else "NEVER"))
+
+
+def cold_start(pg, args, base, module, docroot):
+    """A fresh instance on a database of --cold-tokens tokens: when it
+    answers, its first request, when the full read is done."""
+    n = args.cold_tokens
+    lines = subprocess.run([args.mint, "-n", str(n)], check=True,
+                           capture_output=True, text=True).stdout.split("\n")
+    pairs = [ln.split() for ln in lines if ln]
+    pg.create_db("sts_cold")
+    pg.load_tokens("sts_cold", pairs, base)
+    pg.psql("ANALYZE", db="sts_cold")
+    srv = Httpd(base, "httpd-cold", pg, module, 300, n + 1000, docroot,
+                db="sts_cold", loglevel="warn sts_token:debug")
+    m0 = pg.module_statements()
+    t0 = time.time()
+    srv.start()
+    t_port = time.time() - t0
+    status, first = get_status(srv.url("/sts/f.txt"), pairs[n // 2][0])
+    t_ready = wait_log(srv, READY, 2, 120)
+    m1 = pg.module_statements()
+    srv.stop()
+    log(f"cold start with {n:,} tokens: answering after {t_port:.2f} s, "
+        f"first request {status} in {first * 1000:.1f} ms, both processes' "
+        f"full reads done " + (f"{t_ready + t_port:.2f} s after start"
+                               if t_ready is not None else "NOT within 120 s")
+        + f"; module statements: {m1['pages'] - m0['pages']} page reads "
+        f"(of {STS_PAGE:,}), {m1['changes'] - m0['changes']} change reads, "
+        f"{m1['lookups'] - m0['lookups']} token lookups")
+
+
+STS_PAGE = 10000
+
+
+def memory(pg, args, base, module, docroot):
+    """One process's memory per token held, at each of --memory-tokens."""
+    sizes = [int(x) for x in args.memory_tokens.split(",") if x]
+    pg.create_db("sts_mem")
+    baseline = None
+    loaded = 0
+    for n in [0] + sizes:
+        if n > loaded:
+            lines = subprocess.run([args.mint, "-n", str(n - loaded)],
+                                   check=True, capture_output=True,
+                                   text=True).stdout.split("\n")
+            pg.load_tokens("sts_mem", [ln.split() for ln in lines if ln],
+                           base, first_id=loaded + 1)
+            loaded = n
+        srv = Httpd(base, f"httpd-mem{n}", pg, module, 300, n + 1000,
+                    docroot, db="sts_mem", procs=1,
+                    loglevel="warn sts_token:debug")
+        srv.start()
+        t = wait_log(srv, READY, 1, 300)
+        time.sleep(0.5)
+        kids = srv.children()
+        rss = 0
+        for pid in kids:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1]) * 1024
+        m = re.findall(READY + r": (\d+) tokens, (\d+) bytes",
+                       srv.read("error.log"))
+        srv.stop()
+        if n == 0:
+            baseline = rss
+            log(f"memory: one process, no tokens: RSS {rss / 1048576:.1f} MiB")
+            continue
+        table = int(m[-1][1]) if m else 0
+        log(f"memory: {n:,} tokens held in one process: table "
+            f"{table / n:.0f} bytes/token ({table / 1048576:.1f} MiB), RSS "
+            f"+{(rss - baseline) / 1048576:.1f} MiB = "
+            f"{(rss - baseline) / n:.0f} bytes/token; full read "
+            + (f"{t:.2f} s" if t is not None else "NOT done in 300 s"))
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mint", default=os.path.join(ROOT, "build", "tests",
@@ -453,6 +706,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rss-requests", type=int, default=1000000,
                     help="requests for the RSS check (0 skips it)")
+    ap.add_argument("--unique", type=int, default=200000,
+                    help="unique unknown tokens for the flood-uniq row")
+    ap.add_argument("--phases", default="flood-mix,churn,cold,memory",
+                    help="comma-separated phases after the rounds")
+    ap.add_argument("--cold-tokens", type=int, default=100000)
+    ap.add_argument("--memory-tokens", default="10000,100000,1000000")
     ap.add_argument("--rows", default="",
                     help="comma-separated subset of rows to run")
     args = ap.parse_args()
@@ -531,15 +790,22 @@ def main():
             f"buser:{bcrypt_pw}".encode()).decode()])
         values("badcrc", [corrupt_checksum(t) for t, _ in good])
         values("unknown", [t for t, _ in unknown])
+        # A flood of unique tokens: no token repeats within a run.
+        uniq = subprocess.run([args.mint, "-n", str(args.unique)], check=True,
+                              capture_output=True, text=True).stdout.split()
+        values("unique", uniq[0::2])
+        files["tokens_list"] = good
         docroot = os.path.join(base, "htdocs")
         os.mkdir(docroot, 0o755)
         with open(os.path.join(docroot, "f.txt"), "wb") as f:
             f.write(BODY)
         os.chmod(os.path.join(docroot, "f.txt"), 0o644)
 
-        cached = Httpd(base, "httpd-cached", pg, module, 300, n, docroot)
+        # STSTokenCacheEntries bounds the token table: room for the churn.
+        entries = max(100000, 2 * n)
+        cached = Httpd(base, "httpd-cached", pg, module, 300, entries, docroot)
         servers.append(cached.start())
-        uncached = Httpd(base, "httpd-ttl0", pg, module, 0, n, docroot)
+        uncached = Httpd(base, "httpd-ttl0", pg, module, 0, entries, docroot)
         servers.append(uncached.start())
 
         # name, server, path, values, header, expect 2xx
@@ -563,6 +829,7 @@ def main():
              True),
             ("flood-crc", cached, "/sts/f.txt", "badcrc", "X-API-Key", False),
             ("flood-unk", cached, "/sts/f.txt", "unknown", "X-API-Key", False),
+            ("flood-uniq", cached, "/sts/f.txt", "unique", "X-API-Key", False),
         ]
         if args.rows:
             keep = set(args.rows.split(",")) | {"ceiling"}
@@ -685,7 +952,8 @@ def main():
         if args.rss_requests > 0:
             for s in servers:
                 s.stop()
-            fresh = Httpd(base, "httpd-rss", pg, module, 300, n, docroot)
+            fresh = Httpd(base, "httpd-rss", pg, module, 300, entries,
+                          docroot)
             servers.append(fresh.start())
             url = fresh.url("/sts/f.txt")
             done, marks = 0, {}
@@ -706,6 +974,24 @@ def main():
                 f"{r2 / 1024:.1f} MiB after {n2:,} requests "
                 f"({(r2 - r1) / r1 * 100:+.1f}%; target within 10%: "
                 f"{'met' if abs(r2 - r1) <= r1 / 10 else 'MISSED'})")
+        phases = set(args.phases.split(","))
+        for s in servers:
+            s.stop()
+        if phases & {"flood-mix", "churn"}:
+            fresh = Httpd(base, "httpd-churn", pg, module, 300, entries,
+                          docroot)
+            servers.append(fresh.start())
+            wrk(fresh.url("/sts/f.txt"), files["tokens"], "X-API-Key", 3,
+                args.connections, args.threads)
+            if "flood-mix" in phases:
+                flood_mix(pg, fresh, files, args)
+            if "churn" in phases:
+                churn(pg, fresh, files, args, base)
+            fresh.stop()
+        if "cold" in phases:
+            cold_start(pg, args, base, module, docroot)
+        if "memory" in phases:
+            memory(pg, args, base, module, docroot)
         log(f"# bench took {time.time() - started:.0f} s")
     except KeyboardInterrupt:
         log("bench: interrupted")

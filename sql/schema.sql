@@ -58,7 +58,9 @@ CREATE INDEX IF NOT EXISTS sts_tokens_name_idx ON sts_tokens (name, id);
 -- within a second and nothing is ever flushed. The revision row is locked
 -- by each change until it commits, so revisions commit in order.
 -- Changes older than an hour are pruned; horizon is the highest pruned
--- revision: a process behind it reads sts_tokens again.
+-- revision: a process behind it reads sts_tokens again. Without the row
+-- nothing can be recorded: every process then distrusts its table (every
+-- token is looked up) and reads all tokens again once the row is back.
 CREATE TABLE IF NOT EXISTS sts_token_revision (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     revision  bigint  NOT NULL DEFAULT 0
@@ -108,6 +110,9 @@ BEGIN
         END IF;
         UPDATE sts_token_revision SET revision = revision + 1
             RETURNING revision INTO rev;
+        IF rev IS NULL THEN
+            RETURN NULL; -- no revision row: see sts_token_revision
+        END IF;
         INSERT INTO sts_token_changes (revision, digest)
             SELECT rev, digest FROM sts_new_rows ON CONFLICT DO NOTHING;
     ELSIF TG_OP = 'DELETE' THEN
@@ -116,6 +121,9 @@ BEGIN
         END IF;
         UPDATE sts_token_revision SET revision = revision + 1
             RETURNING revision INTO rev;
+        IF rev IS NULL THEN
+            RETURN NULL; -- no revision row: see sts_token_revision
+        END IF;
         INSERT INTO sts_token_changes (revision, digest)
             SELECT rev, digest FROM sts_old_rows ON CONFLICT DO NOTHING;
     ELSE
@@ -124,6 +132,9 @@ BEGIN
         END IF;
         UPDATE sts_token_revision SET revision = revision + 1
             RETURNING revision INTO rev;
+        IF rev IS NULL THEN
+            RETURN NULL; -- no revision row: see sts_token_revision
+        END IF;
         INSERT INTO sts_token_changes (revision, digest)
             SELECT rev, digest FROM sts_old_rows
             UNION SELECT rev, digest FROM sts_new_rows

@@ -468,14 +468,32 @@ static void sts_store_fail(const sts_dbcx *cx, apr_status_t rv, const char *fmt,
  * answer again must not wait behind them). */
 static ap_dbd_t *sts_store_open_bg(const sts_dbcx *cx)
 {
-    ap_dbd_t *dbd = sts_dbd_open_fn(cx->pool, cx->s);
+    sts_server_conf *sc =
+        ap_get_module_config(cx->s->module_config, &sts_token_module);
+    sts_outage *o = &sc->db->outage;
+    int64_t down_us;
+    uint32_t refused;
+    ap_dbd_t *dbd;
 
+    /* While the database is down it shares the process's one attempt per
+     * retry interval with the requests (outage.h). */
+    if (!sts_outage_may_try(o, sts_monotonic_now())) {
+        return NULL;
+    }
+    dbd = sts_dbd_open_fn(cx->pool, cx->s);
     if (dbd == NULL) {
         sts_status_count(STS_STAT_DB_FAILURES);
+        sts_outage_failed(o, sts_monotonic_now());
         STS_CX_LOG(cx, APLOG_ERR, 0,
                    "no database connection: mod_dbd could not open or "
                    "check a pooled session (see its message above; check "
                    "DBDParams and that PostgreSQL is up)");
+    } else if (sts_outage_reached(o, sts_monotonic_now(), &down_us, &refused)) {
+        STS_CX_LOG(cx, APLOG_NOTICE, 0,
+                   "the database is available again after %.1f s; %u "
+                   "requests of this process were refused with 503 "
+                   "meanwhile",
+                   (double)down_us / 1e6, refused);
     }
     return dbd;
 }

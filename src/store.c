@@ -489,11 +489,13 @@ static ap_dbd_t *sts_store_open_bg(const sts_dbcx *cx)
                    "check a pooled session (see its message above; check "
                    "DBDParams and that PostgreSQL is up)");
     } else if (sts_outage_reached(o, sts_monotonic_now(), &down_us, &refused)) {
-        STS_CX_LOG(cx, APLOG_NOTICE, 0,
-                   "the database is available again after %.1f s; %u "
-                   "requests of this process were refused with 503 "
-                   "meanwhile",
-                   (double)down_us / 1e6, refused);
+        /* Not quiet: the end of an outage is said once, by whoever
+         * reached the database first. */
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, cx->s,
+                     "the database is available again after %.1f s; %u "
+                     "requests of this process were refused with 503 "
+                     "meanwhile",
+                     (double)down_us / 1e6, refused);
     }
     return dbd;
 }

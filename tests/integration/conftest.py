@@ -136,6 +136,14 @@ def module_path():
     return session_copy(os.path.join(ROOT, "modules", "mod_sts_token.so"))
 
 
+def past_trust_window():
+    """Waits out the token table's trust window: it answers alone for 1 s
+    after its last successful change read, so with PostgreSQL stopped a
+    token it had already read is served until then, and every token needs
+    the database after it."""
+    time.sleep(1.2)
+
+
 def free_port():
     """Returns a TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:

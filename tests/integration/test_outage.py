@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import MINT
+from conftest import MINT, past_trust_window
 
 REQUESTS = 400
 
@@ -39,9 +39,7 @@ def test_outage_is_503_with_retry_after_and_a_quiet_log(srv, pg, bootstrap):
     mark = srv.log_mark()
     pg.stop()
     try:
-        # Past the token table's trust window (1 s after its last change
-        # read) every token needs the database.
-        time.sleep(1.2)
+        past_trust_window()
         t0 = time.time()
         with concurrent.futures.ThreadPoolExecutor(8) as ex:
             answers = list(ex.map(

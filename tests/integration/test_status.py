@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, past_trust_window
 
 STATUS = r"""
 LoadModule status_module /usr/lib/apache2/modules/mod_status.so
@@ -71,10 +71,7 @@ def test_database_failures_counted(srv, pg, bootstrap):
     before = auto(srv)
     pg.stop()
     try:
-        # Past the token table's trust window (1 s after its last change
-        # read), so the token is looked up whether or not the table had
-        # read it before the database stopped.
-        time.sleep(1.2)
+        past_trust_window()
         assert srv.get("/protected/", {"X-API-Key": tok.token}).status == 503
         r = srv.get("/api/security/tokens", {"X-API-Key": bootstrap})
         assert r.status == 503

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "apr_atomic.h"
@@ -75,6 +76,7 @@ const char *sts_status_post_config(apr_pool_t *pconf, server_rec *s)
 {
     apr_shm_t *shm;
     apr_status_t rv;
+    uintptr_t base;
     int n = 0;
 
     sts_table = NULL;
@@ -82,8 +84,11 @@ const char *sts_status_post_config(apr_pool_t *pconf, server_rec *s)
     if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &n) != APR_SUCCESS || n < 1) {
         n = 1;
     }
-    rv = apr_shm_create(&shm, sizeof(sts_proc_stats) * (apr_size_t)n, NULL,
-                        pconf);
+    /* APR puts a size header before the base address, so the slots'
+     * cache-line alignment is made here, from one spare alignment unit. */
+    rv = apr_shm_create(
+        &shm, sizeof(sts_proc_stats) * (apr_size_t)n + _Alignof(sts_proc_stats),
+        NULL, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
                      "cannot create the shared memory of the module's "
@@ -91,7 +96,9 @@ const char *sts_status_post_config(apr_pool_t *pconf, server_rec *s)
                      "own");
         return NULL;
     }
-    sts_table = apr_shm_baseaddr_get(shm);
+    base = (uintptr_t)apr_shm_baseaddr_get(shm);
+    sts_table = (sts_proc_stats *)((base + _Alignof(sts_proc_stats) - 1) &
+                                   ~(uintptr_t)(_Alignof(sts_proc_stats) - 1));
     memset(sts_table, 0, sizeof(sts_proc_stats) * (apr_size_t)n);
     sts_table_len = n;
     return NULL;

@@ -119,17 +119,29 @@ static void sts_strip_spoofed(request_rec *r)
     }
 }
 
-/* header_parser hook: under AuthType ServiceToken, and under AuthType Basic
- * (where AuthBasicProvider sts-token may publish the identity), strips the
- * identity look-alikes of a main request before anything reads them,
- * whether or not authentication runs for it (Require all granted skips
- * it). */
-static int sts_header_parser(request_rec *r)
+/* 1 when r is under AuthType Basic (where AuthBasicProvider sts-token may
+ * carry a token and publish its identity). */
+static int sts_is_basic(request_rec *r)
 {
     const char *type = ap_auth_type(r);
 
-    if (sts_is_ours(r) ||
-        (type != NULL && ap_cstr_casecmp(type, "Basic") == 0)) {
+    return type != NULL && ap_cstr_casecmp(type, "Basic") == 0;
+}
+
+/* 1 when the module guards r's headers: identity look-alikes stripped,
+ * credentials hidden under STSTokenHideCredentials. The one rule both the
+ * header_parser and the fixups hook apply. */
+static int sts_guards_headers(request_rec *r)
+{
+    return sts_is_ours(r) || sts_is_basic(r);
+}
+
+/* header_parser hook: strips the identity look-alikes of a main request
+ * before anything reads them, whether or not authentication runs for it
+ * (Require all granted skips it). */
+static int sts_header_parser(request_rec *r)
+{
+    if (sts_guards_headers(r)) {
         sts_strip_spoofed(r);
     }
     return DECLINED;
@@ -319,14 +331,15 @@ static int sts_authenticate(request_rec *r)
     return OK;
 }
 
-/* fixups hook, under AuthType ServiceToken: the last point before a
- * handler (proxy, CGI) reads the request's headers, reached by every
- * request whatever path authorization took (a Require ip granting in
- * <RequireAny> skips authentication) and by sub-requests (for which httpd
- * runs no header_parser: an SSI "#include virtual" of a proxied location).
- * It strips the identity look-alikes of sub-requests; under
+/* fixups hook, under AuthType ServiceToken or Basic (sts_guards_headers):
+ * the last point before a handler (proxy, CGI) reads the request's headers,
+ * reached by every request whatever path authorization took (a Require ip
+ * granting in <RequireAny> skips authentication) and by sub-requests (for
+ * which httpd runs no header_parser: an SSI "#include virtual" of a proxied
+ * location). It strips the identity look-alikes of sub-requests; under
  * STSTokenHideCredentials On, removes X-API-Key and an Authorization
- * (Proxy-Authorization) carrying an ApiKey credential; and a forward proxy
+ * (Proxy-Authorization) carrying an ApiKey credential or, under Basic, a
+ * Basic one (its password may be a token); and a forward proxy
  * never passes on an X-API-Key this module consumed: it was addressed to the
  * proxy, not to the destination site (mod_proxy drops
  * Proxy-Authorization itself). Runs first, before mod_rewrite or
@@ -336,7 +349,7 @@ static int sts_fixups(request_rec *r)
     sts_dir_conf *dc;
     const char *authz;
 
-    if (!sts_is_ours(r)) {
+    if (!sts_guards_headers(r)) {
         return DECLINED;
     }
     if (r->main != NULL) {
@@ -349,7 +362,8 @@ static int sts_fixups(request_rec *r)
     }
     authz = apr_table_get(r->headers_in, sts_authorization_header(r));
     if (dc->hide_credentials == 1 && authz != NULL &&
-        sts_authorization_has_apikey(authz)) {
+        (sts_is_basic(r) ? ap_cstr_casecmpn(authz, "Basic ", 6) == 0
+                         : sts_authorization_has_apikey(authz))) {
         apr_table_unset(r->headers_in, sts_authorization_header(r));
     }
     return DECLINED;

@@ -25,11 +25,20 @@
 #include "mod_auth.h"
 
 #include "authn.h"
+#include "store.h"
 #include "sts.h"
+#include "token.h"
 
 APLOG_USE_MODULE(sts_token);
 
 #define STS_BASIC_PROVIDER "sts-token"
+
+/* What the log lines call the Basic user: never a user name that looks
+ * like a token (clients used to API keys send one as the user name). */
+static const char *sts_basic_who(const char *user, int user_is_token)
+{
+    return user_is_token ? "(a service token)" : user;
+}
 
 /* check_password of the provider. */
 static authn_status sts_basic_check_password(request_rec *r, const char *user,
@@ -37,13 +46,36 @@ static authn_status sts_basic_check_password(request_rec *r, const char *user,
 {
     sts_dir_conf *dc =
         ap_get_module_config(r->per_dir_config, &sts_token_module);
-    size_t len = strlen(password);
-    int shaped = sts_token_has_prefix(password, len);
+    int user_is_token = sts_token_has_prefix(user, strlen(user));
+    const char *secret = password;
+    const char *who = sts_basic_who(user, user_is_token);
+    size_t len;
+    int shaped;
     sts_identity *id = NULL;
     const char *why = NULL;
     int rc;
 
-    rc = sts_authn_verify(r, password, len, &id, &why);
+    if (user_is_token) {
+        /* mod_auth_basic hands us the user name it keeps in r->user (the
+         * access log's %u) and names in its own refusal lines (AH01617,
+         * AH01618): overwrite that copy, so the secret is in neither. It is
+         * a string of r's pool, ours to change for r. */
+        if (password[0] == '\0') {
+            secret = apr_pstrdup(r->pool, user);
+        }
+        ((char *)user)[0] = '-';
+        ((char *)user)[1] = '\0';
+        if (password[0] != '\0') {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "Basic credentials refused for %s: the user name "
+                          "is a service token and the password is not empty",
+                          r->uri);
+            return AUTH_DENIED;
+        }
+    }
+    len = strlen(secret);
+    shaped = sts_token_has_prefix(secret, len);
+    rc = sts_authn_verify(r, secret, len, &id, &why);
     switch (rc) {
     case OK:
         break;
@@ -52,28 +84,33 @@ static authn_status sts_basic_check_password(request_rec *r, const char *user,
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                           "Basic password of user '%s' is not a service "
                           "token",
-                          user);
+                          who);
             return AUTH_USER_NOT_FOUND;
         }
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "service token refused as the Basic password of user "
+                      "service token refused as the Basic %s of user "
                       "'%s' for %s: %s%s%s",
-                      user, r->uri, why, id ? " " : "",
-                      id ? sts_authn_who(r, id) : "");
+                      user_is_token ? "user name" : "password", who, r->uri,
+                      why, id ? " " : "", id ? sts_authn_who(r, id) : "");
         return AUTH_DENIED;
     case HTTP_SERVICE_UNAVAILABLE:
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+        /* Counted and reported once per interval (sts_store_unavailable):
+         * this line is per request. mod_auth_basic answers a provider
+         * error with 500; the Retry-After set here still goes out with it
+         * (err_headers_out). */
+        sts_store_unavailable(r);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "token database unavailable: Basic authentication of "
                       "user '%s' fails with 500 (mod_auth_basic's answer to "
                       "a provider error)",
-                      user);
+                      who);
         apr_table_setn(r->notes, "error-notes",
                        "The token database is unavailable; try again later.");
         return AUTH_GENERAL_ERROR;
     default:
         return AUTH_GENERAL_ERROR;
     }
-    if (dc->basic_user == STS_BASIC_USER_TOKEN_NAME &&
+    if (dc->basic_user == STS_BASIC_USER_TOKEN_NAME && !user_is_token &&
         strcmp(user, id->name) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "service token refused as the Basic password of user "
@@ -83,11 +120,6 @@ static authn_status sts_basic_check_password(request_rec *r, const char *user,
         return AUTH_DENIED;
     }
     sts_authn_set_identity(r, id);
-    if (dc->hide_credentials == 1) {
-        apr_table_unset(r->headers_in, r->proxyreq == PROXYREQ_PROXY
-                                           ? "Proxy-Authorization"
-                                           : "Authorization");
-    }
     return AUTH_GRANTED;
 }
 

@@ -85,7 +85,9 @@ static void sts_tracking_key(char key[17])
 }
 
 /* Answers an error as a GenericErrorsResponse and logs it with the same
- * tracking key. level is the log level of the refusal. */
+ * tracking key. level is the log level of the refusal: debug for a 503,
+ * whose error-level report comes once per interval from the store
+ * (sts_store_unavailable counts it). */
 static int sts_send_error(request_rec *r, int status, int level,
                           const char *message)
 {
@@ -215,7 +217,7 @@ static int sts_list(request_rec *r)
     int i;
 
     if (sts_store_list(r, &rows) != APR_SUCCESS) {
-        return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_ERR,
+        return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_DEBUG,
                               "the token database is unavailable; try again "
                               "later");
     }
@@ -418,7 +420,7 @@ static int sts_create(request_rec *r)
     ticket = sts_cache_ticket(r);
     if (sts_store_create(r, &row, hex) != APR_SUCCESS) {
         OPENSSL_cleanse(tok, sizeof(tok));
-        return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_ERR,
+        return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_DEBUG,
                               "the token could not be stored (database "
                               "unavailable); nothing was created");
     }
@@ -449,7 +451,7 @@ static int sts_delete(request_rec *r, const char *item)
                               "leading zeros");
     }
     if (sts_store_delete(r, id, &row) != APR_SUCCESS) {
-        return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_ERR,
+        return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_DEBUG,
                               "the token database is unavailable; nothing "
                               "was deleted");
     }

@@ -22,7 +22,8 @@ INSTALL_CONFS := $(MODS_AVAILABLE)/sts_token.conf=conf/sts_token.conf \
                  $(CONF_AVAILABLE)/sts-token-locations.conf=conf/sts-token-locations.conf
 SQL_FILES := sql/schema.sql $(wildcard sql/migrations/*.sql)
 
-.PHONY: install install-module install-sql uninstall uninstall-cli
+.PHONY: install install-module install-sql uninstall uninstall-check \
+	uninstall-module uninstall-cli
 
 install: install-module install-sql install-cli
 
@@ -51,11 +52,17 @@ install-sql:
 # Refuses while the module is enabled: a dangling mods-enabled link would
 # keep Apache from starting. An enabled locations file stays: it keeps
 # denying what the module protected.
-uninstall: uninstall-cli
+uninstall: uninstall-module uninstall-cli
+
+# A prerequisite of every removal (also under make -j), so nothing is
+# removed before it refuses.
+uninstall-check:
 	@if [ -e $(DESTDIR)$(APACHE_CONFDIR)/mods-enabled/sts_token.load ]; then \
 	    echo "sts_token is enabled: run a2dismod sts_token first" >&2; \
 	    exit 1; \
 	fi
+
+uninstall-module: uninstall-check
 	rm -f $(DESTDIR)$(MODDIR)/mod_sts_token.so $(MODS_AVAILABLE)/sts_token.load
 	@set -e; for pair in $(INSTALL_CONFS); do \
 	    dst=$${pair%%=*}; src=$${pair#*=}; \
@@ -73,5 +80,5 @@ uninstall: uninstall-cli
 	-rmdir $(DESTDIR)$(DATADIR)/sql/migrations $(DESTDIR)$(DATADIR)/sql \
 	    $(DESTDIR)$(DATADIR) 2>/dev/null
 
-uninstall-cli:
+uninstall-cli: uninstall-check
 	rm -f $(DESTDIR)$(BINDIR)/sts $(DESTDIR)$(MANDIR)/man1/sts.1

@@ -4,7 +4,7 @@
  * lines).
  *
  * Each process counts into its own slot of a shared-memory table created
- * by the parent (post_config), so the process that serves server-status
+ * by the parent (check_config), so the process that serves server-status
  * shows every process. Counters are APR atomics: safe from any thread.
  */
 #ifndef STS_STATUS_H

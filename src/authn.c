@@ -89,19 +89,23 @@ static int sts_is_ours(request_rec *r)
     return type != NULL && ap_cstr_casecmp(type, STS_AUTH_TYPE) == 0;
 }
 
-/* Removes every client header of r that looks like the module's identity.
- * The names are only copied when one matches. */
-static void sts_strip_spoofed(request_rec *r)
+/* Removes from t every entry whose name, after prefix, looks like the
+ * module's identity; what names the kind of entry in the log line. The
+ * names are only copied when one matches. */
+static void sts_strip_table(request_rec *r, apr_table_t *t, const char *prefix,
+                            const char *what)
 {
     const apr_array_header_t *h;
     const apr_table_entry_t *e;
     apr_array_header_t *names = NULL;
+    size_t n = strlen(prefix);
     int i;
 
-    h = apr_table_elts(r->headers_in);
+    h = apr_table_elts(t);
     e = (const apr_table_entry_t *)h->elts;
     for (i = 0; i < h->nelts; i++) {
-        if (e[i].key != NULL && sts_spoofed_name(e[i].key)) {
+        if (e[i].key != NULL && ap_cstr_casecmpn(e[i].key, prefix, n) == 0 &&
+            sts_spoofed_name(e[i].key + n)) {
             if (names == NULL) {
                 names = apr_array_make(r->pool, 2, sizeof(const char *));
             }
@@ -112,10 +116,23 @@ static void sts_strip_spoofed(request_rec *r)
         const char *name = APR_ARRAY_IDX(names, i, const char *);
 
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "removed client header %s that looks like the "
-                      "module's identity",
-                      name);
-        apr_table_unset(r->headers_in, name);
+                      "removed %s %s that looks like the module's identity",
+                      what, name);
+        apr_table_unset(t, name);
+    }
+}
+
+/* Removes every client header of r that looks like the module's identity
+ * and, in a sub-request, the CGI variables (HTTP_STS_TOKEN_*) made from
+ * such a header of the main request, which a sub-request inherits (an SSI
+ * page adds its request's headers as variables before "#include virtual"
+ * of a CGI script). */
+static void sts_strip_spoofed(request_rec *r)
+{
+    sts_strip_table(r, r->headers_in, "", "client header");
+    if (r->main != NULL) {
+        sts_strip_table(r, r->subprocess_env, "HTTP_",
+                        "variable from client header");
     }
 }
 

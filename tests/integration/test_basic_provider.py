@@ -17,6 +17,7 @@ GIT_BACKEND = "/usr/lib/git-core/git-http-backend"
 EXTRA = r"""
 LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so
 LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
+LoadModule authz_host_module /usr/lib/apache2/modules/mod_authz_host.so
 
 ScriptAlias "/b/" "${STS_CGI_DIR}/"
 ScriptAlias "/bname/" "${STS_CGI_DIR}/"
@@ -53,6 +54,26 @@ ScriptAlias "/bhide/" "${STS_CGI_DIR}/"
     STSTokenHideCredentials On
 </Location>
 
+# Loopback clients pass without authentication: credentials still hidden.
+ScriptAlias "/bany/" "${STS_CGI_DIR}/"
+<Location "/bany/">
+    AuthType Basic
+    AuthName "any"
+    AuthBasicProvider sts-token
+    <RequireAny>
+        Require ip 127.0.0.1
+        Require valid-user
+    </RequireAny>
+    CGIPassAuth On
+    STSTokenHideCredentials On
+</Location>
+# An open SSI page including a CGI under Basic (a sub-request).
+<Directory "@DOCROOT@/ssi">
+    Options +Includes
+    AddOutputFilter INCLUDES .shtml
+    Require all granted
+</Directory>
+
 SetEnv GIT_PROJECT_ROOT "@RUN@/git"
 SetEnv GIT_HTTP_EXPORT_ALL 1
 ScriptAlias "/git/" "/usr/lib/git-core/git-http-backend/"
@@ -86,7 +107,11 @@ def git(*args, cwd=None, check=True):
 def srv(httpd_factory):
     if not os.path.exists(GIT_BACKEND):
         pytest.fail(f"{GIT_BACKEND} is missing: run scripts/deps.sh (git)")
-    h = httpd_factory(EXTRA)
+    h = httpd_factory(EXTRA.replace("@DOCROOT@", "${STS_DOCROOT}"))
+    os.makedirs(os.path.join(h.docroot, "ssi"), mode=0o755)
+    with open(os.path.join(h.docroot, "ssi", "page.shtml"), "w") as f:
+        f.write('<!--#include virtual="/b/env.cgi" -->\n')
+    os.chmod(os.path.join(h.docroot, "ssi", "page.shtml"), 0o644)
     # htpasswd user "alice" / "wonderland" for the combined provider list.
     subprocess.run(["htpasswd", "-bcB", os.path.join(h.run, "htpasswd"),
                     "alice", "wonderland"], check=True, capture_output=True)
@@ -226,19 +251,74 @@ def test_spoofed_identity_headers_stripped_under_basic(srv, pg):
     assert "HTTP_STS_TOKEN_ROLES" not in env
 
 
-def test_database_down_is_500_never_200(httpd_factory, pg):
-    h = httpd_factory(NOCACHE)
+def test_ssi_subrequest_under_basic_strips_identity_lookalikes(srv, pusher):
+    """An SSI '#include virtual' of a CGI under AuthBasicProvider sts-token:
+    the CGI does not get the client's STS-Token-Roles (failed before: the
+    fixups hook, which strips sub-requests, ran under ServiceToken only)."""
+    code, body, _ = curl(srv, "/ssi/page.shtml", "x", pusher.token,
+                         headers=["STS-Token-Roles: stackstate-admin"])
+    env = cgi_env(body)
+    assert code == 200 and env["STS_TOKEN_NAME"] == "ci-pusher", body
+    assert "HTTP_STS_TOKEN_ROLES" not in env, body
+
+
+def test_hide_credentials_under_basic_when_authentication_skipped(srv,
+                                                                  pusher):
+    """Require ip grants before authentication runs: Authorization is
+    still removed (failed before: only check_password removed it)."""
+    code, body, _ = curl(srv, "/bany/env.cgi", "x", pusher.token)
+    assert code == 200
+    assert "HTTP_AUTHORIZATION" not in cgi_env(body), body
+    assert pusher.token not in body
+
+
+def test_token_as_user_name_never_logged(srv, pusher):
+    """curl -u "$TOKEN:" works, and the token appears in no log line nor in
+    %u, with or without a password (failed before: the module's lines,
+    mod_auth_basic's AH01618 and the access log named the user)."""
+    mark = srv.log_mark()
+    code, body, _ = curl(srv, "/b/env.cgi", pusher.token, "")
+    assert code == 200, body
+    assert cgi_env(body)["REMOTE_USER"] == "ci-pusher"
+    assert curl(srv, "/b/env.cgi", pusher.token, "wrong")[0] == 401
+    unknown = pusher.token[:-4] + ("AAAA" if not pusher.token.endswith("AAAA")
+                                   else "BBBB")
+    assert curl(srv, "/b/env.cgi", unknown, "")[0] == 401
+    assert curl(srv, "/bname/env.cgi", pusher.token, "")[0] == 200
+    srv.wait_for_log('"GET /bname/env.cgi', access=True)
+    time.sleep(0.3)
+    for secret in (pusher.token, unknown):
+        assert secret not in srv.error_log_since(mark)
+        assert secret not in srv.access_log()
+
+
+def test_database_down_is_500_never_200_and_the_log_stays_bounded(
+        httpd_factory, pg, bootstrap):
+    """Refusals for want of the database: 500 under Basic (mod_auth_basic's
+    answer to a provider error), 503 from the token API; the error log
+    reports them once per interval, not once per request (failed before:
+    one error line per request on both paths)."""
+    h = httpd_factory(NOCACHE, loglevel="info")
     t = pg.mint("basic-dbdown", ["git-push"])
     assert curl(h, "/b/env.cgi", "x", t.token)[0] == 200
+    n = 60
     pg.stop()
     try:
         mark = h.log_mark()
-        code, _, _ = curl(h, "/b/env.cgi", "x", t.token)
-        assert code == 500
-        assert "token database unavailable: Basic authentication" in \
-            h.error_log_since(mark)
+        for _ in range(n):
+            code, _, head = curl(h, "/b/env.cgi", "x", t.token)
+            assert code == 500
+        assert "retry-after:" in head.lower(), head
+        for _ in range(n):
+            r = h.get("/api/security/tokens", {"X-API-Key": bootstrap})
+            assert r.status == 503, r
+        time.sleep(0.5)
+        log = h.error_log_since(mark)
     finally:
         pg.start()
+    errors = [ln for ln in log.splitlines() if "[sts_token:error]" in ln]
+    assert len(errors) < n // 4, "\n".join(errors[-20:])
+    assert "token database unavailable: Basic authentication" not in log
     assert curl(h, "/b/env.cgi", "x", t.token)[0] == 200
 
 

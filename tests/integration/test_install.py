@@ -61,10 +61,14 @@ def test_uninstall_refuses_while_enabled(tmp_path):
     os.makedirs(enabled)
     os.symlink("../mods-available/sts_token.load",
                os.path.join(enabled, "sts_token.load"))
-    out = subprocess.run(["make", "-s", "-C", ROOT, "uninstall", f"DESTDIR={dest}"],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode != 0 and "a2dismod sts_token" in out.stderr
-    assert os.path.exists(os.path.join(dest, "etc/apache2/mods-available/sts_token.load"))
+    before = files(dest)
+    for jobs in ("-j1", "-j4"):
+        out = subprocess.run(["make", "-s", jobs, "-C", ROOT, "uninstall",
+                              f"DESTDIR={dest}"],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode != 0 and "a2dismod sts_token" in out.stderr
+        # Nothing removed before the refusal, the CLI included (it was).
+        assert files(dest) == before
 
 
 def test_uninstall_keeps_enabled_locations(tmp_path):

@@ -200,7 +200,7 @@ static void sts_cache_report(struct sts_cache *c)
     c->reported = n;
     if (sts_sync_trusted(c->sync, sts_mono_ms())) {
         sts_sync_get_stats(c->sync, &st);
-        sts_status_poll_ok(apr_time_now(), st.revision);
+        sts_status_poll_ok(c->db, st.revision);
     }
 }
 

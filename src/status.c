@@ -26,9 +26,13 @@
 #include "ap_mpm.h"
 #include "http_config.h"
 #include "http_log.h"
+#include "http_main.h"
 #include "http_protocol.h"
 #include "mod_status.h"
 #include "scoreboard.h"
+
+#include "clock.h"
+#include "sts.h"
 
 APLOG_USE_MODULE(sts_token);
 
@@ -46,9 +50,11 @@ typedef struct {
     apr_uint32_t pid; /* 0: free */
     apr_uint32_t unused;
     sts_counts shard[STS_STAT_SHARDS];
-    apr_uint64_t cached;    /* tokens in the cache (may dip below 0 transiently:
-                               read as signed) */
-    apr_uint64_t last_poll; /* apr_time_t of the last good poll, 0: none */
+    apr_uint64_t cached; /* tokens in the cache (may dip below 0 transiently:
+                            read as signed) */
+    /* The last good revision poll of the main server's database: */
+    apr_uint64_t last_poll;      /* apr_time_t (wall clock, shown), 0: none */
+    apr_uint64_t last_poll_mono; /* sts_monotonic_now(), for its age */
     apr_uint64_t revision;
 } sts_proc_stats;
 
@@ -137,6 +143,7 @@ void sts_status_child_init(apr_pool_t *p, server_rec *s)
             memset(slot->shard, 0, sizeof(slot->shard));
             apr_atomic_set64(&slot->cached, 0);
             apr_atomic_set64(&slot->last_poll, 0);
+            apr_atomic_set64(&slot->last_poll_mono, 0);
             apr_atomic_set64(&slot->revision, 0);
             sts_mine = slot;
             apr_pool_cleanup_register(p, slot, sts_status_release,
@@ -166,9 +173,20 @@ void sts_status_cached_add(int delta)
     apr_atomic_add64(&sts_mine->cached, (apr_uint64_t)(apr_int64_t)delta);
 }
 
-void sts_status_poll_ok(apr_time_t started, int64_t revision)
+void sts_status_poll_ok(const sts_db *db, int64_t revision)
 {
-    apr_atomic_set64(&sts_mine->last_poll, (apr_uint64_t)started);
+    sts_server_conf *sc =
+        ap_get_module_config(ap_server_conf->module_config, &sts_token_module);
+
+    /* One poll record per process: the main server's database's (each
+     * database's cache polls its own revision; one would overwrite
+     * another's). */
+    if (db != sc->db) {
+        return;
+    }
+    apr_atomic_set64(&sts_mine->last_poll_mono,
+                     (apr_uint64_t)sts_monotonic_now());
+    apr_atomic_set64(&sts_mine->last_poll, (apr_uint64_t)apr_time_now());
     apr_atomic_set64(&sts_mine->revision, (apr_uint64_t)revision);
 }
 
@@ -178,6 +196,7 @@ typedef struct {
     apr_uint64_t count[STS_STAT_COUNT];
     apr_uint64_t cached;
     apr_uint64_t last_poll;
+    apr_uint64_t last_poll_mono;
     apr_uint64_t revision;
 } sts_proc_view;
 
@@ -197,6 +216,7 @@ static void sts_read_slot(sts_proc_stats *slot, sts_proc_view *out)
     cached = (apr_int64_t)apr_atomic_read64(&slot->cached);
     out->cached = cached < 0 ? 0 : (apr_uint64_t)cached;
     out->last_poll = apr_atomic_read64(&slot->last_poll);
+    out->last_poll_mono = apr_atomic_read64(&slot->last_poll_mono);
     out->revision = apr_atomic_read64(&slot->revision);
 }
 
@@ -221,7 +241,8 @@ static apr_array_header_t *sts_snapshot(apr_pool_t *p)
     return a;
 }
 
-/* Seconds since a poll as "1.234", or "-" when none. */
+/* Seconds since a poll as "1.234", or "-" when none; at and now on the
+ * monotonic clock (a wall clock stepped back or forth would skew it). */
 static const char *sts_age(apr_pool_t *p, apr_uint64_t at, apr_time_t now)
 {
     apr_time_t d;
@@ -239,7 +260,7 @@ static void sts_status_short(request_rec *r, apr_array_header_t *a,
                              apr_time_t now)
 {
     sts_proc_view total;
-    apr_uint64_t newest = 0, revision = 0;
+    apr_uint64_t newest = 0, newest_mono = 0, revision = 0;
     int i, k;
 
     memset(&total, 0, sizeof(total));
@@ -250,8 +271,9 @@ static void sts_status_short(request_rec *r, apr_array_header_t *a,
             total.count[k] += s->count[k];
         }
         total.cached += s->cached;
-        if (s->last_poll > newest) {
+        if (s->last_poll_mono > newest_mono) {
             newest = s->last_poll;
+            newest_mono = s->last_poll_mono;
             revision = s->revision;
         }
     }
@@ -265,7 +287,7 @@ static void sts_status_short(request_rec *r, apr_array_header_t *a,
         ap_rprintf(r, "STSTokenLastPoll: %" APR_TIME_T_FMT "\n",
                    apr_time_sec((apr_time_t)newest));
         ap_rprintf(r, "STSTokenLastPollAge: %s\n",
-                   sts_age(r->pool, newest, now));
+                   sts_age(r->pool, newest_mono, now));
         ap_rprintf(r, "STSTokenRevision: %" APR_UINT64_T_FMT "\n", revision);
     }
     for (i = 0; i < a->nelts; i++) {
@@ -280,7 +302,7 @@ static void sts_status_short(request_rec *r, apr_array_header_t *a,
         }
         if (s->last_poll != 0) {
             ap_rprintf(r, "STSTokenProcess%dLastPollAge: %s\n", i,
-                       sts_age(r->pool, s->last_poll, now));
+                       sts_age(r->pool, s->last_poll_mono, now));
             ap_rprintf(r, "STSTokenProcess%dRevision: %" APR_UINT64_T_FMT "\n",
                        i, s->revision);
         }
@@ -314,7 +336,7 @@ static void sts_status_html(request_rec *r, apr_array_header_t *a,
         }
         ap_rprintf(
             r, "<td>%s</td><td>%s</td><td>%s</td></tr>\n", when,
-            sts_age(r->pool, s->last_poll, now),
+            sts_age(r->pool, s->last_poll_mono, now),
             s->last_poll != 0
                 ? apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, s->revision)
                 : "-");
@@ -326,7 +348,7 @@ static void sts_status_html(request_rec *r, apr_array_header_t *a,
 static int sts_status_hook(request_rec *r, int flags)
 {
     apr_array_header_t *a;
-    apr_time_t now = apr_time_now();
+    apr_time_t now = sts_monotonic_now();
 
     if (!ap_extended_status) {
         return OK;

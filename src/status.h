@@ -12,6 +12,8 @@
 
 #include "httpd.h"
 
+#include "sts.h"
+
 typedef enum {
     STS_STAT_CACHE_HITS,    /* verified token found in the cache */
     STS_STAT_CACHE_MISSES,  /* not in the cache (or not trusted yet) */
@@ -37,9 +39,9 @@ void sts_status_count(sts_stat which);
 /* Tokens in this process's caches: adds delta. */
 void sts_status_cached_add(int delta);
 
-/* A revision poll of this process succeeded: it started at started and
- * read revision. */
-void sts_status_poll_ok(apr_time_t started, int64_t revision);
+/* A revision poll of this process succeeded for db's cache and read
+ * revision. server-status shows the main server's database's. */
+void sts_status_poll_ok(const sts_db *db, int64_t revision);
 
 /* Registers the mod_status hook. */
 void sts_status_register(apr_pool_t *p);

@@ -136,3 +136,38 @@ def test_bootstrap_warning_per_vhost(httpd_factory, tmp_path):
     log = h.error_log()
     assert f"STSTokenBootstrap is configured ({f}) for virtual host" in log, log
     assert "for the main server" in log
+
+
+STATUS = r"""
+LoadModule status_module /usr/lib/apache2/modules/mod_status.so
+ExtendedStatus On
+<Location "/server-status">
+    SetHandler server-status
+    Require all granted
+</Location>
+"""
+
+
+def test_status_shows_the_main_servers_database(httpd_factory, pg, db_b):
+    """server-status's revision and poll age are the main server's
+    database's, however recently another database's cache polled (failed
+    before: each database's poll overwrote the one record per process, so
+    the page showed tenant B's revision)."""
+    h = httpd_factory(STATUS + VHOSTS.replace("@PARAMS_B@", db_b))
+    a = pg.mint("status-tenant-a", ["reader"])
+    b = mint_b(pg, "status-tenant-b", ["reader"])
+    pg.psql("UPDATE sts_token_revision SET revision = 7777777", db=DB_B)
+    for _ in range(3):
+        assert get(h, "a.test", "/protected/", a.token)[0] == 200
+        time.sleep(1.2)  # past the poll interval: B's request polls B
+        for _ in range(4):
+            assert get(h, "b.test", "/protected/", b.token)[0] == 200
+    st, body = get(h, "a.test", "/server-status?auto", a.token)
+    assert st == 200
+    auto = dict(line.split(": ", 1) for line in body.decode().splitlines()
+                if ": " in line)
+    revision = pg.sql("SELECT revision FROM sts_token_revision")[0][0]
+    assert auto["STSTokenRevision"] == revision, auto
+    for k, v in auto.items():
+        if k.endswith("Revision"):
+            assert v != "7777777", (k, auto)

@@ -41,6 +41,15 @@ Fixtures (use them from any tests/integration/test_*.py):
 ``httpd`` (module)
     One instance of the shipped configuration, for simple tests.
 
+``echo`` (module)
+    The port of a loopback HTTP backend (``EchoServer``/``Echo``) that
+    answers GET with JSON ``{"path": ..., "headers": [[name, value], ...]}``:
+    the headers a proxied application received.
+
+``run_on_pty(argv, env, columns=None) -> (returncode, text)``
+    Runs a command with stdout and stderr on a terminal (a pty,
+    ``columns`` wide when given); text has ``\\n`` line ends.
+
 ``Httpd`` methods: ``request(method, path, headers=(), body=None) ->
 Response`` (``status``, ``headers`` (lower-case name -> list of values),
 ``header(name)``, ``body`` bytes, ``text``, ``json()``); ``raw(bytes) ->
@@ -73,16 +82,24 @@ when ``STS_HTTPD_SINGLE=1``).
 
 import atexit
 import glob
+import fcntl
 import http.client
+import http.server
+import json
 import os
+import pty
 import pwd
 import re
 import secrets
 import shutil
 import signal
 import socket
+import socketserver
+import struct
 import subprocess
 import tempfile
+import termios
+import threading
 import time
 
 import pytest
@@ -698,3 +715,58 @@ def httpd_factory(pg, bootstrap):
 @pytest.fixture(scope="module")
 def httpd(httpd_factory):
     return httpd_factory()
+
+
+class Echo(http.server.BaseHTTPRequestHandler):
+    """A proxied backend: answers with the request headers it received."""
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        body = json.dumps({"path": self.path,
+                           "headers": [[k, v] for k, v in self.headers.items()]})
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class EchoServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+@pytest.fixture(scope="module")
+def echo():
+    srv = EchoServer(("127.0.0.1", free_port()), Echo)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+    t.join(5)
+
+
+def run_on_pty(argv, env, columns=None):
+    """(returncode, text) of argv run with stdout and stderr on a pty."""
+    master, slave = pty.openpty()
+    if columns is not None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", 50, columns, 0, 0))
+    p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                         stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO once the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    rc = p.wait(timeout=60)
+    return rc, out.decode().replace("\r\n", "\n")

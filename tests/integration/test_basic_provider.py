@@ -107,7 +107,7 @@ def git(*args, cwd=None, check=True):
 def srv(httpd_factory):
     if not os.path.exists(GIT_BACKEND):
         pytest.fail(f"{GIT_BACKEND} is missing: run scripts/deps.sh (git)")
-    h = httpd_factory(EXTRA.replace("@DOCROOT@", "${STS_DOCROOT}"))
+    h = httpd_factory(EXTRA)
     os.makedirs(os.path.join(h.docroot, "ssi"), mode=0o755)
     with open(os.path.join(h.docroot, "ssi", "page.shtml"), "w") as f:
         f.write('<!--#include virtual="/b/env.cgi" -->\n')

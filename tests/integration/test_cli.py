@@ -7,7 +7,6 @@ sts() checks that on every run."""
 import calendar
 import json
 import os
-import pty
 import re
 import stat
 import subprocess
@@ -15,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, run_on_pty
 
 # STS_CLI selects another build of sts (e.g. a sanitizer build).
 STS = os.environ.get("STS_CLI", os.path.join(ROOT, "bin", "sts"))
@@ -85,25 +84,10 @@ def sts(home, *args, env=None):
 
 def sts_tty(home, *args, env=None):
     """Runs sts with stdout and stderr on a terminal (a pty)."""
-    master, slave = pty.openpty()
-    p = subprocess.Popen([STS, *args], env=_env(home, env), stdin=subprocess.DEVNULL,
-                         stdout=slave, stderr=slave)
-    os.close(slave)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO once the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    p.wait(timeout=60)
-    text = out.decode()
+    rc, text = run_on_pty([STS, *args], _env(home, env))
     for secret in _given_secrets(args, env):
         assert secret not in text
-    return p.returncode, text.replace("\r\n", "\n")
+    return rc, text
 
 
 def _config_tokens(home):

@@ -8,40 +8,15 @@ Requests go through raw sockets (http.client and curl refuse NUL, bare CR
 and the like), one request per connection.
 """
 
-import http.server
 import json
 import re
-import socketserver
-import threading
 import urllib.parse
 
 import pytest
 
-from conftest import free_port
 
 SENT = []      # every secret (and variant of one) sent in this module
 BODIES = []    # every response (head + body) received
-
-
-class Echo(http.server.BaseHTTPRequestHandler):
-    """A proxied backend: answers with the request headers it received."""
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        body = json.dumps({"path": self.path,
-                           "headers": [[k, v] for k, v in self.headers.items()]})
-        data = body.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-class EchoServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
 
 
 EXTRA = r"""
@@ -81,17 +56,6 @@ STSTokenCacheTTL 0
 
 OURS = {"STS-TOKEN-ID", "STS-TOKEN-NAME", "STS-TOKEN-ROLES",
         "STS-TOKEN-EXPIRATION"}
-
-
-@pytest.fixture(scope="module")
-def echo():
-    srv = EchoServer(("127.0.0.1", free_port()), Echo)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
-    t.join(5)
 
 
 @pytest.fixture(scope="module")

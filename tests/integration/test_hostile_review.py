@@ -8,13 +8,10 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import free_port
-from test_hostile_headers import Echo, EchoServer
 
 EXTRA = r"""
 LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
@@ -70,17 +67,6 @@ ProxyRequests On
     Require valid-user
 </Proxy>
 """
-
-
-@pytest.fixture(scope="module")
-def echo():
-    srv = EchoServer(("127.0.0.1", free_port()), Echo)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
-    t.join(5)
 
 
 @pytest.fixture(scope="module")

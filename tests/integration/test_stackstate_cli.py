@@ -6,20 +6,16 @@ The CLI is read in place (decompressed into a temp dir); when
 ../shared/stackstate-cli/ is missing these tests fail, they never skip."""
 
 import calendar
-import fcntl
 import json
 import os
-import pty
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
-import termios
 
 import pytest
 
-from conftest import ROOT, free_port, past_trust_window
+from conftest import ROOT, free_port, past_trust_window, run_on_pty
 
 SHARED = os.environ.get("STS_SHARED", os.path.join(ROOT, "..", "shared"))
 STACKSTATE_XZ = os.path.join(SHARED, "stackstate-cli", "sts.xz")
@@ -72,23 +68,8 @@ class Cli:
         """Runs a command on a 250-column terminal (StackState's CLI wraps
         table cells to the terminal's width, 80 columns when not one);
         returns the exit code and the table's rows as lists of cells."""
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
-        p = subprocess.Popen([self.exe, *args], env=self.env(), stdout=slave,
-                             stderr=slave, stdin=subprocess.DEVNULL)
-        os.close(slave)
-        out = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO once the child closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        os.close(master)
-        rc = p.wait(timeout=60)
-        lines = out.decode().replace("\r\n", "\n").splitlines()
+        rc, text = run_on_pty([self.exe, *args], self.env(), columns=250)
+        lines = text.splitlines()
         return rc, [[c.strip() for c in line.split("|")] for line in lines]
 
 

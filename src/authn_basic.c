@@ -7,7 +7,11 @@
  * expiry, revocation bound, identity, Require sts-role). The user name is
  * not a credential: by default any is accepted; "STSTokenBasicUser
  * TokenName" requires it to equal the token's name. Either way r->user
- * becomes the token's name, so logs and REMOTE_USER name the token.
+ * becomes the token's name, so logs and REMOTE_USER name the token. A user
+ * name with the token prefix is a token in the wrong field (curl -u
+ * "$TOKEN:"): the credential when the password is empty, refused
+ * otherwise, and never logged. STSTokenHideCredentials is applied in the
+ * fixups hook (authn.c), whatever path authorization took.
  *
  * Provider answers, as mod_auth_basic reads them: a password that is no
  * service token (wrong prefix) and not the bootstrap secret is

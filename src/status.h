@@ -39,8 +39,9 @@ void sts_status_count(sts_stat which);
 /* Tokens in this process's caches: adds delta. */
 void sts_status_cached_add(int delta);
 
-/* A revision poll of this process succeeded for db's cache and read
- * revision. server-status shows the main server's database's. */
+/* db's token table in this process is current at revision (a read of
+ * the changes succeeded). server-status shows the main server's
+ * database's. */
 void sts_status_poll_ok(const sts_db *db, int64_t revision);
 
 /* Registers the mod_status hook. */

@@ -289,7 +289,7 @@ def test_tokens_in_use_are_never_looked_up_again(start, pg):
     """A token in steady use is answered by the table, however long."""
     h = start(ONE_PROCESS + "STSTokenCacheTTL 2\n")
     t = pg.mint("in-steady-use", ["ops"])
-    time.sleep(0.6)  # the change read brought it in
+    until_table_hit(h, t)
     mark = h.log_mark()
     n, end = 0, time.time() + 5
     while time.time() < end:

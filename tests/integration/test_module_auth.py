@@ -336,7 +336,9 @@ def test_other_auth_type_is_left_alone(srv, tok):
     assert r.header("WWW-Authenticate") == 'Basic realm="basic-realm"'
     r = srv.get("/basic/", {"Authorization": "Basic YWxpY2U6cGFzc3dvcmQ="})
     assert r.status == 200
-    assert "sts_token:" not in srv.error_log()[marker:]
+    # Request lines only: the token table's thread logs on its own.
+    assert not [line for line in srv.error_log()[marker:].splitlines()
+                if "sts_token:" in line and "[client " in line]
 
 
 def test_nested_location_inherits(srv, pg, tok):
@@ -434,7 +436,7 @@ def test_database_down_is_503_and_recovers(httpd_factory, pg):
     assert statuses == [200] * 10, statuses
     log = h.error_log()
     assert "database statement sts_token_lookup failed" in log or \
-        "no database connection" in log
+        "database unavailable" in log
     # The database's own message reaches the error log.
     assert "connection to server on socket" in log
 

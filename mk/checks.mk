@@ -96,7 +96,7 @@ VALGRIND_TESTS ?= tests/integration/test_module_auth.py \
                   tests/integration/test_cache.py \
                   tests/integration/test_module_conf.py \
                   tests/integration/test_module_faults.py \
-                  --deselect tests/integration/test_cache.py::test_expiry_checked_on_a_cache_hit \
+                  --deselect tests/integration/test_cache.py::test_expiry_checked_on_a_table_hit \
                   --deselect tests/integration/test_cache.py::test_tokens_in_use_are_never_looked_up_again \
                   --deselect tests/integration/test_module_faults.py::test_other_mpms
 test-valgrind: all

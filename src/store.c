@@ -606,7 +606,10 @@ static apr_status_t sts_store_exec(const sts_dbcx *cx, ap_dbd_t *dbd,
             if (rv == 0) {
                 return APR_SUCCESS;
             }
-            msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
+            /* Copied at once: the driver returns libpq's error buffer,
+             * which the reconnect below rewrites and may reallocate. */
+            msg = sts_db_message(cx->pool,
+                                 apr_dbd_error(dbd->driver, dbd->handle, rv));
         }
         if (attempt == 0 && sts_store_lost_statements(dbd, label, stmt, msg) &&
             sts_store_reprepare(cx, dbd, stmt == NULL) == APR_SUCCESS) {
@@ -614,7 +617,7 @@ static apr_status_t sts_store_exec(const sts_dbcx *cx, ap_dbd_t *dbd,
         }
         sts_status_count(STS_STAT_DB_FAILURES);
         sts_store_fail(cx, APR_EGENERAL, "database statement %s failed: %s",
-                       label, sts_db_message(cx->pool, msg));
+                       label, msg);
         return APR_EGENERAL;
     }
     return APR_EGENERAL;

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import TableLock
+from conftest import TableLock, free_port
 
 SENT = []  # every secret sent in this module, for the no-leak check
 
@@ -331,3 +331,36 @@ def test_zz_no_secret_in_logs(srv, bootstrap):
     assert "[sts_token:info]" in logs
     for secret in SENT + [str(bootstrap)]:
         assert secret not in logs
+
+
+def test_statement_error_outlives_the_reconnect(httpd_factory, pg):
+    """A statement fails on a session PostgreSQL closed; the reconnect that
+    follows fails too, with a longer message (three hosts tried), which
+    libpq writes into the same error buffer, reallocating it. The log line
+    must still quote the statement's own error: it is read before the
+    reconnect (the old code kept a pointer into the buffer and read freed
+    memory, which ASan reports and glibc's allocator garbles)."""
+    closed = free_port()
+    params = (f"host={pg.sock},127.0.0.1,127.0.0.1 "
+              f"port={pg.port},{closed},{closed} dbname=sts "
+              f"user={pg.HTTPD_ROLE} connect_timeout=2")
+    h = httpd_factory("STSTokenCacheTTL 0\n", env={"STS_DBD_PARAMS": params})
+    t = pg.mint("reconnect-message", ["ops"])
+    SENT.append(t.token)
+    for _ in range(12):
+        assert h.get("/protected/", {"X-API-Key": t.token}).status == 200
+    mark = len(h.error_log())
+    pg.stop()
+    try:
+        for _ in range(12):
+            assert h.get("/protected/", {"X-API-Key": t.token}).status == 503
+            time.sleep(0.05)
+    finally:
+        pg.start()
+    lines = [ln.split("sts_token_lookup failed: ", 1)[1]
+             for ln in h.error_log()[mark:].splitlines()
+             if "sts_token_lookup failed: " in ln]
+    assert lines, h.error_log()[mark:]
+    for msg in lines:
+        assert msg.startswith(("FATAL", "server closed the connection",
+                               "terminating connection")), msg

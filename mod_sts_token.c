@@ -374,7 +374,9 @@ static int sts_check_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     return OK;
 }
 
-/* post_config: gives every server its database, and warns at every start
+/* post_config: gives every server its database, creates the shared token
+ * table of each (the first pass only reads the configuration: none then),
+ * and warns at every start
  * while a bootstrap secret is configured (the first pass only reads the
  * configuration, so it stays quiet): once per STSTokenBootstrap line, naming
  * the virtual host that has its own (those inheriting the main server's say
@@ -392,6 +394,7 @@ static int sts_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    sts_cache_post_config(p, s);
     for (sp = s; sp != NULL; sp = sp->next) {
         sts_server_conf *c =
             ap_get_module_config(sp->module_config, &sts_token_module);
@@ -413,8 +416,8 @@ static int sts_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     return OK;
 }
 
-/* child_init: creates this process's pool gate, token table and its
- * synchronisation thread of every database. */
+/* child_init: creates this process's pool gate of every database,
+ * attaches it to the database's shared token table and starts its thread. */
 static void sts_child_init(apr_pool_t *p, server_rec *s)
 {
     sts_server_conf *sc =
@@ -428,9 +431,20 @@ static void sts_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
+/* pre_config: registers what the configuration may name (the token
+ * table's mutex type, for httpd's Mutex directive). */
+static int sts_pre_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    sts_cache_pre_config(p);
+    return OK;
+}
+
 /* Registers every hook and provider of the module. */
 static void sts_register_hooks(apr_pool_t *p)
 {
+    ap_hook_pre_config(sts_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(sts_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(sts_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(sts_child_init, NULL, NULL, APR_HOOK_MIDDLE);

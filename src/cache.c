@@ -1,15 +1,31 @@
 /*
- * cache.c - the token table of each database in this process, its
- * synchronisation thread, and the one lookup authentication calls (see
- * cache.h). The table is token_table.c, the synchronisation sync.c (both
- * Apache-free); this file connects them to httpd, mod_dbd (store.c) and a
- * monotonic clock.
+ * cache.c - the token table of each database, shared by the processes of
+ * the httpd instance, its synchronisation, and the one lookup
+ * authentication calls (see cache.h). The table is token_table.c, the
+ * synchronisation sync.c (both Apache-free); this file puts them in
+ * shared memory and connects them to httpd, mod_dbd (store.c), APR's
+ * global mutexes and a monotonic clock.
+ *
+ * The parent creates, per database, one anonymous shared memory segment
+ * (the synchronisation's shared state, then the table, sized by
+ * STSTokenCacheEntries) and two global mutexes (type "sts-token-table",
+ * set with httpd's Mutex directive): the writers' lock, held for in-memory
+ * writes only, and the synchroniser's, held across a step of the
+ * synchronisation (its statements included). Both go with the
+ * configuration pool, so a restart makes new ones and the old generation's
+ * children keep theirs until they exit; anonymous memory leaves no file.
+ * APR's mutexes are released by the kernel when their holder dies (fcntl,
+ * flock, SysV semaphores with undo, robust pthread mutexes), and a table a
+ * writer died in is emptied by the next one (token_table.h).
  *
  * Why a thread per process and database: the table must follow the
- * database whether or not requests arrive, so that a request never waits
- * for a read of the changes (an idle process stays current), and every
- * statement it needs runs outside requests. Under prefork each child has
- * its own (one extra thread, one pooled connection now and then).
+ * database whether or not requests arrive, and any process may die (a
+ * crash, MaxConnectionsPerChild, a restart). Every process's thread tries
+ * the synchroniser's lock every STS_CACHE_TRY_MS; the one that gets it
+ * does what is due (the shared state says what), so the host makes one
+ * read of the changes per STS_SYNC_POLL_MS whatever its number of
+ * processes, and another process takes over within STS_CACHE_TRY_MS of
+ * one going.
  */
 #include "httpd.h"
 
@@ -17,12 +33,16 @@
 
 #include <string.h>
 
+#include "apr_global_mutex.h"
+#include "apr_shm.h"
 #include "apr_strings.h"
 #include "apr_thread_cond.h"
 #include "apr_thread_mutex.h"
 #include "apr_thread_proc.h"
 #include "http_config.h"
 #include "http_log.h"
+#include "http_main.h"
+#include "util_mutex.h"
 
 #include "clock.h"
 #include "names.h"
@@ -32,17 +52,31 @@
 
 APLOG_USE_MODULE(sts_token);
 
+#define STS_CACHE_MUTEX "sts-token-table"
+/* How often a process that is not synchronising tries to. */
+#define STS_CACHE_TRY_MS 100
+
+/* A database's shared table, as the parent made it (post_config). */
+struct sts_cache_shm {
+    void *table_mem;
+    sts_sync_shared *sync_shared;
+    apr_size_t bytes;
+    apr_global_mutex_t *write_mutex, *step_mutex;
+    const char *write_lockfile, *step_lockfile;
+};
+
 struct sts_cache {
     sts_db *db;
     sts_token_table *table;
     sts_sync *sync;
+    apr_global_mutex_t *write_mutex, *step_mutex; /* this process's */
     apr_pool_t *iter; /* the thread's, cleared after each step */
     apr_thread_t *thread;
     apr_thread_mutex_t *mutex;
     apr_thread_cond_t *wake;
-    int stop;        /* under mutex */
-    int failing;     /* the thread's last statement failed (then quiet) */
-    size_t reported; /* tokens last reported to server-status */
+    int stop;       /* under mutex */
+    int failing;    /* the thread's last statement failed (then quiet) */
+    int lock_error; /* a global mutex failed (logged once) */
 };
 
 /* Monotonic milliseconds (clock.h): every interval (poll schedule, trust
@@ -189,19 +223,62 @@ static void sts_src_log(void *ctx, int level, const char *msg)
 
 /* ---- the thread ---- */
 
-/* Tells server-status how many tokens the table holds and, when the table
- * is current, the revision it reflects. */
-static void sts_cache_report(struct sts_cache *c)
+/* Logs the first failure of a global mutex (then quiet). */
+static void sts_cache_lock_failed(struct sts_cache *c, apr_status_t rv)
 {
-    size_t n = sts_table_count(c->table);
-    sts_sync_stats st;
-
-    sts_status_cached_add((int)n - (int)c->reported);
-    c->reported = n;
-    if (sts_sync_trusted(c->sync, sts_mono_ms())) {
-        sts_sync_get_stats(c->sync, &st);
-        sts_status_poll_ok(c->db, st.revision);
+    if (!c->lock_error) {
+        c->lock_error = 1;
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, c->db->server,
+                     "cannot take the token table's lock: this process "
+                     "neither updates nor adds to the shared token table "
+                     "(it still answers from it while another process "
+                     "keeps it current)");
     }
+}
+
+static int sts_cache_lock(void *ctx)
+{
+    struct sts_cache *c = ctx;
+    apr_status_t rv = apr_global_mutex_lock(c->write_mutex);
+
+    if (rv != APR_SUCCESS) {
+        sts_cache_lock_failed(c, rv);
+        return -1;
+    }
+    return 0;
+}
+
+static void sts_cache_unlock(void *ctx)
+{
+    struct sts_cache *c = ctx;
+
+    apr_global_mutex_unlock(c->write_mutex);
+}
+
+/* One turn of the thread: a step of the synchronisation when no other
+ * process is making one; the delay until the next turn. */
+static int64_t sts_cache_turn(struct sts_cache *c)
+{
+    apr_status_t rv = apr_global_mutex_trylock(c->step_mutex);
+    sts_sync_stats before, after;
+    int64_t delay;
+
+    if (rv != APR_SUCCESS) {
+        if (!APR_STATUS_IS_EBUSY(rv)) {
+            sts_cache_lock_failed(c, rv);
+        }
+        return STS_CACHE_TRY_MS;
+    }
+    sts_sync_get_stats(c->sync, &before);
+    delay = sts_sync_step(c->sync, sts_mono_ms());
+    sts_sync_get_stats(c->sync, &after);
+    apr_global_mutex_unlock(c->step_mutex);
+    /* server-status: the last read of the changes this process made. */
+    if (after.statements != before.statements &&
+        sts_sync_trusted(c->sync, sts_mono_ms())) {
+        sts_status_poll_ok(c->db, after.revision);
+    }
+    return delay < STS_CACHE_TRY_MS ? delay : STS_CACHE_TRY_MS;
 }
 
 static void *APR_THREAD_FUNC sts_cache_thread(apr_thread_t *t, void *data)
@@ -214,8 +291,7 @@ static void *APR_THREAD_FUNC sts_cache_thread(apr_thread_t *t, void *data)
         int64_t delay;
 
         apr_thread_mutex_unlock(c->mutex);
-        delay = sts_sync_step(c->sync, sts_mono_ms());
-        sts_cache_report(c);
+        delay = sts_cache_turn(c);
         apr_pool_clear(c->iter);
         apr_thread_mutex_lock(c->mutex);
         if (!c->stop && delay > 0) {
@@ -238,30 +314,46 @@ static apr_status_t sts_cache_stop(void *data)
     apr_thread_cond_signal(c->wake);
     apr_thread_mutex_unlock(c->mutex);
     apr_thread_join(&rv, c->thread);
-    sts_status_cached_add(-(int)c->reported);
     c->db->cache = NULL;
     sts_sync_destroy(c->sync);
-    sts_table_destroy(c->table);
+    sts_table_detach(c->table);
     return APR_SUCCESS;
 }
 
-/* Starts the table and thread of one database. */
+/* Attaches this process to the shared table of one database and starts
+ * its thread. */
 static void sts_cache_start(apr_pool_t *p, sts_db *db, int reload_s,
                             int max_entries)
 {
     static const sts_sync_source src_template = {sts_src_changes, sts_src_page,
                                                  sts_src_log, NULL};
     struct sts_cache *c = apr_pcalloc(p, sizeof(*c));
+    struct sts_cache_shm *shm = db->shm;
     sts_sync_source src = src_template;
+    sts_tt_lock lock = {sts_cache_lock, sts_cache_unlock, NULL};
     apr_status_t rv;
 
     c->db = db;
     src.ctx = c;
-    c->table = sts_table_create();
-    c->sync = c->table
-                  ? sts_sync_create(c->table, &src, (int64_t)reload_s * 1000,
-                                    (size_t)max_entries)
-                  : NULL;
+    lock.ctx = c;
+    c->write_mutex = shm->write_mutex;
+    c->step_mutex = shm->step_mutex;
+    rv = apr_global_mutex_child_init(&c->write_mutex, shm->write_lockfile, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_global_mutex_child_init(&c->step_mutex, shm->step_lockfile, p);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, db->server,
+                     "cannot open the token table's lock in this process: "
+                     "every token of this process is looked up in the "
+                     "database");
+        return;
+    }
+    c->table = sts_table_attach(shm->table_mem, &lock);
+    c->sync = c->table ? sts_sync_create(c->table, shm->sync_shared, &src,
+                                         (int64_t)reload_s * 1000,
+                                         (size_t)max_entries)
+                       : NULL;
     if (c->sync == NULL || apr_pool_create(&c->iter, p) != APR_SUCCESS ||
         apr_thread_mutex_create(&c->mutex, APR_THREAD_MUTEX_DEFAULT, p) !=
             APR_SUCCESS ||
@@ -275,7 +367,7 @@ static void sts_cache_start(apr_pool_t *p, sts_db *db, int reload_s,
                      "cannot start the token table: every token of this "
                      "process is looked up in the database");
         sts_sync_destroy(c->sync);
-        sts_table_destroy(c->table);
+        sts_table_detach(c->table);
         return;
     }
     db->cache = c;
@@ -288,8 +380,89 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s, sts_db *db)
         ap_get_module_config(s->module_config, &sts_token_module);
 
     db->cache = NULL;
-    if (sc->cache_ttl > 0) {
+    if (sc->cache_ttl > 0 && db->shm != NULL) {
         sts_cache_start(p, db, sc->cache_ttl, sc->cache_entries);
+    }
+}
+
+void sts_cache_pre_config(apr_pool_t *pconf)
+{
+    ap_mutex_register(pconf, STS_CACHE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+/* The shared table of database number i (see the top). */
+static struct sts_cache_shm *sts_cache_shm_create(apr_pool_t *pconf, sts_db *db,
+                                                  int i, size_t entries)
+{
+    struct sts_cache_shm *sh = apr_pcalloc(pconf, sizeof(*sh));
+    size_t sync_size = (sts_sync_shared_size() + 63) & ~(size_t)63;
+    apr_shm_t *shm;
+    apr_status_t rv;
+    uintptr_t base;
+
+    sh->bytes = sync_size + sts_table_mem_size(entries);
+    /* APR puts a size header before the base address: one spare cache
+     * line aligns what follows it. */
+    rv = apr_shm_create(&shm, sh->bytes + 64, NULL, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, db->server,
+                     "cannot create the shared memory of the token table "
+                     "(%" APR_SIZE_T_FMT " bytes for STSTokenCacheEntries "
+                     "%zu): every token is looked up in the database",
+                     sh->bytes, entries);
+        return NULL;
+    }
+    base = ((uintptr_t)apr_shm_baseaddr_get(shm) + 63) & ~(uintptr_t)63;
+    sh->sync_shared = (sts_sync_shared *)base;
+    sh->table_mem = (void *)(base + sync_size);
+    sts_sync_shared_init(sh->sync_shared);
+    sts_table_format(sh->table_mem, entries);
+    rv = ap_global_mutex_create(&sh->write_mutex, &sh->write_lockfile,
+                                STS_CACHE_MUTEX, apr_psprintf(pconf, "%dw", i),
+                                db->server, pconf, 0);
+    if (rv == APR_SUCCESS) {
+        rv = ap_global_mutex_create(
+            &sh->step_mutex, &sh->step_lockfile, STS_CACHE_MUTEX,
+            apr_psprintf(pconf, "%ds", i), db->server, pconf, 0);
+    }
+    if (rv != APR_SUCCESS) {
+        /* ap_global_mutex_create logged why. */
+        return NULL;
+    }
+    return sh;
+}
+
+int sts_cache_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    sts_server_conf *sc =
+        ap_get_module_config(s->module_config, &sts_token_module);
+    sts_db *db;
+    int i = 0;
+
+    for (db = sc->dbs; db != NULL; db = db->next) {
+        db->shm = NULL;
+        if (sc->cache_ttl > 0) {
+            db->shm =
+                sts_cache_shm_create(pconf, db, i++, (size_t)sc->cache_entries);
+        }
+    }
+    return OK;
+}
+
+void sts_cache_held(size_t *tokens, size_t *bytes)
+{
+    sts_server_conf *sc =
+        ap_get_module_config(ap_server_conf->module_config, &sts_token_module);
+    sts_db *db;
+
+    *tokens = *bytes = 0;
+    for (db = sc->dbs; db != NULL; db = db->next) {
+        struct sts_cache *c = db->cache;
+
+        if (c != NULL) {
+            *tokens += sts_table_count(c->table);
+            *bytes += sts_table_bytes(c->table);
+        }
     }
 }
 

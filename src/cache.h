@@ -3,9 +3,10 @@
  * process's token table of the request's database when it can be trusted,
  * else by PostgreSQL.
  *
- * Each database (sts_db) gets, in every httpd process, a token table
- * (token_table.h) holding every valid token, kept equal to sts_tokens by a
- * thread of its own reading the database's change log (sync.h). A known
+ * Each database (sts_db) gets one token table (token_table.h) per httpd
+ * instance, in shared memory, holding every valid token, kept equal to
+ * sts_tokens by one process's thread at a time reading the database's
+ * change log (sync.h). A known
  * digest is answered from the table, an unknown one refused without the
  * database, as long as the table was current less than a second ago; else
  * the database decides, one lookup per request (fail closed). With
@@ -20,9 +21,16 @@
 #include "store.h"
 #include "sts.h"
 
-/* Starts this process's table and synchronisation of db, with the main
- * server s's STSTokenCacheTTL and STSTokenCacheEntries (child_init); they
- * stop with p. */
+/* Registers the table's mutex type (pre_config). */
+void sts_cache_pre_config(apr_pool_t *pconf);
+
+/* Creates the shared table of every database of the main server s, sized
+ * by its STSTokenCacheEntries (post_config); gone with pconf. */
+int sts_cache_post_config(apr_pool_t *pconf, server_rec *s);
+
+/* Attaches this process to db's shared table and starts its thread, with
+ * the main server s's STSTokenCacheTTL and STSTokenCacheEntries
+ * (child_init); they stop with p. */
 void sts_cache_child_init(apr_pool_t *p, server_rec *s, sts_db *db);
 
 /* Finds the token a request presented (token of len bytes, with the right
@@ -41,6 +49,10 @@ uint64_t sts_cache_ticket(request_rec *r);
 void sts_cache_created(request_rec *r,
                        const unsigned char digest[STS_DIGEST_LEN],
                        const sts_token_row *row, uint64_t ticket);
+
+/* Tokens in the shared tables of every database, and the bytes they
+ * take (server-status). */
+void sts_cache_held(size_t *tokens, size_t *bytes);
 
 /* For the token API: a token this process deleted (hex digest) is refused
  * at once here. */

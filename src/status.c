@@ -31,6 +31,7 @@
 #include "mod_status.h"
 #include "scoreboard.h"
 
+#include "cache.h"
 #include "clock.h"
 #include "sts.h"
 
@@ -50,8 +51,6 @@ typedef struct {
     apr_uint32_t pid; /* 0: free */
     apr_uint32_t unused;
     sts_counts shard[STS_STAT_SHARDS];
-    apr_uint64_t cached; /* tokens in the cache (may dip below 0 transiently:
-                            read as signed) */
     /* The last good revision poll of the main server's database: */
     apr_uint64_t last_poll;      /* apr_time_t (wall clock, shown), 0: none */
     apr_uint64_t last_poll_mono; /* sts_monotonic_now(), for its age */
@@ -141,7 +140,6 @@ void sts_status_child_init(apr_pool_t *p, server_rec *s)
         if ((old == 0 || !sts_pid_alive(old)) &&
             apr_atomic_cas32(&slot->pid, me, old) == old) {
             memset(slot->shard, 0, sizeof(slot->shard));
-            apr_atomic_set64(&slot->cached, 0);
             apr_atomic_set64(&slot->last_poll, 0);
             apr_atomic_set64(&slot->last_poll_mono, 0);
             apr_atomic_set64(&slot->revision, 0);
@@ -168,11 +166,6 @@ void sts_status_count(sts_stat which)
     apr_atomic_inc64(&sts_mine->shard[sts_thread_shard - 1].count[which]);
 }
 
-void sts_status_cached_add(int delta)
-{
-    apr_atomic_add64(&sts_mine->cached, (apr_uint64_t)(apr_int64_t)delta);
-}
-
 void sts_status_poll_ok(const sts_db *db, int64_t revision)
 {
     sts_server_conf *sc =
@@ -194,7 +187,6 @@ void sts_status_poll_ok(const sts_db *db, int64_t revision)
 typedef struct {
     apr_uint32_t pid;
     apr_uint64_t count[STS_STAT_COUNT];
-    apr_uint64_t cached;
     apr_uint64_t last_poll;
     apr_uint64_t last_poll_mono;
     apr_uint64_t revision;
@@ -203,7 +195,6 @@ typedef struct {
 /* A consistent-enough view of a slot (each field read atomically). */
 static void sts_read_slot(sts_proc_stats *slot, sts_proc_view *out)
 {
-    apr_int64_t cached;
     int k, i;
 
     out->pid = apr_atomic_read32(&slot->pid);
@@ -213,8 +204,6 @@ static void sts_read_slot(sts_proc_stats *slot, sts_proc_view *out)
             out->count[k] += apr_atomic_read64(&slot->shard[i].count[k]);
         }
     }
-    cached = (apr_int64_t)apr_atomic_read64(&slot->cached);
-    out->cached = cached < 0 ? 0 : (apr_uint64_t)cached;
     out->last_poll = apr_atomic_read64(&slot->last_poll);
     out->last_poll_mono = apr_atomic_read64(&slot->last_poll_mono);
     out->revision = apr_atomic_read64(&slot->revision);
@@ -261,6 +250,7 @@ static void sts_status_short(request_rec *r, apr_array_header_t *a,
 {
     sts_proc_view total;
     apr_uint64_t newest = 0, newest_mono = 0, revision = 0;
+    size_t tokens, bytes;
     int i, k;
 
     memset(&total, 0, sizeof(total));
@@ -270,7 +260,6 @@ static void sts_status_short(request_rec *r, apr_array_header_t *a,
         for (k = 0; k < STS_STAT_COUNT; k++) {
             total.count[k] += s->count[k];
         }
-        total.cached += s->cached;
         if (s->last_poll_mono > newest_mono) {
             newest = s->last_poll;
             newest_mono = s->last_poll_mono;
@@ -278,7 +267,9 @@ static void sts_status_short(request_rec *r, apr_array_header_t *a,
         }
     }
     ap_rprintf(r, "STSTokenProcesses: %d\n", a->nelts);
-    ap_rprintf(r, "STSTokenCached: %" APR_UINT64_T_FMT "\n", total.cached);
+    sts_cache_held(&tokens, &bytes);
+    ap_rprintf(r, "STSTokenCached: %" APR_SIZE_T_FMT "\n", tokens);
+    ap_rprintf(r, "STSTokenCacheBytes: %" APR_SIZE_T_FMT "\n", bytes);
     for (k = 0; k < STS_STAT_COUNT; k++) {
         ap_rprintf(r, "STSToken%s: %" APR_UINT64_T_FMT "\n", sts_stat_key[k],
                    total.count[k]);
@@ -294,8 +285,6 @@ static void sts_status_short(request_rec *r, apr_array_header_t *a,
         sts_proc_view *s = &APR_ARRAY_IDX(a, i, sts_proc_view);
 
         ap_rprintf(r, "STSTokenProcess%dPid: %u\n", i, s->pid);
-        ap_rprintf(r, "STSTokenProcess%dCached: %" APR_UINT64_T_FMT "\n", i,
-                   s->cached);
         for (k = 0; k < STS_STAT_COUNT; k++) {
             ap_rprintf(r, "STSTokenProcess%d%s: %" APR_UINT64_T_FMT "\n", i,
                        sts_stat_key[k], s->count[k]);
@@ -313,11 +302,16 @@ static void sts_status_short(request_rec *r, apr_array_header_t *a,
 static void sts_status_html(request_rec *r, apr_array_header_t *a,
                             apr_time_t now)
 {
+    size_t tokens, bytes;
     int i, k;
 
-    ap_rputs("<hr />\n<h2>mod_sts_token</h2>\n<table border=\"0\"><tr>"
-             "<th>PID</th><th>Tokens cached</th>",
-             r);
+    sts_cache_held(&tokens, &bytes);
+    ap_rprintf(r,
+               "<hr />\n<h2>mod_sts_token</h2>\n<p>Tokens cached: "
+               "%" APR_SIZE_T_FMT " (%" APR_SIZE_T_FMT " bytes), in the "
+               "token tables every process shares</p>\n"
+               "<table border=\"0\"><tr><th>PID</th>",
+               tokens, bytes);
     for (k = 0; k < STS_STAT_COUNT; k++) {
         ap_rprintf(r, "<th>%s</th>", sts_stat_title[k]);
     }
@@ -329,8 +323,7 @@ static void sts_status_html(request_rec *r, apr_array_header_t *a,
         if (s->last_poll != 0) {
             apr_rfc822_date(when, (apr_time_t)s->last_poll);
         }
-        ap_rprintf(r, "<tr><td>%u</td><td>%" APR_UINT64_T_FMT "</td>", s->pid,
-                   s->cached);
+        ap_rprintf(r, "<tr><td>%u</td>", s->pid);
         for (k = 0; k < STS_STAT_COUNT; k++) {
             ap_rprintf(r, "<td>%" APR_UINT64_T_FMT "</td>", s->count[k]);
         }

@@ -36,12 +36,8 @@ void sts_status_child_init(apr_pool_t *p, server_rec *s);
 /* Adds one to a counter of this process. */
 void sts_status_count(sts_stat which);
 
-/* Tokens in this process's caches: adds delta. */
-void sts_status_cached_add(int delta);
-
-/* db's token table in this process is current at revision (a read of
- * the changes succeeded). server-status shows the main server's
- * database's. */
+/* This process read db's changes, and the shared token table is current
+ * at revision. server-status shows the main server's database's. */
 void sts_status_poll_ok(const sts_db *db, int64_t revision);
 
 /* Registers the mod_status hook. */

@@ -52,6 +52,7 @@ typedef struct {
 #define STS_BASIC_USER_TOKEN_NAME 1
 
 struct sts_cache;
+struct sts_cache_shm;
 struct sts_gate;
 
 /* One database, as mod_dbd groups its connection pools: the servers whose
@@ -60,11 +61,12 @@ struct sts_gate;
  * belongs here, never to the process alone, so that virtual hosts with
  * different databases share no cached answer. */
 typedef struct sts_db {
-    const char *key;         /* DBDriver, newline, DBDParams */
-    server_rec *server;      /* the first server using it (for logs) */
-    struct sts_cache *cache; /* this process's (child_init); NULL: none */
-    struct sts_gate *gate;   /* this process's (child_init); NULL: none */
-    sts_outage outage;       /* this process's view of its availability */
+    const char *key;           /* DBDriver, newline, DBDParams */
+    server_rec *server;        /* the first server using it (for logs) */
+    struct sts_cache_shm *shm; /* its shared token table (post_config) */
+    struct sts_cache *cache;   /* this process's (child_init); NULL: none */
+    struct sts_gate *gate;     /* this process's (child_init); NULL: none */
+    sts_outage outage;         /* this process's view of its availability */
     struct sts_db *next;
 } sts_db;
 

@@ -16,14 +16,13 @@
 #define STS_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define STS_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
 
-struct sts_sync {
-    sts_token_table *table;
-    sts_sync_source src;
-    int64_t reload_ms;
-    size_t max_entries;
-    /* Step only: */
+/* The state every process attached to one table shares (see
+ * sts_sync_create): what the step has done, the trust deadline, the
+ * budget of lookups of unknown digests and the statistics. */
+struct sts_sync_shared {
+    /* Step only (one thread of the host at a time): */
     int have_revision; /* revision holds a base to read changes from */
-    int64_t revision;  /* every change up to it is applied */
+    int64_t revision;  /* every change up to it is applied (atomic) */
     int loading;       /* a full read is in progress */
     int load_first;    /* its next page is the first */
     int load_cold;     /* the table is not trusted until it completes */
@@ -34,14 +33,26 @@ struct sts_sync {
                          row (logged once) */
     int applied;      /* changes applied by the read in progress */
     int overfull;     /* the table could not hold the database (logged once) */
-    int put_failed;   /* a token could not be stored (out of memory) */
-    int64_t retry_at; /* no full read before then */
-    int64_t page_at;  /* no page read before then (after a failure) */
-    /* Shared (atomics): */
+    int full;         /* a token found the table full */
+    int put_failed;   /* a token could not be stored (no string space) */
+    int lock_failed;  /* the table's lock could not be taken */
+    uint64_t seen_resets; /* the table's resets the step has seen */
+    int64_t retry_at;     /* no full read before then */
+    int64_t page_at;      /* no page read before then (after a failure) */
+    /* Any thread (atomics): */
     int ready;             /* a full read completed and no reason to redo */
     int64_t trusted_until; /* the table answers alone before then */
     int64_t ask_tat;       /* rate of lookups of unknown digests (GCRA) */
     sts_sync_stats stats;
+};
+
+struct sts_sync {
+    sts_token_table *table;
+    sts_sync_shared *sh;
+    int own_shared; /* sh was allocated here */
+    sts_sync_source src;
+    int64_t reload_ms;
+    size_t max_entries;
 };
 
 /* Formats and logs a message through the source. */
@@ -58,24 +69,48 @@ static void sts_sync_log(sts_sync *s, int level, const char *fmt, ...)
     s->src.log(s->src.ctx, level, msg);
 }
 
-sts_sync *sts_sync_create(sts_token_table *table, const sts_sync_source *src,
-                          int64_t reload_ms, size_t max_entries)
+size_t sts_sync_shared_size(void)
+{
+    return sizeof(sts_sync_shared);
+}
+
+void sts_sync_shared_init(sts_sync_shared *sh)
+{
+    memset(sh, 0, sizeof(*sh));
+    sh->load_cold = 1;
+}
+
+sts_sync *sts_sync_create(sts_token_table *table, sts_sync_shared *shared,
+                          const sts_sync_source *src, int64_t reload_ms,
+                          size_t max_entries)
 {
     sts_sync *s = calloc(1, sizeof(*s));
 
     if (s == NULL) {
         return NULL;
     }
+    if (shared == NULL) {
+        shared = malloc(sizeof(*shared));
+        if (shared == NULL) {
+            free(s);
+            return NULL;
+        }
+        sts_sync_shared_init(shared);
+        s->own_shared = 1;
+    }
     s->table = table;
+    s->sh = shared;
     s->src = *src;
     s->reload_ms = reload_ms;
     s->max_entries = max_entries;
-    s->load_cold = 1;
     return s;
 }
 
 void sts_sync_destroy(sts_sync *s)
 {
+    if (s != NULL && s->own_shared) {
+        free(s->sh);
+    }
     free(s);
 }
 
@@ -85,29 +120,59 @@ static void sts_sync_apply(void *ctx,
                            const sts_tt_token *tok)
 {
     sts_sync *s = ctx;
+    int rc;
 
-    if (s->applied++ == 0) {
+    if (s->sh->applied++ == 0) {
+        /* The statement's rows are applied under one hold of the writers'
+         * lock (released by sts_sync_applied), taken at the first row so
+         * that the statement itself runs without it. */
+        if (sts_table_lock(s->table) != 0) {
+            s->sh->lock_failed = 1;
+            return;
+        }
         /* Before the first change: answers read from the database before
          * it may no longer be stored (sts_table_put_if). */
         sts_table_changing(s->table);
     }
+    if (s->sh->lock_failed) {
+        return;
+    }
     if (tok == NULL) {
         sts_table_remove(s->table, digest);
-    } else if (sts_table_put(s->table, digest, tok) != 0) {
-        /* Out of memory: the table is incomplete (sts_sync_overfull). */
-        s->put_failed = 1;
+    } else if ((rc = sts_table_put(s->table, digest, tok)) != 0) {
+        /* The table is incomplete (sts_sync_overfull). */
+        if (rc == -2) {
+            s->sh->full = 1;
+        } else {
+            s->sh->put_failed = 1;
+        }
     }
+}
+
+/* After a statement: releases the lock its rows were applied under; -1
+ * when it could not be taken (the read failed: nothing was applied). */
+static int sts_sync_applied(sts_sync *s)
+{
+    if (s->sh->lock_failed) {
+        s->sh->lock_failed = 0;
+        s->sh->applied = 0;
+        return -1;
+    }
+    if (s->sh->applied > 0) {
+        sts_table_unlock(s->table);
+    }
+    return 0;
 }
 
 /* Starts a full read; cold: the table is not trusted until it completes. */
 static void sts_sync_start_load(sts_sync *s, int cold)
 {
-    s->loading = 1;
-    s->load_first = 1;
-    s->load_cold = s->load_cold || cold;
-    memset(s->load_after, 0, sizeof(s->load_after));
-    if (s->load_cold) {
-        STS_STORE(&s->ready, 0);
+    s->sh->loading = 1;
+    s->sh->load_first = 1;
+    s->sh->load_cold = s->sh->load_cold || cold;
+    memset(s->sh->load_after, 0, sizeof(s->sh->load_after));
+    if (s->sh->load_cold) {
+        STS_STORE(&s->sh->ready, 0);
     }
     sts_table_new_generation(s->table);
 }
@@ -119,37 +184,39 @@ static int sts_sync_overfull(sts_sync *s, int64_t now)
 {
     size_t n = sts_table_count(s->table);
 
-    if (n <= s->max_entries && !s->put_failed) {
-        if (s->overfull && !s->loading) {
-            s->overfull = 0;
+    if (n <= s->max_entries && !s->sh->full && !s->sh->put_failed) {
+        if (s->sh->overfull && !s->sh->loading) {
+            s->sh->overfull = 0;
         }
         return 0;
     }
-    if (!s->overfull) {
-        if (s->put_failed) {
+    if (!s->sh->overfull) {
+        if (s->sh->put_failed) {
             sts_sync_log(s, STS_SYNC_LOG_ERR,
-                         "out of memory storing the tokens: this process "
-                         "keeps no token table and looks every token up "
-                         "in the database");
+                         "no room left for the tokens' names and roles in "
+                         "the token table (longer than usual): it is "
+                         "emptied and every token is looked up in the "
+                         "database; raise STSTokenCacheEntries");
         } else {
             sts_sync_log(s, STS_SYNC_LOG_ERR,
                          "the database holds more than STSTokenCacheEntries "
-                         "(%zu) tokens: this process keeps no token table "
-                         "and looks every token up in the database; raise "
+                         "(%zu) tokens: the token table is emptied and every "
+                         "token is looked up in the database; raise "
                          "STSTokenCacheEntries",
                          s->max_entries);
         }
-        s->overfull = 1;
+        s->sh->overfull = 1;
     }
-    s->put_failed = 0;
-    STS_STORE(&s->ready, 0);
-    s->loading = 0;
-    s->have_revision = 0;
-    s->load_cold = 1;
+    s->sh->put_failed = 0;
+    s->sh->full = 0;
+    STS_STORE(&s->sh->ready, 0);
+    s->sh->loading = 0;
+    s->sh->have_revision = 0;
+    s->sh->load_cold = 1;
     sts_table_changing(s->table);
     sts_table_new_generation(s->table);
     sts_table_sweep(s->table);
-    s->retry_at = now + (s->reload_ms > 0 ? s->reload_ms : 60000);
+    s->sh->retry_at = now + (s->reload_ms > 0 ? s->reload_ms : 60000);
     return 1;
 }
 
@@ -159,7 +226,7 @@ static void sts_sync_failed(sts_sync *s, int rc)
 {
     int kind = rc == STS_SYNC_NO_REVISION ? 2 : 1;
 
-    if (s->poll_failing == kind) {
+    if (s->sh->poll_failing == kind) {
         return;
     }
     if (kind == 2) {
@@ -176,14 +243,14 @@ static void sts_sync_failed(sts_sync *s, int rc)
                      "up in the database until they can be read again (503 "
                      "while it cannot answer)");
     }
-    s->poll_failing = kind;
+    s->sh->poll_failing = kind;
     if (kind == 2) {
         /* Changes made meanwhile are not recorded: once the row is back,
          * every token is read again before the table answers. */
-        STS_STORE(&s->ready, 0);
-        s->have_revision = 0;
-        s->loading = 0;
-        s->load_cold = 1;
+        STS_STORE(&s->sh->ready, 0);
+        s->sh->have_revision = 0;
+        s->sh->loading = 0;
+        s->sh->load_cold = 1;
     }
 }
 
@@ -212,35 +279,38 @@ static void sts_sync_load_page(sts_sync *s, int64_t now)
     int n = 0, rc;
 
     pc.s = s;
-    memcpy(pc.last, s->load_after, STS_DIGEST_LEN);
-    s->applied = 0;
-    STS_ADD(&s->stats.statements, 1);
-    rc = s->src.page(s->src.ctx, s->load_after, s->load_first, STS_SYNC_PAGE,
-                     sts_sync_page_row, &pc, &rev, &n);
+    memcpy(pc.last, s->sh->load_after, STS_DIGEST_LEN);
+    s->sh->applied = 0;
+    STS_ADD(&s->sh->stats.statements, 1);
+    rc = s->src.page(s->src.ctx, s->sh->load_after, s->sh->load_first,
+                     STS_SYNC_PAGE, sts_sync_page_row, &pc, &rev, &n);
+    if (sts_sync_applied(s) != 0 && rc == 0) {
+        rc = -1;
+    }
     if (rc != 0) {
         sts_sync_failed(s, rc);
-        s->page_at = now + STS_SYNC_POLL_MS; /* tried again then */
+        s->sh->page_at = now + STS_SYNC_POLL_MS; /* tried again then */
         return;
     }
-    if (s->load_first) {
+    if (s->sh->load_first) {
         /* Everything committed up to rev is in this page or a later one;
          * every change after it is read from the change log. */
-        if (!s->have_revision || rev < s->revision) {
-            s->revision = rev;
+        if (!s->sh->have_revision || rev < s->sh->revision) {
+            STS_STORE(&s->sh->revision, rev);
         }
-        s->have_revision = 1;
-        s->load_first = 0;
+        s->sh->have_revision = 1;
+        s->sh->load_first = 0;
     }
-    memcpy(s->load_after, pc.last, STS_DIGEST_LEN);
+    memcpy(s->sh->load_after, pc.last, STS_DIGEST_LEN);
     if (sts_sync_overfull(s, now)) {
         return;
     }
     if (n < STS_SYNC_PAGE) {
         size_t gone = sts_table_sweep(s->table);
 
-        s->loading = 0;
-        STS_ADD(&s->stats.full_reads, 1);
-        if (gone > 0 && !s->load_cold) {
+        s->sh->loading = 0;
+        STS_ADD(&s->sh->stats.full_reads, 1);
+        if (gone > 0 && !s->sh->load_cold) {
             sts_sync_log(s, STS_SYNC_LOG_WARN,
                          "%zu tokens were deleted from sts_tokens without "
                          "the change being recorded (a disabled trigger, or "
@@ -251,10 +321,10 @@ static void sts_sync_load_page(sts_sync *s, int64_t now)
         sts_sync_log(s, STS_SYNC_LOG_DEBUG,
                      "full read of sts_tokens done: %zu tokens, %zu bytes",
                      sts_table_count(s->table), sts_table_bytes(s->table));
-        s->load_cold = 0;
+        s->sh->load_cold = 0;
         /* Trusted from the next successful read of the changes: now. */
-        STS_STORE(&s->ready, 1);
-        s->next_poll = 0;
+        STS_STORE(&s->sh->ready, 1);
+        s->sh->next_poll = 0;
     }
 }
 
@@ -264,77 +334,100 @@ static void sts_sync_poll(sts_sync *s, int64_t now)
     int64_t rev = 0, horizon = 0;
     int rc;
 
-    s->applied = 0;
-    STS_ADD(&s->stats.statements, 1);
-    rc = s->src.changes(s->src.ctx, s->revision, sts_sync_apply, s, &rev,
+    s->sh->applied = 0;
+    STS_ADD(&s->sh->stats.statements, 1);
+    rc = s->src.changes(s->src.ctx, s->sh->revision, sts_sync_apply, s, &rev,
                         &horizon);
+    if (sts_sync_applied(s) != 0 && rc == 0) {
+        rc = -1;
+    }
     if (rc != 0) {
         sts_sync_failed(s, rc);
         return;
     }
-    if (s->poll_failing) {
+    if (s->sh->poll_failing) {
         sts_sync_log(s, STS_SYNC_LOG_NOTICE,
                      "token changes readable again: the token table answers "
                      "again");
-        s->poll_failing = 0;
+        s->sh->poll_failing = 0;
     }
-    if (rev < s->revision || s->revision < horizon) {
+    if (rev < s->sh->revision || s->sh->revision < horizon) {
         sts_sync_log(s, STS_SYNC_LOG_NOTICE,
                      "token changes after revision %lld are %s (database "
                      "at %lld, changes kept after %lld): reading every "
                      "token again",
-                     (long long)s->revision,
-                     rev < s->revision ? "unknown" : "no longer kept",
+                     (long long)s->sh->revision,
+                     rev < s->sh->revision ? "unknown" : "no longer kept",
                      (long long)rev, (long long)horizon);
-        s->revision = rev;
-        s->have_revision = 0;
+        STS_STORE(&s->sh->revision, rev);
+        s->sh->have_revision = 0;
         sts_sync_start_load(s, 1);
         return;
     }
     if (sts_sync_overfull(s, now)) {
         return;
     }
-    STS_ADD(&s->stats.changes, (uint64_t)s->applied);
-    if (s->applied > 0) {
+    STS_ADD(&s->sh->stats.changes, (uint64_t)s->sh->applied);
+    if (s->sh->applied > 0) {
         sts_sync_log(s, STS_SYNC_LOG_DEBUG,
                      "token changes %lld -> %lld applied (%d tokens)",
-                     (long long)s->revision, (long long)rev, s->applied);
+                     (long long)s->sh->revision, (long long)rev,
+                     s->sh->applied);
     }
-    s->revision = rev;
-    if (STS_LOAD(&s->ready)) {
+    STS_STORE(&s->sh->revision, rev);
+    if (STS_LOAD(&s->sh->ready)) {
         /* A change committed before now is in rev: the table is current
          * as of now, and trusted for STS_SYNC_TRUST_MS from it. */
-        STS_STORE(&s->trusted_until, now + STS_SYNC_TRUST_MS);
+        STS_STORE(&s->sh->trusted_until, now + STS_SYNC_TRUST_MS);
     }
 }
 
 int64_t sts_sync_step(sts_sync *s, int64_t now)
 {
-    if (!s->loading &&
-        ((!s->have_revision && now >= s->retry_at) ||
-         (s->have_revision && s->reload_ms > 0 && now >= s->next_reload))) {
-        sts_sync_start_load(s, !s->have_revision);
-        s->next_reload = now + s->reload_ms;
+    uint64_t resets = sts_table_resets(s->table);
+
+    if (resets != s->sh->seen_resets) {
+        /* A writer died holding the table's lock: the table was emptied
+         * and is read again before it answers. */
+        sts_sync_log(s, STS_SYNC_LOG_ERR,
+                     "a process died while writing the token table: it was "
+                     "emptied and every token is read again (looked up "
+                     "meanwhile)");
+        STS_STORE(&s->sh->seen_resets, resets);
+        STS_STORE(&s->sh->ready, 0);
+        s->sh->have_revision = 0;
+        s->sh->loading = 0;
+        s->sh->load_cold = 1;
+        s->sh->retry_at = now;
     }
-    if (s->loading && now >= s->page_at) {
+    if (!s->sh->loading && ((!s->sh->have_revision && now >= s->sh->retry_at) ||
+                            (s->sh->have_revision && s->reload_ms > 0 &&
+                             now >= s->sh->next_reload))) {
+        sts_sync_start_load(s, !s->sh->have_revision);
+        s->sh->next_reload = now + s->reload_ms;
+    }
+    if (s->sh->loading && now >= s->sh->page_at) {
         sts_sync_load_page(s, now);
     }
-    if (s->have_revision && now >= s->next_poll) {
-        s->next_poll = now + STS_SYNC_POLL_MS;
+    if (s->sh->have_revision && now >= s->sh->next_poll) {
+        s->sh->next_poll = now + STS_SYNC_POLL_MS;
         sts_sync_poll(s, now);
     }
-    if (s->loading) {
-        return s->page_at > now ? s->page_at - now : 0;
+    if (s->sh->loading) {
+        return s->sh->page_at > now ? s->sh->page_at - now : 0;
     }
-    if (!s->have_revision) {
-        return s->retry_at > now ? s->retry_at - now : STS_SYNC_POLL_MS;
+    if (!s->sh->have_revision) {
+        return s->sh->retry_at > now ? s->sh->retry_at - now : STS_SYNC_POLL_MS;
     }
-    return s->next_poll > now ? s->next_poll - now : 0;
+    return s->sh->next_poll > now ? s->sh->next_poll - now : 0;
 }
 
 int sts_sync_trusted(sts_sync *s, int64_t now)
 {
-    return STS_LOAD(&s->ready) && now < STS_LOAD(&s->trusted_until);
+    /* Not once a writer emptied the table after another died in it, until
+     * the step read it again. */
+    return STS_LOAD(&s->sh->ready) && now < STS_LOAD(&s->sh->trusted_until) &&
+           sts_table_resets(s->table) == STS_LOAD(&s->sh->seen_resets);
 }
 
 /* 1 when an unknown digest may be looked up now: at most
@@ -344,7 +437,7 @@ static int sts_sync_may_ask(sts_sync *s, int64_t now)
 {
     const int64_t interval = 1000 / STS_SYNC_ASK_PER_SEC;
     const int64_t tolerance = interval * STS_SYNC_ASK_BURST;
-    int64_t tat = STS_LOAD(&s->ask_tat);
+    int64_t tat = STS_LOAD(&s->sh->ask_tat);
 
     for (;;) {
         int64_t base = tat > now ? tat : now;
@@ -352,8 +445,9 @@ static int sts_sync_may_ask(sts_sync *s, int64_t now)
         if (base - now >= tolerance) {
             return 0;
         }
-        if (__atomic_compare_exchange_n(&s->ask_tat, &tat, base + interval, 0,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        if (__atomic_compare_exchange_n(&s->sh->ask_tat, &tat, base + interval,
+                                        0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
             return 1;
         }
     }
@@ -378,10 +472,10 @@ sts_sync_result sts_sync_lookup(sts_sync *s,
         return STS_SYNC_ASK;
     }
     if (sts_sync_may_ask(s, now)) {
-        STS_ADD(&s->stats.asks, 1);
+        STS_ADD(&s->sh->stats.asks, 1);
         return STS_SYNC_ASK;
     }
-    STS_ADD(&s->stats.refused, 1);
+    STS_ADD(&s->sh->stats.refused, 1);
     return STS_SYNC_UNKNOWN;
 }
 
@@ -394,7 +488,7 @@ void sts_sync_learned(sts_sync *s, const unsigned char digest[STS_DIGEST_LEN],
                       const sts_tt_token *tok, uint64_t ticket)
 {
     /* Not while the table is untrusted: it may be over its bound. */
-    if (STS_LOAD(&s->ready)) {
+    if (STS_LOAD(&s->sh->ready)) {
         sts_table_put_if(s->table, digest, tok, ticket);
     }
 }
@@ -406,10 +500,10 @@ void sts_sync_forget(sts_sync *s, const unsigned char digest[STS_DIGEST_LEN])
 
 void sts_sync_get_stats(sts_sync *s, sts_sync_stats *out)
 {
-    out->statements = STS_LOAD(&s->stats.statements);
-    out->changes = STS_LOAD(&s->stats.changes);
-    out->full_reads = STS_LOAD(&s->stats.full_reads);
-    out->asks = STS_LOAD(&s->stats.asks);
-    out->refused = STS_LOAD(&s->stats.refused);
-    out->revision = s->revision; /* step only: its thread calls this */
+    out->statements = STS_LOAD(&s->sh->stats.statements);
+    out->changes = STS_LOAD(&s->sh->stats.changes);
+    out->full_reads = STS_LOAD(&s->sh->stats.full_reads);
+    out->asks = STS_LOAD(&s->sh->stats.asks);
+    out->refused = STS_LOAD(&s->sh->stats.refused);
+    out->revision = STS_LOAD(&s->sh->revision);
 }

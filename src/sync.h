@@ -82,24 +82,38 @@ typedef struct {
     uint64_t full_reads; /* completed */
     uint64_t asks;       /* unknown digests let through to the database */
     uint64_t refused;    /* unknown digests refused alone */
-    int64_t revision;    /* the revision applied (its thread only) */
+    int64_t revision;    /* the revision applied */
 } sts_sync_stats;
 
 typedef struct sts_sync sts_sync;
 
-/* A synchronisation of table (not owned) with src; reload_ms is the full
- * read's period (0: none after the first). A database holding more than
- * max_entries tokens is not kept in the table (memory bound): the table
- * stays empty and untrusted, every lookup goes to the database, and a full
- * read is tried again after reload_ms (a minute when 0). NULL when out of
- * memory. */
-sts_sync *sts_sync_create(sts_token_table *table, const sts_sync_source *src,
-                          int64_t reload_ms, size_t max_entries);
+/* The state of a synchronisation that the processes sharing its table
+ * share too (no pointers: it may sit in shared memory next to the table):
+ * how far the table is read, the trust deadline, the budget of lookups of
+ * unknown digests and the statistics. Initialised once, by whoever
+ * formats the table. */
+typedef struct sts_sync_shared sts_sync_shared;
+size_t sts_sync_shared_size(void);
+void sts_sync_shared_init(sts_sync_shared *sh);
+
+/* A synchronisation of table (not owned) with src, in shared (not owned;
+ * NULL: a private state of its own); reload_ms is the full read's period
+ * (0: none after the first). A database holding more than max_entries
+ * tokens (or more than the table's capacity) is not kept in the table
+ * (memory bound): the table stays empty and untrusted, every lookup goes
+ * to the database, and a full read is tried again after reload_ms (a
+ * minute when 0). NULL when out of memory. Each process attached to a
+ * shared table makes its own, with its own source. */
+sts_sync *sts_sync_create(sts_token_table *table, sts_sync_shared *shared,
+                          const sts_sync_source *src, int64_t reload_ms,
+                          size_t max_entries);
 void sts_sync_destroy(sts_sync *s);
 
-/* Does what is due at now (one thread calls it, the synchronisation's):
- * starts a full read, reads its next page, reads the changes. Returns how
- * many milliseconds until it should be called again. */
+/* Does what is due at now: starts a full read, reads its next page, reads
+ * the changes. One thread at a time of all the processes sharing the state
+ * may call it (the caller's lock; any of them may, in turn: the state
+ * says what is due). Returns how many milliseconds until it should be
+ * called again. */
 int64_t sts_sync_step(sts_sync *s, int64_t now);
 
 typedef enum {

@@ -1,195 +1,460 @@
 /*
  * token_table.c - the set of valid token digests (see token_table.h).
  *
- * Layout: STS_TT_SHARDS shards chosen by the digest's first byte (digests
- * are uniform), each a chained hash whose bucket array doubles when it holds
- * more entries than buckets. An entry is one malloc'd block: the fixed
- * fields, the digest, then the token's strings, so a token costs one
- * allocation and a lookup copies its strings out in one memcpy.
+ * Layout of the memory, all of it found by offsets so that every process
+ * may map it at its own address: the header (counters, free lists, one
+ * sequence number per shard on a cache line of its own), the bucket index
+ * (an array of entry numbers, a power of two at least the capacity, so
+ * chains stay short), the entries (one fixed slot per token, the first
+ * STS_TT_INLINE bytes of its strings inside) and the string chunks (for the
+ * rest of the strings of a longer token). Entries and chunks are numbered
+ * from 1 (0: none); unused ones are handed out from the top first, then
+ * from a free list, so memory no token ever used is never written.
+ *
+ * A bucket's chain holds only entries of one shard (the shard is the
+ * bucket number's low bits), so a reader validates its whole walk with its
+ * shard's sequence number. Readers bound every index and walk they follow:
+ * what they read while a writer changes the shard may be anything, and is
+ * thrown away when the sequence number says so.
  */
 #include "token_table.h"
 
-#include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define STS_TT_SHARDS 64
-#define STS_TT_MIN_BUCKETS 16
+#define STS_TT_ENTRY_SIZE 192
+#define STS_TT_INLINE 122
+#define STS_TT_CHUNK_DATA 60
+#define STS_TT_MAX_CHAIN 256
+#define STS_TT_READ_TRIES 2000
+#define STS_TT_MAGIC 0x5354534b54424c32ULL
 
-typedef struct sts_tt_entry {
-    struct sts_tt_entry *next;
+typedef struct {
+    uint32_t next; /* the next in the chain or free list */
+    uint32_t gen;
     int64_t id;
     int64_t expiration_ms;
-    uint32_t gen;
-    uint16_t len;                 /* bytes of strings */
-    uint16_t off[STS_TT_STRINGS]; /* of each string in strings */
+    uint32_t chunk; /* the first chunk of strings past the inline part */
+    uint16_t len;   /* bytes of strings */
+    uint16_t off[STS_TT_STRINGS];
     unsigned char digest[STS_DIGEST_LEN];
-    char strings[];
+    char data[STS_TT_INLINE];
 } sts_tt_entry;
 
 typedef struct {
-    pthread_rwlock_t lock;
-    sts_tt_entry **buckets;
-    size_t nbuckets; /* power of two */
-    size_t count;
-    size_t bytes; /* of the entries (allocator's sizes) */
-} sts_tt_shard;
+    uint32_t next;
+    char data[STS_TT_CHUNK_DATA];
+} sts_tt_chunk;
+
+_Static_assert(sizeof(sts_tt_entry) == STS_TT_ENTRY_SIZE, "entry size");
+_Static_assert(sizeof(sts_tt_chunk) == 64, "chunk size");
+
+typedef struct {
+    uint32_t v; /* odd while a writer changes the shard */
+} __attribute__((aligned(64))) sts_tt_seq;
+
+typedef struct {
+    uint64_t magic;
+    uint32_t capacity, nbuckets, nchunks;
+    /* Under the writers' lock: */
+    uint32_t writing; /* a writer holds the lock (left set if it died) */
+    uint32_t entry_top, entry_free, chunk_top, chunk_free;
+    uint32_t count, chunks_used;
+    /* Atomics: */
+    uint32_t gen;    /* current generation */
+    uint64_t seq;    /* change sequence */
+    uint64_t resets; /* tables found half-written and emptied */
+    uint64_t buckets_off, entries_off, chunks_off;
+    sts_tt_seq shard[STS_TT_SHARDS];
+} sts_tt_shared;
 
 struct sts_token_table {
-    sts_tt_shard shards[STS_TT_SHARDS];
-    uint32_t gen; /* current generation (atomic) */
-    uint64_t seq; /* change sequence (atomic) */
+    sts_tt_shared *sh;
+    uint32_t *buckets;
+    sts_tt_entry *entries;
+    sts_tt_chunk *chunks;
+    sts_tt_lock lock;
+    int private_table; /* created here: memory and mutex are ours */
+    pthread_mutex_t mutex;
 };
 
-/* The shard of a digest and its bucket in it (bytes 1..8: byte 0 picks
- * the shard). */
-static sts_tt_shard *sts_tt_shard_of(sts_token_table *t, const unsigned char *d)
+/* The table whose lock this thread holds, and how many times. */
+static _Thread_local sts_tt_shared *sts_tt_held;
+static _Thread_local int sts_tt_depth;
+
+#define STS_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STS_SET(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+static size_t sts_tt_round(size_t n)
 {
-    return &t->shards[d[0] % STS_TT_SHARDS];
+    return (n + 63) & ~(size_t)63;
 }
 
-static size_t sts_tt_bucket(const sts_tt_shard *s, const unsigned char *d)
+static uint32_t sts_tt_nbuckets(size_t capacity)
 {
-    uint64_t h;
+    uint32_t n = STS_TT_SHARDS;
 
-    memcpy(&h, d + 1, sizeof(h));
-    return (size_t)(h & (s->nbuckets - 1));
+    while (n < capacity) {
+        n *= 2;
+    }
+    return n;
 }
 
-/* Bytes the allocator holds for an entry (its header word included). */
-static size_t sts_tt_alloc_size(void *p)
+/* Chunks for the longer tokens' strings: one for every other token, and
+ * enough for the longest token whatever the capacity. */
+static uint32_t sts_tt_nchunks(size_t capacity)
 {
-    return malloc_usable_size(p) + sizeof(size_t);
+    return (uint32_t)(capacity / 2 + STS_TT_MAX_STRINGS / STS_TT_CHUNK_DATA +
+                      1);
 }
 
-sts_token_table *sts_table_create(void)
+static uint32_t sts_tt_chunks_for(size_t len)
+{
+    return len <= STS_TT_INLINE
+               ? 0
+               : (uint32_t)((len - STS_TT_INLINE + STS_TT_CHUNK_DATA - 1) /
+                            STS_TT_CHUNK_DATA);
+}
+
+size_t sts_table_mem_size(size_t capacity)
+{
+    return sts_tt_round(sizeof(sts_tt_shared)) +
+           sts_tt_round((size_t)sts_tt_nbuckets(capacity) * sizeof(uint32_t)) +
+           capacity * sizeof(sts_tt_entry) +
+           (size_t)sts_tt_nchunks(capacity) * sizeof(sts_tt_chunk);
+}
+
+void sts_table_format(void *mem, size_t capacity)
+{
+    sts_tt_shared *sh = mem;
+
+    memset(sh, 0, sizeof(*sh));
+    sh->capacity = (uint32_t)capacity;
+    sh->nbuckets = sts_tt_nbuckets(capacity);
+    sh->nchunks = sts_tt_nchunks(capacity);
+    sh->gen = 1;
+    sh->buckets_off = sts_tt_round(sizeof(sts_tt_shared));
+    sh->entries_off =
+        sh->buckets_off + sts_tt_round((size_t)sh->nbuckets * sizeof(uint32_t));
+    sh->chunks_off = sh->entries_off + capacity * sizeof(sts_tt_entry);
+    sh->magic = STS_TT_MAGIC;
+}
+
+sts_token_table *sts_table_attach(void *mem, const sts_tt_lock *lock)
 {
     sts_token_table *t = calloc(1, sizeof(*t));
-    int i;
+    char *base = mem;
 
     if (t == NULL) {
         return NULL;
     }
-    t->gen = 1;
-    for (i = 0; i < STS_TT_SHARDS; i++) {
-        sts_tt_shard *s = &t->shards[i];
+    t->sh = mem;
+    t->buckets = (uint32_t *)(base + t->sh->buckets_off);
+    t->entries = (sts_tt_entry *)(base + t->sh->entries_off);
+    t->chunks = (sts_tt_chunk *)(base + t->sh->chunks_off);
+    t->lock = *lock;
+    return t;
+}
 
-        s->nbuckets = STS_TT_MIN_BUCKETS;
-        s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
-        if (s->buckets == NULL || pthread_rwlock_init(&s->lock, NULL) != 0) {
-            free(s->buckets);
-            while (--i >= 0) {
-                pthread_rwlock_destroy(&t->shards[i].lock);
-                free(t->shards[i].buckets);
-            }
-            free(t);
-            return NULL;
-        }
+void sts_table_detach(sts_token_table *t)
+{
+    free(t);
+}
+
+static int sts_tt_mutex_lock(void *ctx)
+{
+    return pthread_mutex_lock(ctx);
+}
+
+static void sts_tt_mutex_unlock(void *ctx)
+{
+    pthread_mutex_unlock(ctx);
+}
+
+sts_token_table *sts_table_create(size_t capacity)
+{
+    size_t size = sts_table_mem_size(capacity);
+    void *mem = aligned_alloc(64, sts_tt_round(size));
+    sts_tt_lock lock = {sts_tt_mutex_lock, sts_tt_mutex_unlock, NULL};
+    sts_token_table *t;
+
+    if (mem == NULL) {
+        return NULL;
     }
+    memset(mem, 0, size);
+    sts_table_format(mem, capacity);
+    t = sts_table_attach(mem, &lock);
+    if (t == NULL || pthread_mutex_init(&t->mutex, NULL) != 0) {
+        free(t);
+        free(mem);
+        return NULL;
+    }
+    t->lock.ctx = &t->mutex;
+    t->private_table = 1;
     return t;
 }
 
 void sts_table_destroy(sts_token_table *t)
 {
-    int i;
-
     if (t == NULL) {
         return;
     }
-    for (i = 0; i < STS_TT_SHARDS; i++) {
-        sts_tt_shard *s = &t->shards[i];
-        size_t b;
-
-        for (b = 0; b < s->nbuckets; b++) {
-            sts_tt_entry *e = s->buckets[b], *next;
-
-            for (; e != NULL; e = next) {
-                next = e->next;
-                free(e);
-            }
-        }
-        free(s->buckets);
-        pthread_rwlock_destroy(&s->lock);
+    if (t->private_table) {
+        pthread_mutex_destroy(&t->mutex);
+        free(t->sh);
     }
     free(t);
 }
 
-/* The link pointing at a digest's entry, or at the NULL ending its chain
- * (shard locked). */
-static sts_tt_entry **sts_tt_find(sts_tt_shard *s, const unsigned char *d)
+/* The bucket of a digest (bytes 1..8: byte 0 is left to the token's own
+ * distribution) and the shard of a bucket. */
+static uint32_t sts_tt_bucket(const sts_tt_shared *sh, const unsigned char *d)
 {
-    sts_tt_entry **link = &s->buckets[sts_tt_bucket(s, d)];
+    uint64_t h;
 
-    while (*link != NULL && memcmp((*link)->digest, d, STS_DIGEST_LEN) != 0) {
-        link = &(*link)->next;
-    }
-    return link;
+    memcpy(&h, d + 1, sizeof(h));
+    return (uint32_t)(h & (sh->nbuckets - 1));
 }
+
+static sts_tt_seq *sts_tt_shard(sts_tt_shared *sh, uint32_t bucket)
+{
+    return &sh->shard[bucket % STS_TT_SHARDS];
+}
+
+/* A writer starts and ends changing a shard (lock held). */
+static void sts_tt_seq_begin(sts_tt_seq *q)
+{
+    STS_SET(&q->v, q->v | 1);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static void sts_tt_seq_end(sts_tt_seq *q)
+{
+    __atomic_store_n(&q->v, (q->v | 1) + 1, __ATOMIC_RELEASE);
+}
+
+/* ---- readers ---- */
 
 int sts_table_get(sts_token_table *t,
                   const unsigned char digest[STS_DIGEST_LEN], sts_tt_token *out,
                   sts_tt_alloc_fn alloc, void *ctx)
 {
-    sts_tt_shard *s = sts_tt_shard_of(t, digest);
-    sts_tt_entry *e;
-    int rc = 0;
+    sts_tt_shared *sh = t->sh;
+    uint32_t b = sts_tt_bucket(sh, digest);
+    sts_tt_seq *q = sts_tt_shard(sh, b);
+    char *buf = NULL;
+    size_t buflen = 0;
+    int attempt;
 
-    pthread_rwlock_rdlock(&s->lock);
-    e = *sts_tt_find(s, digest);
-    if (e != NULL) {
-        char *b = alloc(ctx, e->len);
-        int k;
+    for (attempt = 0; attempt < STS_TT_READ_TRIES; attempt++) {
+        uint32_t s1 = __atomic_load_n(&q->v, __ATOMIC_ACQUIRE);
+        uint32_t idx, steps = 0, c;
+        uint16_t off[STS_TT_STRINGS];
+        sts_tt_entry *e = NULL;
+        size_t len = 0, pos;
+        int64_t id, exp;
+        int k, ok = 1;
 
-        rc = -1;
-        if (b != NULL) {
-            memcpy(b, e->strings, e->len);
-            out->id = e->id;
-            out->expiration_ms = e->expiration_ms;
-            for (k = 0; k < STS_TT_STRINGS; k++) {
-                out->str[k] = b + e->off[k];
+        if (s1 & 1) {
+            if (attempt >= 100) {
+                sched_yield(); /* a writer of another process was preempted */
             }
-            rc = 1;
+            continue;
         }
+        idx = STS_LOAD(&t->buckets[b]);
+        while (idx != 0 && idx <= sh->capacity && steps++ < STS_TT_MAX_CHAIN) {
+            sts_tt_entry *x = &t->entries[idx - 1];
+
+            if (memcmp(x->digest, digest, STS_DIGEST_LEN) == 0) {
+                e = x;
+                break;
+            }
+            idx = STS_LOAD(&x->next);
+        }
+        if (e == NULL) {
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (STS_LOAD(&q->v) != s1) {
+                continue;
+            }
+            return idx == 0 ? 0 : -2;
+        }
+        len = STS_LOAD(&e->len);
+        if (len == 0 || len > STS_TT_MAX_STRINGS) {
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (STS_LOAD(&q->v) != s1) {
+                continue;
+            }
+            return -2;
+        }
+        if (buflen < len) {
+            buf = alloc(ctx, len);
+            if (buf == NULL) {
+                return -1;
+            }
+            buflen = len;
+        }
+        pos = len < STS_TT_INLINE ? len : STS_TT_INLINE;
+        memcpy(buf, e->data, pos);
+        c = STS_LOAD(&e->chunk);
+        while (pos < len && c != 0 && c <= sh->nchunks) {
+            size_t n =
+                len - pos < STS_TT_CHUNK_DATA ? len - pos : STS_TT_CHUNK_DATA;
+
+            memcpy(buf + pos, t->chunks[c - 1].data, n);
+            pos += n;
+            c = STS_LOAD(&t->chunks[c - 1].next);
+        }
+        id = STS_LOAD(&e->id);
+        exp = STS_LOAD(&e->expiration_ms);
+        for (k = 0; k < STS_TT_STRINGS; k++) {
+            off[k] = STS_LOAD(&e->off[k]);
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (STS_LOAD(&q->v) != s1) {
+            continue;
+        }
+        /* A stable read: the entry as its writer left it. */
+        ok = pos == len && buf[len - 1] == '\0';
+        for (k = 0; ok && k < STS_TT_STRINGS; k++) {
+            ok = off[k] < len;
+        }
+        if (!ok) {
+            return -2;
+        }
+        out->id = id;
+        out->expiration_ms = exp;
+        for (k = 0; k < STS_TT_STRINGS; k++) {
+            out->str[k] = buf + off[k];
+        }
+        return 1;
     }
-    pthread_rwlock_unlock(&s->lock);
-    return rc;
+    return -2;
 }
 
-/* Doubles a shard's bucket array (shard write-locked); stays as it is when
- * out of memory (chains just get longer). */
-static void sts_tt_grow(sts_tt_shard *s)
-{
-    size_t n = s->nbuckets * 2, b;
-    sts_tt_entry **nb = calloc(n, sizeof(*nb));
-    sts_tt_entry **old = s->buckets;
-    size_t old_n = s->nbuckets;
+/* ---- writers (the lock held) ---- */
 
-    if (nb == NULL) {
+/* Empties the table a writer left half-written. */
+static void sts_tt_reset(sts_token_table *t)
+{
+    sts_tt_shared *sh = t->sh;
+    int i;
+
+    for (i = 0; i < STS_TT_SHARDS; i++) {
+        sts_tt_seq_begin(&sh->shard[i]);
+    }
+    memset(t->buckets, 0, (size_t)sh->nbuckets * sizeof(uint32_t));
+    sh->entry_top = sh->entry_free = 0;
+    sh->chunk_top = sh->chunk_free = 0;
+    STS_SET(&sh->count, 0);
+    STS_SET(&sh->chunks_used, 0);
+    for (i = 0; i < STS_TT_SHARDS; i++) {
+        sts_tt_seq_end(&sh->shard[i]);
+    }
+    __atomic_add_fetch(&sh->seq, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&sh->resets, 1, __ATOMIC_ACQ_REL);
+}
+
+int sts_table_lock(sts_token_table *t)
+{
+    if (sts_tt_held == t->sh) {
+        sts_tt_depth++;
+        return 0;
+    }
+    if (sts_tt_held != NULL || t->lock.lock(t->lock.ctx) != 0) {
+        return -1;
+    }
+    sts_tt_held = t->sh;
+    sts_tt_depth = 1;
+    if (t->sh->writing) {
+        sts_tt_reset(t);
+    }
+    t->sh->writing = 1;
+    return 0;
+}
+
+void sts_table_unlock(sts_token_table *t)
+{
+    if (sts_tt_held != t->sh || --sts_tt_depth > 0) {
         return;
     }
-    s->buckets = nb;
-    s->nbuckets = n;
-    for (b = 0; b < old_n; b++) {
-        sts_tt_entry *e = old[b], *next;
-
-        for (; e != NULL; e = next) {
-            size_t i = sts_tt_bucket(s, e->digest);
-
-            next = e->next;
-            e->next = nb[i];
-            nb[i] = e;
-        }
-    }
-    free(old);
+    t->sh->writing = 0;
+    sts_tt_held = NULL;
+    t->lock.unlock(t->lock.ctx);
 }
 
-/* A new entry for tok (not linked); NULL when out of memory or too long. */
-static sts_tt_entry *sts_tt_entry_new(const unsigned char *digest,
-                                      const sts_tt_token *tok, uint32_t gen)
+/* The link pointing at a digest's entry, or at the 0 ending its chain. */
+static uint32_t *sts_tt_find(sts_token_table *t, uint32_t bucket,
+                             const unsigned char *d)
 {
+    uint32_t *link = &t->buckets[bucket];
+
+    while (*link != 0 &&
+           memcmp(t->entries[*link - 1].digest, d, STS_DIGEST_LEN) != 0) {
+        link = &t->entries[*link - 1].next;
+    }
+    return link;
+}
+
+/* Returns an entry and its chunks to the free lists. */
+static void sts_tt_free(sts_token_table *t, uint32_t idx)
+{
+    sts_tt_shared *sh = t->sh;
+    sts_tt_entry *e = &t->entries[idx - 1];
+    uint32_t c = e->chunk, n = sts_tt_chunks_for(e->len);
+
+    while (n-- > 0 && c != 0) {
+        uint32_t next = t->chunks[c - 1].next;
+
+        STS_SET(&t->chunks[c - 1].next, sh->chunk_free);
+        sh->chunk_free = c;
+        STS_SET(&sh->chunks_used, sh->chunks_used - 1);
+        c = next;
+    }
+    STS_SET(&e->next, sh->entry_free);
+    sh->entry_free = idx;
+    STS_SET(&sh->count, sh->count - 1);
+}
+
+static uint32_t sts_tt_take_entry(sts_tt_shared *sh, sts_tt_entry *entries)
+{
+    uint32_t idx = sh->entry_free;
+
+    if (idx != 0) {
+        sh->entry_free = entries[idx - 1].next;
+    } else {
+        idx = ++sh->entry_top;
+    }
+    STS_SET(&sh->count, sh->count + 1);
+    return idx;
+}
+
+static uint32_t sts_tt_take_chunk(sts_tt_shared *sh, sts_tt_chunk *chunks)
+{
+    uint32_t c = sh->chunk_free;
+
+    if (c != 0) {
+        sh->chunk_free = chunks[c - 1].next;
+    } else {
+        c = ++sh->chunk_top;
+    }
+    STS_SET(&sh->chunks_used, sh->chunks_used + 1);
+    return c;
+}
+
+/* Stores a token (lock held): 0, or < 0 as sts_table_put. */
+static int sts_tt_put_locked(sts_token_table *t, const unsigned char *digest,
+                             const sts_tt_token *tok)
+{
+    sts_tt_shared *sh = t->sh;
     size_t lens[STS_TT_STRINGS], total = 0, off = 0;
+    uint32_t b = sts_tt_bucket(sh, digest), *link, old, idx, need, have;
+    uint32_t *chunk_link;
+    sts_tt_seq *q = sts_tt_shard(sh, b);
     sts_tt_entry *e;
+    char flat[STS_TT_MAX_STRINGS];
     int k;
 
     for (k = 0; k < STS_TT_STRINGS; k++) {
@@ -197,183 +462,182 @@ static sts_tt_entry *sts_tt_entry_new(const unsigned char *digest,
         total += lens[k];
     }
     if (total > STS_TT_MAX_STRINGS) {
-        return NULL;
-    }
-    e = malloc(sizeof(*e) + total);
-    if (e == NULL) {
-        return NULL;
-    }
-    e->next = NULL;
-    e->id = tok->id;
-    e->expiration_ms = tok->expiration_ms;
-    e->gen = gen;
-    e->len = (uint16_t)total;
-    memcpy(e->digest, digest, STS_DIGEST_LEN);
-    for (k = 0; k < STS_TT_STRINGS; k++) {
-        e->off[k] = (uint16_t)off;
-        memcpy(e->strings + off, tok->str[k], lens[k]);
-        off += lens[k];
-    }
-    return e;
-}
-
-/* Stores e in its shard (locked), replacing an entry of the same digest. */
-static void sts_tt_link(sts_tt_shard *s, sts_tt_entry *e)
-{
-    sts_tt_entry **link = sts_tt_find(s, e->digest);
-
-    if (*link != NULL) {
-        sts_tt_entry *old = *link;
-
-        e->next = old->next;
-        *link = e;
-        s->bytes -= sts_tt_alloc_size(old);
-        free(old);
-    } else {
-        e->next = NULL;
-        *link = e;
-        s->count++;
-        if (s->count > s->nbuckets) {
-            sts_tt_grow(s);
-        }
-    }
-    s->bytes += sts_tt_alloc_size(e);
-}
-
-int sts_table_put_if(sts_token_table *t,
-                     const unsigned char digest[STS_DIGEST_LEN],
-                     const sts_tt_token *tok, uint64_t ticket)
-{
-    sts_tt_shard *s = sts_tt_shard_of(t, digest);
-    sts_tt_entry *e = sts_tt_entry_new(
-        digest, tok, __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE));
-    int rc = 1;
-
-    if (e == NULL) {
         return -1;
     }
-    pthread_rwlock_wrlock(&s->lock);
-    /* Under the lock: sts_table_changing moves seq before the change it
-     * announces takes any shard lock. */
-    if (__atomic_load_n(&t->seq, __ATOMIC_ACQUIRE) != ticket) {
-        rc = 0;
-    } else {
-        sts_tt_link(s, e);
+    link = sts_tt_find(t, b, digest);
+    old = *link;
+    if (old == 0 && sh->count >= sh->capacity) {
+        return -2;
     }
-    pthread_rwlock_unlock(&s->lock);
-    if (rc == 0) {
-        free(e);
+    need = sts_tt_chunks_for(total);
+    have = sh->nchunks - sh->chunks_used +
+           (old != 0 ? sts_tt_chunks_for(t->entries[old - 1].len) : 0);
+    if (need > have) {
+        return -1;
     }
-    return rc;
+    for (k = 0; k < STS_TT_STRINGS; k++) {
+        memcpy(flat + off, tok->str[k], lens[k]);
+        off += lens[k];
+    }
+    sts_tt_seq_begin(q);
+    if (old != 0) {
+        STS_SET(link, t->entries[old - 1].next);
+        sts_tt_free(t, old);
+    }
+    idx = sts_tt_take_entry(sh, t->entries);
+    e = &t->entries[idx - 1];
+    e->gen = __atomic_load_n(&sh->gen, __ATOMIC_ACQUIRE);
+    e->id = tok->id;
+    e->expiration_ms = tok->expiration_ms;
+    e->len = (uint16_t)total;
+    memcpy(e->digest, digest, STS_DIGEST_LEN);
+    for (k = 0, off = 0; k < STS_TT_STRINGS; k++) {
+        e->off[k] = (uint16_t)off;
+        off += lens[k];
+    }
+    off = total < STS_TT_INLINE ? total : STS_TT_INLINE;
+    memcpy(e->data, flat, off);
+    chunk_link = &e->chunk;
+    *chunk_link = 0;
+    while (off < total) {
+        uint32_t c = sts_tt_take_chunk(sh, t->chunks);
+        size_t n =
+            total - off < STS_TT_CHUNK_DATA ? total - off : STS_TT_CHUNK_DATA;
+
+        memcpy(t->chunks[c - 1].data, flat + off, n);
+        t->chunks[c - 1].next = 0;
+        *chunk_link = c;
+        chunk_link = &t->chunks[c - 1].next;
+        off += n;
+    }
+    STS_SET(&e->next, *link);
+    STS_SET(link, idx);
+    sts_tt_seq_end(q);
+    return 0;
 }
 
 int sts_table_put(sts_token_table *t,
                   const unsigned char digest[STS_DIGEST_LEN],
                   const sts_tt_token *tok)
 {
-    sts_tt_shard *s = sts_tt_shard_of(t, digest);
-    sts_tt_entry *e = sts_tt_entry_new(
-        digest, tok, __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE));
+    int rc;
 
-    if (e == NULL) {
+    if (sts_table_lock(t) != 0) {
         return -1;
     }
-    pthread_rwlock_wrlock(&s->lock);
-    sts_tt_link(s, e);
-    pthread_rwlock_unlock(&s->lock);
-    return 0;
+    rc = sts_tt_put_locked(t, digest, tok);
+    sts_table_unlock(t);
+    return rc;
+}
+
+int sts_table_put_if(sts_token_table *t,
+                     const unsigned char digest[STS_DIGEST_LEN],
+                     const sts_tt_token *tok, uint64_t ticket)
+{
+    int rc = 0;
+
+    if (sts_table_lock(t) != 0) {
+        return -1;
+    }
+    /* Under the lock: sts_table_changing moves seq before the change it
+     * announces takes the lock. */
+    if (__atomic_load_n(&t->sh->seq, __ATOMIC_ACQUIRE) == ticket) {
+        rc = sts_tt_put_locked(t, digest, tok);
+        rc = rc == 0 ? 1 : rc;
+    }
+    sts_table_unlock(t);
+    return rc;
 }
 
 uint64_t sts_table_ticket(sts_token_table *t)
 {
-    return __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&t->sh->seq, __ATOMIC_ACQUIRE);
 }
 
 void sts_table_changing(sts_token_table *t)
 {
-    __atomic_add_fetch(&t->seq, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&t->sh->seq, 1, __ATOMIC_ACQ_REL);
 }
 
 int sts_table_remove(sts_token_table *t,
                      const unsigned char digest[STS_DIGEST_LEN])
 {
-    sts_tt_shard *s = sts_tt_shard_of(t, digest);
-    sts_tt_entry **link, *e;
+    sts_tt_shared *sh = t->sh;
+    uint32_t b = sts_tt_bucket(sh, digest), *link, idx;
+    sts_tt_seq *q = sts_tt_shard(sh, b);
 
-    pthread_rwlock_wrlock(&s->lock);
-    link = sts_tt_find(s, digest);
-    e = *link;
-    if (e != NULL) {
-        *link = e->next;
-        s->count--;
-        s->bytes -= sts_tt_alloc_size(e);
+    if (sts_table_lock(t) != 0) {
+        return 0;
     }
-    pthread_rwlock_unlock(&s->lock);
-    free(e);
-    return e != NULL;
+    link = sts_tt_find(t, b, digest);
+    idx = *link;
+    if (idx != 0) {
+        sts_tt_seq_begin(q);
+        STS_SET(link, t->entries[idx - 1].next);
+        sts_tt_free(t, idx);
+        sts_tt_seq_end(q);
+    }
+    sts_table_unlock(t);
+    return idx != 0;
 }
 
 void sts_table_new_generation(sts_token_table *t)
 {
-    __atomic_add_fetch(&t->gen, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&t->sh->gen, 1, __ATOMIC_ACQ_REL);
 }
 
 size_t sts_table_sweep(sts_token_table *t)
 {
-    uint32_t gen = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
+    sts_tt_shared *sh = t->sh;
+    uint32_t gen = __atomic_load_n(&sh->gen, __ATOMIC_ACQUIRE), b;
     size_t n = 0;
-    int i;
 
-    for (i = 0; i < STS_TT_SHARDS; i++) {
-        sts_tt_shard *s = &t->shards[i];
-        size_t b;
-
-        pthread_rwlock_wrlock(&s->lock);
-        for (b = 0; b < s->nbuckets; b++) {
-            sts_tt_entry **link = &s->buckets[b];
-
-            while (*link != NULL) {
-                sts_tt_entry *e = *link;
-
-                if (e->gen == gen) {
-                    link = &e->next;
-                    continue;
-                }
-                *link = e->next;
-                s->count--;
-                s->bytes -= sts_tt_alloc_size(e);
-                free(e);
-                n++;
-            }
-        }
-        pthread_rwlock_unlock(&s->lock);
+    if (sts_table_lock(t) != 0) {
+        return 0;
     }
+    for (b = 0; b < sh->nbuckets; b++) {
+        uint32_t *link = &t->buckets[b];
+
+        while (*link != 0) {
+            uint32_t idx = *link;
+            sts_tt_seq *q;
+
+            if (t->entries[idx - 1].gen == gen) {
+                link = &t->entries[idx - 1].next;
+                continue;
+            }
+            q = sts_tt_shard(sh, b);
+            sts_tt_seq_begin(q);
+            STS_SET(link, t->entries[idx - 1].next);
+            sts_tt_free(t, idx);
+            sts_tt_seq_end(q);
+            n++;
+        }
+    }
+    sts_table_unlock(t);
     return n;
 }
 
 size_t sts_table_count(sts_token_table *t)
 {
-    size_t n = 0;
-    int i;
-
-    for (i = 0; i < STS_TT_SHARDS; i++) {
-        pthread_rwlock_rdlock(&t->shards[i].lock);
-        n += t->shards[i].count;
-        pthread_rwlock_unlock(&t->shards[i].lock);
-    }
-    return n;
+    return __atomic_load_n(&t->sh->count, __ATOMIC_RELAXED);
 }
 
 size_t sts_table_bytes(sts_token_table *t)
 {
-    size_t n = sizeof(*t);
-    int i;
+    sts_tt_shared *sh = t->sh;
 
-    for (i = 0; i < STS_TT_SHARDS; i++) {
-        pthread_rwlock_rdlock(&t->shards[i].lock);
-        n += t->shards[i].bytes +
-             t->shards[i].nbuckets * sizeof(*t->shards[i].buckets);
-        pthread_rwlock_unlock(&t->shards[i].lock);
-    }
-    return n;
+    return (size_t)sh->entries_off + sts_table_count(t) * sizeof(sts_tt_entry) +
+           (size_t)__atomic_load_n(&sh->chunks_used, __ATOMIC_RELAXED) *
+               sizeof(sts_tt_chunk);
+}
+
+size_t sts_table_capacity(sts_token_table *t)
+{
+    return t->sh->capacity;
+}
+
+uint64_t sts_table_resets(sts_token_table *t)
+{
+    return __atomic_load_n(&t->sh->resets, __ATOMIC_ACQUIRE);
 }

@@ -5,8 +5,11 @@
  * window (fail closed when the changes cannot be read or the revision row
  * is missing), pruned changes and a revision going backwards, a paged read
  * with changes during it, the periodic read catching changes that bypassed
- * the log, the bound on lookups of unknown digests, and stale answers.
+ * the log, the bound on lookups of unknown digests, stale answers, a full
+ * table, two processes sharing one table and its state, and a writer dying
+ * in the table.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -233,8 +236,8 @@ static int setup(void **state)
 {
     (void)state;
     memset(&db, 0, sizeof(db));
-    table = sts_table_create();
-    sync_ = sts_sync_create(table, &source, 300000, MAX_TOKENS);
+    table = sts_table_create(MAX_TOKENS);
+    sync_ = sts_sync_create(table, NULL, &source, 300000, MAX_TOKENS);
     return 0;
 }
 
@@ -452,7 +455,7 @@ static void test_paged_read_with_changes_during_it(void **state)
 static void test_periodic_read_catches_bypassed_deletes(void **state)
 {
     sts_sync_destroy(sync_);
-    sync_ = sts_sync_create(table, &source, 5000, MAX_TOKENS);
+    sync_ = sts_sync_create(table, NULL, &source, 5000, MAX_TOKENS);
     (void)state;
     db_create(1, 0);
     db_create(2, 0);
@@ -529,7 +532,7 @@ static void test_database_larger_than_the_bound_is_not_kept(void **state)
 {
     (void)state;
     sts_sync_destroy(sync_);
-    sync_ = sts_sync_create(table, &source, 5000, 2);
+    sync_ = sts_sync_create(table, NULL, &source, 5000, 2);
     db_create(1, 0);
     db_create(2, 0);
     settle(0);
@@ -563,6 +566,127 @@ static void test_failed_page_read_waits_before_retrying(void **state)
     assert_int_equal(lookup(1, STS_SYNC_POLL_MS), STS_SYNC_HIT);
 }
 
+static void test_full_table_is_not_kept(void **state)
+{
+    (void)state;
+    sts_sync_destroy(sync_);
+    sts_table_destroy(table);
+    table = sts_table_create(2);
+    sync_ = sts_sync_create(table, NULL, &source, 5000, MAX_TOKENS);
+    db_create(1, 0);
+    db_create(2, 0);
+    settle(0);
+    assert_int_equal(lookup(1, 10), STS_SYNC_HIT);
+    db_create(3, 0);
+    sts_sync_step(sync_, 300);
+    assert_int_equal(sts_table_count(table), 0);
+    assert_int_equal(lookup(1, 300), STS_SYNC_ASK);
+    assert_int_equal(db.errors, 1);
+}
+
+/* Two processes: each its own synchronisation (and source), one table and
+ * one shared state. */
+static void test_processes_share_the_reads_trust_and_budget(void **state)
+{
+    sts_sync_shared *shared = malloc(sts_sync_shared_size());
+    sts_sync *a, *b;
+    unsigned char d[STS_DIGEST_LEN];
+    sts_tt_token tok;
+    uint64_t ticket;
+    int asks = 0, i;
+
+    (void)state;
+    sts_sync_shared_init(shared);
+    a = sts_sync_create(table, shared, &source, 300000, MAX_TOKENS);
+    b = sts_sync_create(table, shared, &source, 300000, MAX_TOKENS);
+    db_create(1, 0);
+    for (i = 0; i < 10 && sts_sync_step(a, 0) == 0; i++) {
+    }
+    assert_int_equal(db.statements, 2);
+    /* b answers from what a read, without a statement of its own. */
+    digest_of(1, d);
+    assert_int_equal(
+        sts_sync_lookup(b, d, 10, &tok, scratch_alloc, NULL, &ticket),
+        STS_SYNC_HIT);
+    assert_int_equal(sts_sync_step(b, 100), STS_SYNC_POLL_MS - 100);
+    assert_int_equal(db.statements, 2);
+    /* Whichever steps when a read is due makes it, once. */
+    db_create(2, 0);
+    sts_sync_step(b, STS_SYNC_POLL_MS);
+    sts_sync_step(a, STS_SYNC_POLL_MS + 10);
+    assert_int_equal(db.statements, 3);
+    digest_of(2, d);
+    assert_int_equal(sts_sync_lookup(a, d, STS_SYNC_POLL_MS + 10, &tok,
+                                     scratch_alloc, NULL, &ticket),
+                     STS_SYNC_HIT);
+    /* The budget of lookups of unknown digests is one for both. */
+    for (i = 0; i < 100; i++) {
+        digest_of(5000 + i, d);
+        asks += sts_sync_lookup(i % 2 ? a : b, d, 300, &tok, scratch_alloc,
+                                NULL, &ticket) == STS_SYNC_ASK;
+    }
+    assert_int_equal(asks, STS_SYNC_ASK_BURST);
+    sts_sync_destroy(a);
+    sts_sync_destroy(b);
+    free(shared);
+}
+
+static void *die_holding_the_lock(void *arg)
+{
+    /* The thread ends holding the writers' lock, as a process that
+     * crashed in the middle of a write. */
+    sts_table_lock(arg);
+    return NULL;
+}
+
+static int no_lock(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+static void no_unlock(void *ctx)
+{
+    (void)ctx;
+}
+
+static void test_writer_dying_in_the_table_reads_all_again(void **state)
+{
+    sts_tt_lock lock = {no_lock, no_unlock, NULL};
+    void *mem = calloc(1, sts_table_mem_size(100) + 64);
+    void *aligned = (void *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+    sts_token_table *t;
+    pthread_t th;
+
+    (void)state;
+    sts_sync_destroy(sync_);
+    sts_table_format(aligned, 100);
+    t = sts_table_attach(aligned, &lock);
+    sync_ = sts_sync_create(t, NULL, &source, 300000, MAX_TOKENS);
+    db_create(1, 0);
+    db_create(2, 0);
+    settle(0);
+    assert_int_equal(lookup(1, 10), STS_SYNC_HIT);
+    pthread_create(&th, NULL, die_holding_the_lock, t);
+    pthread_join(th, NULL);
+    /* The next write (a change applied) empties the table: from then on
+     * every token is looked up, until the step has read it all again. */
+    db_create(3, 0);
+    sts_sync_step(sync_, STS_SYNC_POLL_MS);
+    assert_int_equal(sts_table_resets(t), 1);
+    assert_int_equal(lookup(1, STS_SYNC_POLL_MS), STS_SYNC_ASK);
+    db.statements = 0;
+    settle(STS_SYNC_POLL_MS + 10);
+    assert_int_equal(db.statements, 2); /* a page and a change read */
+    assert_int_equal(lookup(1, STS_SYNC_POLL_MS + 20), STS_SYNC_HIT);
+    assert_int_equal(lookup(3, STS_SYNC_POLL_MS + 20), STS_SYNC_HIT);
+    assert_int_equal(sts_table_count(t), 3);
+    sts_sync_destroy(sync_);
+    sync_ = sts_sync_create(table, NULL, &source, 300000, MAX_TOKENS);
+    sts_table_detach(t);
+    free(mem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +716,12 @@ int main(void)
             test_database_larger_than_the_bound_is_not_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_failed_page_read_waits_before_retrying, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_table_is_not_kept, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_processes_share_the_reads_trust_and_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_writer_dying_in_the_table_reads_all_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,11 @@
 /*
  * test_token_table.c - the set of valid digests (src/token_table.h):
- * store, replace, look up, remove, tickets, generations and sweep, growth
- * to 100,000 entries with its memory, and threads reading while others
- * write.
+ * store, replace, look up, remove, tickets, generations and sweep, 100,000
+ * entries with their memory, the capacity and string space bounds, threads
+ * reading while others write, a table shared by forked processes, and a
+ * writer that dies holding the lock.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -64,7 +69,7 @@ static sts_tt_token token(int64_t id, const char *name, const char *roles)
 
 static void test_put_get_replace_remove(void **state)
 {
-    sts_token_table *t = sts_table_create();
+    sts_token_table *t = sts_table_create(1000);
     unsigned char d[STS_DIGEST_LEN], other[STS_DIGEST_LEN];
     sts_tt_token in = token(42, "ci", "reader,writer"), out;
     arena a = {.used = 0};
@@ -105,7 +110,7 @@ static void test_put_get_replace_remove(void **state)
 
 static void test_the_largest_valid_token_fits(void **state)
 {
-    sts_token_table *t = sts_table_create();
+    sts_token_table *t = sts_table_create(1000);
     unsigned char d[STS_DIGEST_LEN];
     char name[256], roles[64 * 129];
     sts_tt_token in, out;
@@ -132,7 +137,7 @@ static void test_the_largest_valid_token_fits(void **state)
 
 static void test_too_long_strings_are_not_stored(void **state)
 {
-    sts_token_table *t = sts_table_create();
+    sts_token_table *t = sts_table_create(1000);
     unsigned char d[STS_DIGEST_LEN];
     char *roles = malloc(STS_TT_MAX_STRINGS + 1);
     sts_tt_token in;
@@ -150,7 +155,7 @@ static void test_too_long_strings_are_not_stored(void **state)
 
 static void test_put_if_refuses_answers_older_than_a_change(void **state)
 {
-    sts_token_table *t = sts_table_create();
+    sts_token_table *t = sts_table_create(1000);
     unsigned char d[STS_DIGEST_LEN];
     sts_tt_token in = token(7, "n", "r"), out;
     arena a = {.used = 0};
@@ -170,7 +175,7 @@ static void test_put_if_refuses_answers_older_than_a_change(void **state)
 
 static void test_sweep_removes_what_a_generation_did_not_store(void **state)
 {
-    sts_token_table *t = sts_table_create();
+    sts_token_table *t = sts_table_create(1000);
     unsigned char d1[STS_DIGEST_LEN], d2[STS_DIGEST_LEN], d3[STS_DIGEST_LEN];
     sts_tt_token in = token(1, "n", "r"), out;
     arena a = {.used = 0};
@@ -192,9 +197,9 @@ static void test_sweep_removes_what_a_generation_did_not_store(void **state)
     sts_table_destroy(t);
 }
 
-static void test_grows_to_100k_entries(void **state)
+static void test_holds_100k_entries(void **state)
 {
-    sts_token_table *t = sts_table_create();
+    sts_token_table *t = sts_table_create(100000);
     unsigned char d[STS_DIGEST_LEN];
     sts_tt_token in = token(0, "service-token-name", "stackstate-admin"), out;
     char idtext[24];
@@ -220,7 +225,9 @@ static void test_grows_to_100k_entries(void **state)
     bytes = sts_table_bytes(t);
     print_message("100000 tokens: %zu bytes, %zu per token\n", bytes,
                   bytes / 100000);
-    assert_true(bytes / 100000 < 200);
+    /* 192 per entry, 4 or 8 per token of index (a power of two). */
+    assert_true(bytes / 100000 < 210);
+    assert_true(sts_table_mem_size(100000) / 100000 < 240);
     for (i = 0; i < 100000; i++) {
         digest_of(i, d);
         assert_int_equal(sts_table_remove(t, d), 1);
@@ -269,7 +276,7 @@ static void *work(void *arg)
 
 static void test_threads(void **state)
 {
-    sts_token_table *t = sts_table_create();
+    sts_token_table *t = sts_table_create(1000);
     sts_tt_token in = token(5, "stable", "r");
     unsigned char d[STS_DIGEST_LEN];
     pthread_t th[4];
@@ -294,6 +301,194 @@ static void test_threads(void **state)
     sts_table_destroy(t);
 }
 
+static void test_full_table_refuses_new_tokens(void **state)
+{
+    sts_token_table *t = sts_table_create(3);
+    unsigned char d[STS_DIGEST_LEN];
+    sts_tt_token in = token(1, "n", "r");
+    unsigned i;
+
+    (void)state;
+    for (i = 0; i < 3; i++) {
+        digest_of(i, d);
+        assert_int_equal(sts_table_put(t, d, &in), 0);
+    }
+    digest_of(3, d);
+    assert_int_equal(sts_table_put(t, d, &in), -2);
+    digest_of(1, d); /* replacing needs no room */
+    assert_int_equal(sts_table_put(t, d, &in), 0);
+    assert_int_equal(sts_table_remove(t, d), 1);
+    digest_of(3, d);
+    assert_int_equal(sts_table_put(t, d, &in), 0);
+    assert_int_equal(sts_table_count(t), 3);
+    assert_int_equal(sts_table_capacity(t), 3);
+    sts_table_destroy(t);
+}
+
+static void test_string_space_is_bounded_and_reused(void **state)
+{
+    sts_token_table *t = sts_table_create(2);
+    unsigned char d1[STS_DIGEST_LEN], d2[STS_DIGEST_LEN];
+    char *roles = malloc(8000);
+    sts_tt_token in, out;
+    static arena a;
+    size_t before;
+
+    (void)state;
+    memset(roles, 'r', 7999);
+    roles[7999] = '\0';
+    in = token(1, "long", roles);
+    digest_of(1, d1);
+    digest_of(2, d2);
+    before = sts_table_bytes(t);
+    assert_int_equal(sts_table_put(t, d1, &in), 0);
+    assert_true(sts_table_bytes(t) > before + 8000);
+    /* A second token that long does not fit in a table of 2. */
+    assert_int_equal(sts_table_put(t, d2, &in), -1);
+    assert_int_equal(sts_table_put(t, d1, &in), 0); /* its own chunks back */
+    assert_int_equal(sts_table_remove(t, d1), 1);
+    assert_int_equal(sts_table_bytes(t), before);
+    assert_int_equal(sts_table_put(t, d2, &in), 0);
+    a.used = 0;
+    assert_int_equal(sts_table_get(t, d2, &out, arena_alloc, &a), 1);
+    assert_string_equal(out.str[STS_TT_ROLES], roles);
+    assert_string_equal(out.str[STS_TT_ID_TEXT], "42");
+    free(roles);
+    sts_table_destroy(t);
+}
+
+/* The writers' lock of the processes sharing a table: a robust
+ * process-shared mutex, released by the kernel when its holder dies. */
+static int robust_lock(void *ctx)
+{
+    int rc = pthread_mutex_lock(ctx);
+
+    if (rc == EOWNERDEAD) {
+        pthread_mutex_consistent(ctx);
+        rc = 0;
+    }
+    return rc;
+}
+
+static void robust_unlock(void *ctx)
+{
+    pthread_mutex_unlock(ctx);
+}
+
+typedef struct {
+    pthread_mutex_t mutex;
+    char pad[64 - sizeof(pthread_mutex_t) % 64];
+} shared_lock;
+
+/* A table in shared memory, as httpd's parent makes it. */
+static void *shared_table(size_t capacity, sts_tt_lock *lock)
+{
+    size_t size = sizeof(shared_lock) + sts_table_mem_size(capacity);
+    char *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    shared_lock *l = (shared_lock *)mem;
+    pthread_mutexattr_t attr;
+
+    assert_true(mem != MAP_FAILED);
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&l->mutex, &attr);
+    pthread_mutexattr_destroy(&attr);
+    lock->lock = robust_lock;
+    lock->unlock = robust_unlock;
+    lock->ctx = &l->mutex;
+    sts_table_format(mem + sizeof(shared_lock), capacity);
+    return mem;
+}
+
+static int wait_child(pid_t pid)
+{
+    int st = 0;
+
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_shared_between_processes(void **state)
+{
+    sts_tt_lock lock;
+    char *mem = shared_table(1000, &lock);
+    sts_token_table *t = sts_table_attach(mem + sizeof(shared_lock), &lock);
+    unsigned char d[STS_DIGEST_LEN];
+    sts_tt_token in = token(7, "from-child", "r"), out;
+    arena a = {.used = 0};
+    pid_t pid;
+    unsigned i;
+
+    (void)state;
+    pid = fork();
+    if (pid == 0) {
+        sts_token_table *c = sts_table_attach(mem + sizeof(shared_lock), &lock);
+
+        for (i = 0; i < 100; i++) {
+            digest_of(i, d);
+            if (sts_table_put(c, d, &in) != 0) {
+                _exit(1);
+            }
+        }
+        _exit(0);
+    }
+    assert_int_equal(wait_child(pid), 0);
+    /* Stored by the other process, read here without copying anything. */
+    assert_int_equal(sts_table_count(t), 100);
+    digest_of(42, d);
+    assert_int_equal(sts_table_get(t, d, &out, arena_alloc, &a), 1);
+    assert_string_equal(out.str[STS_TT_NAME], "from-child");
+    assert_int_equal(sts_table_remove(t, d), 1);
+    pid = fork();
+    if (pid == 0) {
+        sts_token_table *c = sts_table_attach(mem + sizeof(shared_lock), &lock);
+
+        _exit(sts_table_get(c, d, &out, arena_alloc, &a) == 0 ? 0 : 1);
+    }
+    assert_int_equal(wait_child(pid), 0);
+    sts_table_detach(t);
+    munmap(mem, sizeof(shared_lock) + sts_table_mem_size(1000));
+}
+
+static void test_writer_dying_mid_write_empties_the_table(void **state)
+{
+    sts_tt_lock lock;
+    char *mem = shared_table(1000, &lock);
+    sts_token_table *t = sts_table_attach(mem + sizeof(shared_lock), &lock);
+    unsigned char d[STS_DIGEST_LEN], d2[STS_DIGEST_LEN];
+    sts_tt_token in = token(7, "n", "r"), out;
+    arena a = {.used = 0};
+    pid_t pid;
+
+    (void)state;
+    digest_of(1, d);
+    digest_of(2, d2);
+    assert_int_equal(sts_table_put(t, d, &in), 0);
+    pid = fork();
+    if (pid == 0) {
+        sts_token_table *c = sts_table_attach(mem + sizeof(shared_lock), &lock);
+
+        /* Dies holding the lock, as a crash in the middle of a write. */
+        _exit(sts_table_lock(c) == 0 ? 0 : 1);
+    }
+    assert_int_equal(wait_child(pid), 0);
+    assert_int_equal(sts_table_resets(t), 0);
+    /* Readers still answer; the next writer empties the table. */
+    assert_int_equal(sts_table_get(t, d, &out, arena_alloc, &a), 1);
+    assert_int_equal(sts_table_put(t, d2, &in), 0);
+    assert_int_equal(sts_table_resets(t), 1);
+    assert_int_equal(sts_table_count(t), 1);
+    assert_int_equal(sts_table_get(t, d, &out, arena_alloc, &a), 0);
+    assert_int_equal(sts_table_get(t, d2, &out, arena_alloc, &a), 1);
+    /* A writer that finished cleanly leaves nothing to empty. */
+    assert_int_equal(sts_table_remove(t, d2), 1);
+    assert_int_equal(sts_table_resets(t), 1);
+    sts_table_detach(t);
+    munmap(mem, sizeof(shared_lock) + sts_table_mem_size(1000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,7 +497,11 @@ int main(void)
         cmocka_unit_test(test_too_long_strings_are_not_stored),
         cmocka_unit_test(test_put_if_refuses_answers_older_than_a_change),
         cmocka_unit_test(test_sweep_removes_what_a_generation_did_not_store),
-        cmocka_unit_test(test_grows_to_100k_entries),
+        cmocka_unit_test(test_holds_100k_entries),
+        cmocka_unit_test(test_full_table_refuses_new_tokens),
+        cmocka_unit_test(test_string_space_is_bounded_and_reused),
+        cmocka_unit_test(test_shared_between_processes),
+        cmocka_unit_test(test_writer_dying_mid_write_empties_the_table),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

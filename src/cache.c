@@ -39,6 +39,7 @@
 #include "apr_thread_cond.h"
 #include "apr_thread_mutex.h"
 #include "apr_thread_proc.h"
+#include "ap_mpm.h"
 #include "http_config.h"
 #include "http_log.h"
 #include "http_main.h"
@@ -226,6 +227,15 @@ static void sts_src_log(void *ctx, int level, const char *msg)
 /* Logs the first failure of a global mutex (then quiet). */
 static void sts_cache_lock_failed(struct sts_cache *c, apr_status_t rv)
 {
+    int state = AP_MPMQ_RUNNING;
+
+    /* A restart destroys the old generation's mutexes in the parent (some
+     * mechanisms, such as pthread, then fail in the children finishing
+     * their requests): not worth a report then. */
+    if (ap_mpm_query(AP_MPMQ_MPM_STATE, &state) == APR_SUCCESS &&
+        state == AP_MPMQ_STOPPING) {
+        return;
+    }
     if (!c->lock_error) {
         c->lock_error = 1;
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, c->db->server,

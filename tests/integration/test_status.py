@@ -89,8 +89,10 @@ def test_html_section_one_row_per_process(srv, pg):
     r = srv.get("/server-status")
     assert r.status == 200
     section = r.text.split("<h2>mod_sts_token</h2>", 1)[1]
+    # The token tables are the host's: counted once, above the processes.
+    assert re.search(r"<p>Tokens cached: [1-9]\d* \(\d+ bytes\)", section)
     table = section.split("</table>", 1)[0]
-    assert "<th>Tokens cached</th>" in table and "<th>Revision</th>" in table
+    assert "<th>PID</th>" in table and "<th>Revision</th>" in table
     rows = re.findall(r"<tr><td>(\d+)</td>", table)
     assert len(rows) == 2
 

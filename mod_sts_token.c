@@ -301,14 +301,15 @@ static const command_rec sts_directives[] = {
                       "A file holding the bootstrap secret, then the roles "
                       "it grants"),
     AP_INIT_TAKE1("STSTokenCacheTTL", sts_set_cache_ttl, NULL, RSRC_CONF,
-                  "Seconds between two full reads of the tokens into each "
-                  "process's token table, a backstop for changes that "
+                  "Seconds between two full reads of the tokens into the "
+                  "token table, a backstop for changes that "
                   "bypassed the change log (0: no table, every request is "
                   "looked up; default 300)"),
     AP_INIT_TAKE1("STSTokenCacheEntries", sts_set_cache_entries, NULL,
                   RSRC_CONF,
-                  "Most tokens a process's token table holds per database; "
-                  "a database with more is looked up token by token "
+                  "Most tokens the token table of each database holds (in "
+                  "shared memory reserved at startup, about 230 bytes "
+                  "each); a database with more is looked up token by token "
                   "(default 100000)"),
     AP_INIT_TAKE1("STSTokenDBAcquireTimeout", sts_set_db_acquire_timeout, NULL,
                   RSRC_CONF,

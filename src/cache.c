@@ -31,6 +31,7 @@
 
 #include "cache.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "apr_global_mutex.h"
@@ -224,26 +225,33 @@ static void sts_src_log(void *ctx, int level, const char *msg)
 
 /* ---- the thread ---- */
 
-/* Logs the first failure of a global mutex (then quiet). */
+/* Logs the first failure of a global mutex (then quiet). A restart
+ * destroys the old generation's mutexes in the parent, before its children
+ * finish their requests: SysV semaphores and pthread mutexes then fail
+ * with EIDRM or EINVAL in them, which is no fault. */
 static void sts_cache_lock_failed(struct sts_cache *c, apr_status_t rv)
 {
     int state = AP_MPMQ_RUNNING;
 
-    /* A restart destroys the old generation's mutexes in the parent (some
-     * mechanisms, such as pthread, then fail in the children finishing
-     * their requests): not worth a report then. */
-    if (ap_mpm_query(AP_MPMQ_MPM_STATE, &state) == APR_SUCCESS &&
-        state == AP_MPMQ_STOPPING) {
+    if (c->lock_error) {
         return;
     }
-    if (!c->lock_error) {
-        c->lock_error = 1;
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, c->db->server,
-                     "cannot take the token table's lock: this process "
-                     "neither updates nor adds to the shared token table "
-                     "(it still answers from it while another process "
-                     "keeps it current)");
+    c->lock_error = 1;
+    if (rv == APR_FROM_OS_ERROR(EIDRM) || APR_STATUS_IS_EINVAL(rv) ||
+        (ap_mpm_query(AP_MPMQ_MPM_STATE, &state) == APR_SUCCESS &&
+         state == AP_MPMQ_STOPPING)) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, rv, c->db->server,
+                     "the token table's lock is gone (a restart): this "
+                     "process of the previous generation stops updating "
+                     "the table and looks tokens up once it is no longer "
+                     "current");
+        return;
     }
+    ap_log_error(APLOG_MARK, APLOG_ERR, rv, c->db->server,
+                 "cannot take the token table's lock: this process "
+                 "neither updates nor adds to the shared token table (it "
+                 "still answers from it while another process keeps it "
+                 "current)");
 }
 
 static int sts_cache_lock(void *ctx)

@@ -256,3 +256,25 @@ def test_killed_children_do_not_stop_the_others(httpd_factory, pg):
     time.sleep(1.0)
     assert [fresh_get(h, tok.token) for _ in range(10)] == [401] * 10
     h.ignore_crashes_so_far()
+
+
+@pytest.mark.parametrize("mech", ["pthread", "sysvsem", "flock", "fcntl"])
+def test_every_mutex_mechanism(httpd_factory, pg, mech):
+    """The table's locks under each of APR's mechanisms an admin may name
+    with httpd's Mutex directive (Debian's configuration: file, i.e.
+    fcntl), through a graceful restart: a new token arrives, a deleted one
+    is refused within a second, no lock file stays behind."""
+    h = httpd_factory(conf("worker", f"Mutex {mech}:@RUN@ sts-token-table\n"
+                           if mech in ("flock", "fcntl") else
+                           f"Mutex {mech} sts-token-table\n"), mpm="worker")
+    settle(h, pg)
+    files = sorted(os.listdir(h.run))
+    h.graceful()
+    tok = pg.mint(f"mutex-{mech}", ["reader"])
+    settle(h, pg)
+    assert [fresh_get(h, tok.token) for _ in range(5)] == [200] * 5
+    pg.sql(f"DELETE FROM sts_tokens WHERE id = {tok.id}")
+    time.sleep(1.0)
+    assert [fresh_get(h, tok.token) for _ in range(5)] == [401] * 5
+    assert "cannot take the token table's lock" not in h.error_log()
+    assert sorted(os.listdir(h.run)) == files

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import MINT, ROOT
 
 STATUS = r"""
 LoadModule status_module /usr/lib/apache2/modules/mod_status.so
@@ -278,3 +278,24 @@ def test_every_mutex_mechanism(httpd_factory, pg, mech):
     assert [fresh_get(h, tok.token) for _ in range(5)] == [401] * 5
     assert "cannot take the token table's lock" not in h.error_log()
     assert sorted(os.listdir(h.run)) == files
+
+
+def test_unknown_tokens_looked_up_at_20_a_second_per_host(httpd_factory, pg):
+    """Well-formed unknown tokens spread over five prefork children: at most
+    20 (the burst) plus 20 a second are looked up in all (failed before:
+    each process had a budget of its own, five times that)."""
+    h = httpd_factory(conf("prefork"), mpm="prefork")
+    settle(h, pg)
+    unknown = [ln.split()[0] for ln in subprocess.run(
+        [MINT, "-n", "150"], check=True, capture_output=True,
+        text=True).stdout.splitlines()]
+    before = auto(h)
+    t0 = time.time()
+    assert [fresh_get(h, t) for t in unknown] == [401] * len(unknown)
+    elapsed = time.time() - t0
+    a = auto(h)
+    lookups = int(a["STSTokenDBLookups"]) - int(before["STSTokenDBLookups"])
+    refused = int(a["STSTokenNegativeHits"]) - \
+        int(before["STSTokenNegativeHits"])
+    assert lookups + refused == len(unknown)
+    assert lookups <= 20 + 20 * elapsed + 1, (lookups, elapsed)

@@ -78,7 +78,7 @@ struct sts_cache {
     apr_thread_cond_t *wake;
     int stop;       /* under mutex */
     int failing;    /* the thread's last statement failed (then quiet) */
-    int lock_error; /* a global mutex failed (logged once) */
+    int lock_error; /* a global mutex failed (logged once; atomic) */
 };
 
 /* Monotonic milliseconds (clock.h): every interval (poll schedule, trust
@@ -233,10 +233,10 @@ static void sts_cache_lock_failed(struct sts_cache *c, apr_status_t rv)
 {
     int state = AP_MPMQ_RUNNING;
 
-    if (c->lock_error) {
+    /* Request threads and the thread may fail at once: one reports. */
+    if (__atomic_exchange_n(&c->lock_error, 1, __ATOMIC_ACQ_REL)) {
         return;
     }
-    c->lock_error = 1;
     if (rv == APR_FROM_OS_ERROR(EIDRM) || APR_STATUS_IS_EINVAL(rv) ||
         (ap_mpm_query(AP_MPMQ_MPM_STATE, &state) == APR_SUCCESS &&
          state == AP_MPMQ_STOPPING)) {

@@ -21,7 +21,9 @@ typedef struct sts_tt_entry {
     struct sts_tt_entry *next;
     int64_t id;
     int64_t expiration_ms;
+    int64_t until_ms;
     uint32_t gen;
+    uint8_t retire;
     uint16_t len;                 /* bytes of strings */
     uint16_t off[STS_TT_STRINGS]; /* of each string in strings */
     unsigned char digest[STS_DIGEST_LEN];
@@ -146,6 +148,8 @@ int sts_table_get(sts_token_table *t,
             memcpy(b, e->strings, e->len);
             out->id = e->id;
             out->expiration_ms = e->expiration_ms;
+            out->until_ms = e->until_ms;
+            out->retire = e->retire;
             for (k = 0; k < STS_TT_STRINGS; k++) {
                 out->str[k] = b + e->off[k];
             }
@@ -206,6 +210,8 @@ static sts_tt_entry *sts_tt_entry_new(const unsigned char *digest,
     e->next = NULL;
     e->id = tok->id;
     e->expiration_ms = tok->expiration_ms;
+    e->until_ms = tok->until_ms;
+    e->retire = tok->retire != 0;
     e->gen = gen;
     e->len = (uint16_t)total;
     memcpy(e->digest, digest, STS_DIGEST_LEN);
@@ -292,6 +298,23 @@ uint64_t sts_table_ticket(sts_token_table *t)
 void sts_table_changing(sts_token_table *t)
 {
     __atomic_add_fetch(&t->seq, 1, __ATOMIC_ACQ_REL);
+}
+
+int sts_table_set_retire(sts_token_table *t,
+                         const unsigned char digest[STS_DIGEST_LEN], int on)
+{
+    sts_tt_shard *s = sts_tt_shard_of(t, digest);
+    sts_tt_entry *e;
+    int was = -1;
+
+    pthread_rwlock_wrlock(&s->lock);
+    e = *sts_tt_find(s, digest);
+    if (e != NULL) {
+        was = e->retire;
+        e->retire = on != 0;
+    }
+    pthread_rwlock_unlock(&s->lock);
+    return was;
 }
 
 int sts_table_remove(sts_token_table *t,

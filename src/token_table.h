@@ -46,6 +46,12 @@ enum {
 typedef struct {
     int64_t id;
     int64_t expiration_ms; /* -1 when it never expires */
+    /* A secret a rotation replaced: refused from this instant (epoch ms)
+     * on; -1 for a token's current secret. */
+    int64_t until_ms;
+    /* The current secret of a token whose previous secret is still valid:
+     * its first use retires that one (sts_table_set_retire). */
+    int retire;
     const char *str[STS_TT_STRINGS];
 } sts_tt_token;
 
@@ -84,6 +90,12 @@ int sts_table_put_if(sts_token_table *t,
 
 /* Marks the start of a change applied by the synchronisation (see top). */
 void sts_table_changing(sts_token_table *t);
+
+/* Sets (on 1) or clears (on 0) a digest's retire flag. Returns what it
+ * was (1 or 0), or -1 when the digest is absent: clearing returns 1 to one
+ * caller only, which then retires the previous secret. */
+int sts_table_set_retire(sts_token_table *t,
+                         const unsigned char digest[STS_DIGEST_LEN], int on);
 
 /* Removes a digest; 1 when it was present. */
 int sts_table_remove(sts_token_table *t,

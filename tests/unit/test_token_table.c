@@ -55,6 +55,8 @@ static sts_tt_token token(int64_t id, const char *name, const char *roles)
 
     t.id = id;
     t.expiration_ms = -1;
+    t.until_ms = -1;
+    t.retire = 0;
     t.str[STS_TT_NAME] = name;
     t.str[STS_TT_ROLES] = roles;
     t.str[STS_TT_ID_TEXT] = "42";
@@ -192,6 +194,44 @@ static void test_sweep_removes_what_a_generation_did_not_store(void **state)
     sts_table_destroy(t);
 }
 
+/* A rotation's two entries: the previous secret keeps its end, and the
+ * new one's retire flag is taken by one caller only (the first use), given
+ * back when retiring failed, and replaced by the next put. */
+static void test_rotation_entries_and_the_retire_flag(void **state)
+{
+    sts_token_table *t = sts_table_create();
+    unsigned char cur[STS_DIGEST_LEN], prev[STS_DIGEST_LEN],
+        none[STS_DIGEST_LEN];
+    sts_tt_token in = token(7, "ci", "r"), out;
+    arena a = {.used = 0};
+
+    (void)state;
+    digest_of(10, cur);
+    digest_of(11, prev);
+    digest_of(12, none);
+    in.retire = 1;
+    assert_int_equal(sts_table_put(t, cur, &in), 0);
+    in.retire = 0;
+    in.until_ms = 1700000000000;
+    assert_int_equal(sts_table_put(t, prev, &in), 0);
+    assert_int_equal(sts_table_get(t, prev, &out, arena_alloc, &a), 1);
+    assert_true(out.until_ms == 1700000000000);
+    assert_int_equal(out.retire, 0);
+    assert_int_equal(sts_table_get(t, cur, &out, arena_alloc, &a), 1);
+    assert_true(out.until_ms == -1);
+    assert_int_equal(out.retire, 1);
+
+    assert_int_equal(sts_table_set_retire(t, cur, 0), 1);
+    assert_int_equal(sts_table_set_retire(t, cur, 0), 0);
+    assert_int_equal(sts_table_get(t, cur, &out, arena_alloc, &a), 1);
+    assert_int_equal(out.retire, 0);
+    assert_int_equal(sts_table_set_retire(t, cur, 1), 0);
+    assert_int_equal(sts_table_set_retire(t, cur, 0), 1);
+    assert_int_equal(sts_table_set_retire(t, none, 0), -1);
+    assert_int_equal(sts_table_count(t), 2);
+    sts_table_destroy(t);
+}
+
 static void test_grows_to_100k_entries(void **state)
 {
     sts_token_table *t = sts_table_create();
@@ -302,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_too_long_strings_are_not_stored),
         cmocka_unit_test(test_put_if_refuses_answers_older_than_a_change),
         cmocka_unit_test(test_sweep_removes_what_a_generation_did_not_store),
+        cmocka_unit_test(test_rotation_entries_and_the_retire_flag),
         cmocka_unit_test(test_grows_to_100k_entries),
         cmocka_unit_test(test_threads),
     };

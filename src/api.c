@@ -457,6 +457,7 @@ static int sts_create(request_rec *r)
                                 : NULL;
     row.roles = apr_pstrdup(r->pool, req.roles);
     row.expiration_ms = req.expiry_ms;
+    row.until_ms = -1;
     sts_new_token_free(&req);
     ticket = sts_cache_ticket(r);
     if (sts_store_create(r, &row, hex) != APR_SUCCESS) {

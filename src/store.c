@@ -126,12 +126,12 @@ static const sts_statement sts_statements[STS_Q_COUNT] = {
                         "FROM sts_tokens WHERE id = %s::bigint"},
     /* See sql/schema.sql: ($1 id, $2 new digest, $3 grace ms, $4 expiration
      * or ''). */
-    {"sts_token_rotate",
+    {"sts_token_rotation",
      "SELECT name, roles, expiration, updated_ms, replaced, "
      "COALESCE(replaced_until, -1), COALESCE(dropped, '') "
      "FROM sts_token_rotate(%s::bigint, %s, %s::bigint, "
      "NULLIF(%s, '')::bigint)"},
-    {"sts_token_retire",
+    {"sts_token_retire_old",
      "SELECT COALESCE(sts_token_retire_previous(%s::bigint, %s), '')"},
 };
 

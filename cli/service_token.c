@@ -493,7 +493,7 @@ static int cmd_delete(cli_run *run)
     cli_target t;
     cli_response resp;
     char path[64];
-    int64_t v;
+    int64_t v = 0;
     int rc;
 
     rc = cli_reject_extra(run, "service-token delete", run->a.id ? 0 : 1,
@@ -527,7 +527,7 @@ static int cmd_rotate(cli_run *run)
     char err[512], path[80], *text;
     cli_target t;
     cli_response resp;
-    int64_t v;
+    int64_t v = 0;
     int rc;
 
     rc = cli_reject_extra(run, "service-token rotate", run->a.id ? 0 : 1,

@@ -467,8 +467,9 @@ void sts_cache_retire(request_rec *r,
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "could not retire the previous secret of token id "
                       "%" APR_INT64_T_FMT " name '%s' on the first use of "
-                      "its new one (database unavailable): it stays valid "
-                      "until a later use retires it or its grace period ends",
+                      "its new one (the database failed: see its message): "
+                      "it stays valid until a later use retires it or its "
+                      "grace period ends",
                       id->id, id->name);
         return;
     }

@@ -67,18 +67,21 @@ CREATE UNIQUE INDEX IF NOT EXISTS sts_tokens_previous_digest_key
 -- retires. The lookup, the change read and the page read all select this,
 -- so the token tables hold exactly what a lookup returns.
 CREATE OR REPLACE VIEW sts_token_digests AS
-    SELECT digest, id, name, array_to_string(roles, ',') AS roles,
-           COALESCE(expiration, -1) AS expiration, -1::bigint AS until,
-           (previous_digest IS NOT NULL AND
-            previous_until > (extract(epoch FROM now()) * 1000)::bigint)
-               AS retire
-    FROM sts_tokens
-    UNION ALL
-    SELECT previous_digest, id, name, array_to_string(roles, ','),
-           COALESCE(expiration, -1), previous_until, false
-    FROM sts_tokens
-    WHERE previous_digest IS NOT NULL
-      AND previous_until > (extract(epoch FROM now()) * 1000)::bigint;
+    SELECT * FROM (
+        SELECT digest, id, name, array_to_string(roles, ',') AS roles,
+               COALESCE(expiration, -1) AS expiration, -1::bigint AS until,
+               (previous_digest IS NOT NULL AND
+                previous_until > (extract(epoch FROM now()) * 1000)::bigint)
+                   AS retire
+        FROM sts_tokens
+        UNION ALL
+        SELECT previous_digest, id, name, array_to_string(roles, ','),
+               COALESCE(expiration, -1), previous_until, false
+        FROM sts_tokens) d
+    -- Out here, not in the second branch: the planner then pushes a join's
+    -- digest condition into both branches (an index lookup in each).
+    WHERE digest IS NOT NULL
+      AND (until = -1 OR until > (extract(epoch FROM now()) * 1000)::bigint);
 
 -- The revision counter and the change log. Every statement that changes
 -- sts_tokens moves the revision by one and records, under that revision,

@@ -37,6 +37,8 @@ static void *sts_create_dir_conf(apr_pool_t *p, char *dir)
     c->grant_set = -1;
     c->basic_user = -1;
     c->api_base_set = -1;
+    c->rotate_grace = -1;
+    c->rotate_grace_max = -1;
     return c;
 }
 
@@ -67,6 +69,10 @@ static void *sts_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
         c->api_base = base->api_base;
         c->api_base_re = base->api_base_re;
     }
+    c->rotate_grace =
+        add->rotate_grace != -1 ? add->rotate_grace : base->rotate_grace;
+    c->rotate_grace_max = add->rotate_grace_max != -1 ? add->rotate_grace_max
+                                                      : base->rotate_grace_max;
     return c;
 }
 
@@ -279,6 +285,30 @@ static const char *sts_set_db_acquire_timeout(cmd_parms *cmd, void *dc,
                                &c->db_acquire_timeout_ms);
 }
 
+/* STSTokenRotateGrace / STSTokenRotateGraceMax seconds (cmd->info: 1 for
+ * the maximum). A section setting both is checked here, so configtest
+ * refuses a default above the maximum; across sections the token API
+ * checks what applies (api.c). */
+static const char *sts_set_rotate_grace(cmd_parms *cmd, void *dcv,
+                                        const char *arg)
+{
+    sts_dir_conf *dc = dcv;
+    int is_max = cmd->info != NULL;
+    const char *err =
+        sts_parse_int(cmd, arg, 0, STS_MAX_ROTATE_GRACE,
+                      is_max ? &dc->rotate_grace_max : &dc->rotate_grace);
+
+    if (err == NULL && dc->rotate_grace != -1 && dc->rotate_grace_max != -1 &&
+        dc->rotate_grace > dc->rotate_grace_max) {
+        return apr_psprintf(cmd->pool,
+                            "STSTokenRotateGrace %d is more than "
+                            "STSTokenRotateGraceMax %d in the same section: "
+                            "the default grace period must be allowed",
+                            dc->rotate_grace, dc->rotate_grace_max);
+    }
+    return err;
+}
+
 static const command_rec sts_directives[] = {
     AP_INIT_FLAG("STSTokenHideCredentials", ap_set_flag_slot,
                  (void *)APR_OFFSETOF(sts_dir_conf, hide_credentials),
@@ -297,6 +327,15 @@ static const command_rec sts_directives[] = {
                      "In the section that sets 'SetHandler sts-token-api': "
                      "the API's routes start at this section's path (or at "
                      "what its regex matches), or at the given path"),
+    AP_INIT_TAKE1("STSTokenRotateGrace", sts_set_rotate_grace, NULL,
+                  ACCESS_CONF,
+                  "Seconds a rotated token's previous secret stays valid "
+                  "(unless its new secret is used first) when the rotation "
+                  "request names no gracePeriodSeconds (default 3600)"),
+    AP_INIT_TAKE1("STSTokenRotateGraceMax", sts_set_rotate_grace, (void *)1,
+                  ACCESS_CONF,
+                  "Largest gracePeriodSeconds a rotation request may ask "
+                  "for, in seconds (default 86400)"),
     AP_INIT_TAKE_ARGV("STSTokenBootstrap", sts_set_bootstrap, NULL, RSRC_CONF,
                       "A file holding the bootstrap secret, then the roles "
                       "it grants"),

@@ -34,6 +34,7 @@ static const cli_value_flag value_flags[] = {
     {"dedicatedSubject", 0, OFF(dedicated_subject), CLI_F_DEDICATED},
     {"description", 0, OFF(description), CLI_F_DESCRIPTION},
     {"id", 'i', OFF(id), CLI_F_ID},
+    {"grace-period", 0, OFF(grace_period), CLI_F_GRACE},
 };
 
 #define NFLAGS (sizeof(value_flags) / sizeof(value_flags[0]))

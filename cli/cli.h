@@ -38,7 +38,8 @@ enum {
     CLI_F_DEDICATED = 1 << 3,
     CLI_F_DESCRIPTION = 1 << 4,
     CLI_F_ID = 1 << 5,
-    CLI_F_SKIP_VALIDATE = 1 << 6
+    CLI_F_SKIP_VALIDATE = 1 << 6,
+    CLI_F_GRACE = 1 << 7
 };
 
 /* Everything the command line says. Strings point into argv. */
@@ -55,6 +56,7 @@ typedef struct {
     int no_color, skip_ssl;
     /* command flags */
     const char *name, *expiration, *dedicated_subject, *description, *id;
+    const char *grace_period;
     const char *roles[CLI_MAX_ROLES];
     int nroles;
     int skip_validate;

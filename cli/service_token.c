@@ -1,5 +1,5 @@
 /*
- * service_token.c - sts service-token create | list | delete, with
+ * service_token.c - sts service-token create | list | delete | rotate, with
  * StackState's output (text, table, -o json).
  */
 #include "service_token.h"
@@ -24,6 +24,7 @@ static const char help_service_token[] =
     "  create      Create a service token\n"
     "  delete      Delete a service token\n"
     "  list        List service tokens\n"
+    "  rotate      Issue a new secret for a service token\n"
     "\n"
     "Use \"sts service-token [command] --help\" for more information about a "
     "command.\n";
@@ -67,6 +68,82 @@ static const char help_delete[] =
     "  -i, --id ID   the token's ID (see sts service-token list)\n"
     "\n"
     "Global flags: see sts --help.\n";
+
+static const char help_rotate[] =
+    "Issue a new secret for a service token: same ID, name and roles. The\n"
+    "new secret is printed once and can never be seen again. The old secret\n"
+    "keeps working until the new one is first used or the grace period\n"
+    "ends, whichever comes first.\n"
+    "\n"
+    "Usage:\n"
+    "  sts service-token rotate --id ID [flags]\n"
+    "  sts service-token rotate ID [flags]\n"
+    "\n"
+    "Flags:\n"
+    "  -i, --id ID                   the token's ID (see sts service-token "
+    "list)\n"
+    "      --grace-period SECONDS    how long the old secret stays valid at "
+    "most\n"
+    "                                (0: not at all; default and maximum "
+    "set by\n"
+    "                                the server)\n"
+    "      --expiration yyyy-MM-dd   expires at 00:00 UTC of that day "
+    "(default:\n"
+    "                                unchanged)\n"
+    "\n"
+    "Scripts read the secret from -o json: .[\"service-token\"].token\n"
+    "Global flags: see sts --help.\n";
+
+/* Builds the rotation request body from the command line. */
+int cli_rotate_body(const cli_args *a, char **out, char *err, size_t errlen)
+{
+    json_t *body;
+    int64_t exp = -1;
+    long long grace = -1;
+
+    *out = NULL;
+    if (a->grace_period) {
+        char *end;
+
+        errno = 0;
+        grace = strtoll(a->grace_period, &end, 10);
+        if (errno != 0 || end == a->grace_period || *end != '\0' ||
+            a->grace_period[0] == '-' || a->grace_period[0] == '+' ||
+            grace < 0 || grace > 999999999) {
+            snprintf(err, errlen,
+                     "--grace-period '%.64s' is not a number of seconds "
+                     "(0 or more, e.g. 3600)",
+                     a->grace_period);
+            return CLI_EUSAGE;
+        }
+    }
+    if (a->expiration && cli_parse_date(a->expiration, &exp) != 0) {
+        snprintf(err, errlen,
+                 "--expiration '%.64s' is not a date: use yyyy-MM-dd, e.g. "
+                 "2027-01-15",
+                 a->expiration);
+        return CLI_EUSAGE;
+    }
+    if (grace < 0 && exp < 0) {
+        *out = strdup("");
+    } else {
+        body = json_object();
+        if (grace >= 0) {
+            json_object_set_new(body, "gracePeriodSeconds",
+                                json_integer((json_int_t)grace));
+        }
+        if (exp >= 0) {
+            json_object_set_new(body, "expiryDate", json_integer(exp));
+        }
+        *out = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(body);
+    }
+    if (*out == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CLI_EUSAGE;
+    }
+    return CLI_OK;
+}
 
 /* Builds the NewServiceTokenRequest body from the command line. */
 int cli_create_body(const cli_args *a, char **out, char *err, size_t errlen)
@@ -273,13 +350,38 @@ char *cli_tokens_table(json_t *sorted)
     return table;
 }
 
+/* Prints the secret of a create or rotate answer (ServiceTokenCreatedResponse)
+ * as StackState's CLI does ("Service token <verb>: ..." or -o json).
+ * CLI_ECONFIG when standard output could not take it (errno set). */
+static int print_secret(cli_run *run, const cli_response *resp,
+                        const char *verb)
+{
+    json_t *created = json_loads(resp->body, 0, NULL);
+    int rc = CLI_OK;
+
+    if (!json_is_string(json_object_get(created, "token"))) {
+        rc = cli_fail(&run->out, CLI_EREFUSED,
+                      "the server answered 200 without a token: is this "
+                      "a StackState-compatible token API?");
+    } else if (run->out.json) {
+        cli_print_json(json_pack("{sO}", "service-token", created));
+    } else {
+        cli_success(&run->out, "Service token %s: %s", verb,
+                    json_string_value(json_object_get(created, "token")));
+    }
+    json_decref(created);
+    if (rc == CLI_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+        return CLI_ECONFIG;
+    }
+    return rc;
+}
+
 /* sts service-token create */
 static int cmd_create(cli_run *run)
 {
     char err[512], *text;
     cli_target t;
     cli_response resp;
-    json_t *created;
     int rc;
 
     rc = cli_reject_extra(run, "service-token create", 0,
@@ -301,18 +403,8 @@ static int cmd_create(cli_run *run)
     rc = cli_request(run, &t, "POST", "/security/tokens", text, &resp);
     free(text);
     if (rc == CLI_OK) {
-        created = json_loads(resp.body, 0, NULL);
-        if (!json_is_string(json_object_get(created, "token"))) {
-            rc = cli_fail(&run->out, CLI_EREFUSED,
-                          "the server answered 200 without a token: is this "
-                          "a StackState-compatible token API?");
-        } else if (run->out.json) {
-            cli_print_json(json_pack("{sO}", "service-token", created));
-        } else {
-            cli_success(&run->out, "Service token created: %s",
-                        json_string_value(json_object_get(created, "token")));
-        }
-        if (rc == CLI_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+        rc = print_secret(run, &resp, "created");
+        if (rc == CLI_ECONFIG) {
             /* The one chance to see the secret is gone: say so. */
             rc = cli_fail(&run->out, CLI_ECONFIG,
                           "service token '%s' was created but its secret "
@@ -321,7 +413,6 @@ static int cmd_create(cli_run *run)
                           "ID) and create it again",
                           run->a.name, strerror(errno));
         }
-        json_decref(created);
     }
     if (resp.body) {
         memset(resp.body, 0, resp.len); /* held the secret */
@@ -372,32 +463,43 @@ static int cmd_list(cli_run *run)
     return CLI_OK;
 }
 
-/* sts service-token delete ID | --id ID */
-static int cmd_delete(cli_run *run)
+/* The token ID of delete or rotate (--id or the one positional
+ * argument), checked: CLI_OK with *v, else the usage error printed. */
+static int token_id_arg(cli_run *run, const char *cmd, int64_t *v)
 {
-    const char *id = run->a.id;
-    cli_target t;
-    cli_response resp;
-    char path[64];
-    int64_t v;
-    int rc;
+    const char *id = run->a.id            ? run->a.id
+                     : run->a.npositional ? run->a.positional[0]
+                                          : NULL;
 
-    rc = cli_reject_extra(run, "service-token delete", id ? 0 : 1, CLI_F_ID);
-    if (rc != CLI_OK) {
-        return rc;
-    }
-    id = id ? id : (run->a.npositional ? run->a.positional[0] : NULL);
     if (id == NULL) {
         return cli_fail(&run->out, CLI_EUSAGE,
-                        "the token ID is required: sts service-token delete "
-                        "--id ID (see sts service-token list)");
+                        "the token ID is required: sts service-token %s "
+                        "--id ID (see sts service-token list)",
+                        cmd);
     }
-    if (!sts_parse_token_id(id, strlen(id), &v)) {
+    if (!sts_parse_token_id(id, strlen(id), v)) {
         return cli_fail(&run->out, CLI_EUSAGE,
                         "invalid token ID '%.64s': a number from 1 to %lld "
                         "without sign or leading zeros (see sts "
                         "service-token list)",
                         id, (long long)STS_TOKEN_ID_MAX);
+    }
+    return CLI_OK;
+}
+
+/* sts service-token delete ID | --id ID */
+static int cmd_delete(cli_run *run)
+{
+    cli_target t;
+    cli_response resp;
+    char path[64];
+    int64_t v = 0;
+    int rc;
+
+    rc = cli_reject_extra(run, "service-token delete", run->a.id ? 0 : 1,
+                          CLI_F_ID);
+    if (rc != CLI_OK || (rc = token_id_arg(run, "delete", &v)) != CLI_OK) {
+        return rc;
     }
     rc = cli_resolve_target(run, &t);
     rc = rc == CLI_OK ? cli_connect(run, &t) : rc;
@@ -419,6 +521,50 @@ static int cmd_delete(cli_run *run)
     return CLI_OK;
 }
 
+/* sts service-token rotate ID | --id ID */
+static int cmd_rotate(cli_run *run)
+{
+    char err[512], path[80], *text;
+    cli_target t;
+    cli_response resp;
+    int64_t v = 0;
+    int rc;
+
+    rc = cli_reject_extra(run, "service-token rotate", run->a.id ? 0 : 1,
+                          CLI_F_ID | CLI_F_GRACE | CLI_F_EXPIRATION);
+    if (rc != CLI_OK || (rc = token_id_arg(run, "rotate", &v)) != CLI_OK) {
+        return rc;
+    }
+    if (cli_rotate_body(&run->a, &text, err, sizeof(err)) != CLI_OK) {
+        return cli_fail(&run->out, CLI_EUSAGE,
+                        "%s (see sts service-token rotate --help)", err);
+    }
+    rc = cli_resolve_target(run, &t);
+    rc = rc == CLI_OK ? cli_connect(run, &t) : rc;
+    if (rc != CLI_OK) {
+        free(text);
+        return rc;
+    }
+    snprintf(path, sizeof(path), "/security/tokens/%lld/rotate", (long long)v);
+    rc = cli_request(run, &t, "POST", path, text, &resp);
+    free(text);
+    if (rc == CLI_OK) {
+        rc = print_secret(run, &resp, "rotated");
+        if (rc == CLI_ECONFIG) {
+            rc = cli_fail(&run->out, CLI_ECONFIG,
+                          "service token %lld was rotated but its new secret "
+                          "could not be written to standard output (%s): "
+                          "rotate it again",
+                          (long long)v, strerror(errno));
+        }
+    }
+    if (resp.body) {
+        memset(resp.body, 0, resp.len); /* held the secret */
+    }
+    free(resp.body);
+    return rc;
+}
+
 /* sts service-token ... */
 int cli_cmd_service_token(cli_run *run)
 {
@@ -434,6 +580,10 @@ int cli_cmd_service_token(cli_run *run)
     }
     if (strcmp(sub, "list") == 0) {
         return run->a.help ? (fputs(help_list, stdout), CLI_OK) : cmd_list(run);
+    }
+    if (strcmp(sub, "rotate") == 0) {
+        return run->a.help ? (fputs(help_rotate, stdout), CLI_OK)
+                           : cmd_rotate(run);
     }
     if (strcmp(sub, "delete") == 0) {
         return run->a.help ? (fputs(help_delete, stdout), CLI_OK)

@@ -16,6 +16,11 @@
  * *out malloc'd, or CLI_EUSAGE with err set. */
 int cli_create_body(const cli_args *a, char **out, char *err, size_t errlen);
 
+/* Builds the rotation request body from --grace-period (seconds) and
+ * --expiration: CLI_OK with *out malloc'd ("" when neither is given), or
+ * CLI_EUSAGE with err set. */
+int cli_rotate_body(const cli_args *a, char **out, char *err, size_t errlen);
+
 /* A new array of list's objects sorted by name then id; NULL when list is
  * not an array of objects. */
 json_t *cli_sort_tokens(json_t *list);

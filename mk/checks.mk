@@ -78,12 +78,13 @@ test-asan:
 # httpd's children, some of which run as www-data (mod_cgid's), so the logs
 # are written to a scratch directory below /var/tmp that every user may
 # write (sticky, like /tmp): www-data cannot enter a checkout below /root.
-# Left out: the load and fault suite (test_faults.py) and three tests that
+# Left out: the load and fault suite (test_faults.py) and tests that
 # cannot hold under valgrind -X: a token expiring one second after it is
 # minted (the slowdown is 20-50x), every request of 5 s answered by the
 # token table (a change read slowed past the 1 s trust window sends a few to
-# the database, as it should) and the MPM test (-X runs no MPM children to
-# log their notice); test_module_run.py and test_module_harness.py start
+# the database, as it should), the MPM test (-X runs no MPM children to
+# log their notice) and the rotation tests that time the 1 s bound and a
+# 2 s grace period across two hosts; test_module_run.py and test_module_harness.py start
 # their own processes.
 VG_DIR := $(BUILD)/valgrind
 VALGRIND_TESTS ?= tests/integration/test_module_auth.py \
@@ -96,9 +97,13 @@ VALGRIND_TESTS ?= tests/integration/test_module_auth.py \
                   tests/integration/test_cache.py \
                   tests/integration/test_module_conf.py \
                   tests/integration/test_module_faults.py \
+                  tests/integration/test_rotation.py \
                   --deselect tests/integration/test_cache.py::test_expiry_checked_on_a_table_hit \
                   --deselect tests/integration/test_cache.py::test_tokens_in_use_are_never_looked_up_again \
-                  --deselect tests/integration/test_module_faults.py::test_other_mpms
+                  --deselect tests/integration/test_module_faults.py::test_other_mpms \
+                  --deselect tests/integration/test_rotation.py::test_first_use_of_the_new_secret_ends_the_old_on_every_host \
+                  --deselect tests/integration/test_rotation.py::test_grace_period_end_refuses_the_old_secret_unused_new \
+                  --deselect tests/integration/test_rotation.py::test_rotating_twice_ends_the_first_secret_at_once
 test-valgrind: all
 	@set -e; rm -rf $(VG_DIR); mkdir -p $(VG_DIR); \
 	logs=$$(mktemp -d /var/tmp/sts-valgrind.XXXXXX); \

@@ -49,9 +49,44 @@ CREATE TABLE IF NOT EXISTS sts_tokens (
 CREATE UNIQUE INDEX IF NOT EXISTS sts_tokens_digest_key ON sts_tokens (digest);
 CREATE INDEX IF NOT EXISTS sts_tokens_name_idx ON sts_tokens (name, id);
 
+-- Rotation with overlap (sts_token_rotate): the digest a rotation replaced
+-- keeps authenticating until previous_until (epoch ms) or until the new
+-- secret is first used (sts_token_retire_previous), whichever comes first.
+ALTER TABLE sts_tokens
+    ADD COLUMN IF NOT EXISTS previous_digest text
+        CONSTRAINT sts_tokens_previous_digest_hex
+        CHECK (previous_digest ~ '^[0-9a-f]{64}$'),
+    ADD COLUMN IF NOT EXISTS previous_until bigint;
+CREATE UNIQUE INDEX IF NOT EXISTS sts_tokens_previous_digest_key
+    ON sts_tokens (previous_digest) WHERE previous_digest IS NOT NULL;
+
+-- Every digest that authenticates, with what authentication needs of its
+-- token: each token's digest, and the previous digest a rotation left
+-- alive (until: when it stops; -1 for a current digest). retire: the token
+-- still has such a previous digest, which the first use of this digest
+-- retires. The lookup, the change read and the page read all select this,
+-- so the token tables hold exactly what a lookup returns.
+CREATE OR REPLACE VIEW sts_token_digests AS
+    SELECT * FROM (
+        SELECT digest, id, name, array_to_string(roles, ',') AS roles,
+               COALESCE(expiration, -1) AS expiration, -1::bigint AS until,
+               (previous_digest IS NOT NULL AND
+                previous_until > (extract(epoch FROM now()) * 1000)::bigint)
+                   AS retire
+        FROM sts_tokens
+        UNION ALL
+        SELECT previous_digest, id, name, array_to_string(roles, ','),
+               COALESCE(expiration, -1), previous_until, false
+        FROM sts_tokens) d
+    -- Out here, not in the second branch: the planner then pushes a join's
+    -- digest condition into both branches (an index lookup in each).
+    WHERE digest IS NOT NULL
+      AND (until = -1 OR until > (extract(epoch FROM now()) * 1000)::bigint);
+
 -- The revision counter and the change log. Every statement that changes
 -- sts_tokens moves the revision by one and records, under that revision,
--- the digest of every token it inserted, updated or deleted. Each httpd
+-- the digests (current and previous) of every token it inserted, updated
+-- or deleted. Each httpd
 -- process knows the set of valid digests: it reads sts_tokens once, then
 -- about four times a second the changes after the revision it applied,
 -- each with the token's current row, so a deletion reaches every host
@@ -114,7 +149,9 @@ BEGIN
             RETURN NULL; -- no revision row: see sts_token_revision
         END IF;
         INSERT INTO sts_token_changes (revision, digest)
-            SELECT rev, digest FROM sts_new_rows ON CONFLICT DO NOTHING;
+            SELECT rev, d FROM sts_new_rows,
+                LATERAL (VALUES (digest), (previous_digest)) v(d)
+            WHERE d IS NOT NULL ON CONFLICT DO NOTHING;
     ELSIF TG_OP = 'DELETE' THEN
         IF NOT EXISTS (SELECT 1 FROM sts_old_rows) THEN
             RETURN NULL;
@@ -125,7 +162,9 @@ BEGIN
             RETURN NULL; -- no revision row: see sts_token_revision
         END IF;
         INSERT INTO sts_token_changes (revision, digest)
-            SELECT rev, digest FROM sts_old_rows ON CONFLICT DO NOTHING;
+            SELECT rev, d FROM sts_old_rows,
+                LATERAL (VALUES (digest), (previous_digest)) v(d)
+            WHERE d IS NOT NULL ON CONFLICT DO NOTHING;
     ELSE
         IF NOT EXISTS (SELECT 1 FROM sts_new_rows) THEN
             RETURN NULL;
@@ -136,9 +175,11 @@ BEGIN
             RETURN NULL; -- no revision row: see sts_token_revision
         END IF;
         INSERT INTO sts_token_changes (revision, digest)
-            SELECT rev, digest FROM sts_old_rows
-            UNION SELECT rev, digest FROM sts_new_rows
-            ON CONFLICT DO NOTHING;
+            SELECT rev, d FROM (SELECT digest, previous_digest FROM sts_old_rows
+                                UNION ALL
+                                SELECT digest, previous_digest FROM sts_new_rows) r,
+                LATERAL (VALUES (r.digest), (r.previous_digest)) v(d)
+            WHERE d IS NOT NULL ON CONFLICT DO NOTHING;
     END IF;
     IF rev % 256 = 0 THEN
         WITH gone AS (
@@ -175,6 +216,49 @@ CREATE TRIGGER sts_tokens_changes_truncate
     AFTER TRUNCATE ON sts_tokens
     FOR EACH STATEMENT EXECUTE FUNCTION sts_token_record_changes();
 
+-- Rotation, the token API's (sts_api): a new digest for token p_id, its
+-- expiration set to p_expiration unless NULL. The digest it replaces stays
+-- valid for p_grace_ms (0: not at all); a previous digest an earlier
+-- rotation left dies at once. SECURITY DEFINER: the API may change a
+-- token's digest this way only, never update tokens. Returns the token
+-- (no row: no such id), the digest replaced, until when it stays valid
+-- (NULL: not at all) and the previous digest that died (NULL: none).
+CREATE OR REPLACE FUNCTION sts_token_rotate(p_id bigint, p_digest text,
+                                            p_grace_ms bigint,
+                                            p_expiration bigint)
+RETURNS TABLE (name text, roles text, expiration bigint, updated_ms bigint,
+               replaced text, replaced_until bigint, dropped text)
+LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    UPDATE sts_tokens t SET
+        digest = p_digest,
+        previous_digest = CASE WHEN p_grace_ms > 0 THEN o.digest END,
+        previous_until = CASE WHEN p_grace_ms > 0 THEN
+            (extract(epoch FROM now()) * 1000)::bigint + p_grace_ms END,
+        expiration = COALESCE(p_expiration, t.expiration)
+    FROM (SELECT id, digest, previous_digest FROM sts_tokens
+          WHERE id = p_id FOR UPDATE) o
+    WHERE t.id = o.id
+    RETURNING t.name, array_to_string(t.roles, ','),
+              COALESCE(t.expiration, -1),
+              (extract(epoch FROM t.updated_at) * 1000)::bigint,
+              o.digest, t.previous_until, o.previous_digest;
+$$;
+
+-- The first use of a rotated token's new digest p_digest retires the
+-- previous one (authentication's, sts_lookup: it may do nothing else to
+-- tokens). Returns the digest retired, NULL when there was none.
+CREATE OR REPLACE FUNCTION sts_token_retire_previous(p_id bigint,
+                                                     p_digest text)
+RETURNS text
+LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    UPDATE sts_tokens t SET previous_digest = NULL, previous_until = NULL
+    FROM (SELECT id, previous_digest FROM sts_tokens
+          WHERE id = p_id AND digest = p_digest
+            AND previous_digest IS NOT NULL FOR UPDATE) o
+    WHERE t.id = o.id
+    RETURNING o.previous_digest;
+$$;
+
 -- Schema version, for the migrations in sql/migrations/.
 CREATE TABLE IF NOT EXISTS sts_schema_version (
     version integer PRIMARY KEY,
@@ -184,9 +268,11 @@ INSERT INTO sts_schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
 
 -- Least privilege: httpd's login role gets one of two groups (README,
 -- "The database"). sts_lookup: what authentication needs (token lookups,
--- the change reads); sts_api: that and what the token API needs (create,
--- delete). Nobody but the owner may update tokens, write the revision
--- counter or the schema version, truncate or change the schema.
+-- the change reads, retiring a rotated token's previous digest); sts_api:
+-- that and what the token API needs (create, delete, rotate). Nobody but
+-- the owner may update tokens (except through sts_token_rotate and
+-- sts_token_retire_previous), write the revision counter or the schema
+-- version, truncate or change the schema.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sts_lookup') THEN
@@ -199,14 +285,20 @@ END;
 $$;
 GRANT sts_lookup TO sts_api;
 REVOKE ALL ON sts_tokens, sts_token_revision, sts_token_changes,
-    sts_schema_version FROM PUBLIC;
-REVOKE ALL ON FUNCTION sts_token_touch(), sts_token_record_changes()
-    FROM PUBLIC;
-GRANT SELECT ON sts_tokens, sts_token_revision, sts_token_changes
+    sts_token_digests, sts_schema_version FROM PUBLIC;
+REVOKE ALL ON FUNCTION sts_token_touch(), sts_token_record_changes(),
+    sts_token_rotate(bigint, text, bigint, bigint),
+    sts_token_retire_previous(bigint, text) FROM PUBLIC;
+GRANT SELECT ON sts_tokens, sts_token_revision, sts_token_changes,
+    sts_token_digests TO sts_lookup;
+GRANT EXECUTE ON FUNCTION sts_token_retire_previous(bigint, text)
     TO sts_lookup;
 GRANT INSERT, DELETE ON sts_tokens TO sts_api;
+GRANT EXECUTE ON FUNCTION sts_token_rotate(bigint, text, bigint, bigint)
+    TO sts_api;
 COMMIT;
 
 -- Migrations, in order; each applies only to a database that lacks it.
 \ir migrations/0001_least_privilege.sql
 \ir migrations/0002_change_log.sql
+\ir migrations/0003_rotation.sql

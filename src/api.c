@@ -1,8 +1,9 @@
 /*
  * api.c - the "sts-token-api" handler: StackState's service token API
  * (GET/POST .../security/tokens, DELETE .../security/tokens/{id},
- * GET .../server/info) served below the base that STSTokenAPIBase sets in
- * the section that sets the handler (api_base.c).
+ * GET .../server/info) and the rotation this module adds (POST
+ * .../security/tokens/{id}/rotate) served below the base that STSTokenAPIBase
+ * sets in the section that sets the handler (api_base.c).
  */
 #include "httpd.h"
 
@@ -34,11 +35,13 @@ APLOG_USE_MODULE(sts_token);
 #define STS_HANDLER "sts-token-api"
 #define STS_ROUTE_TOKENS "/security/tokens"
 #define STS_ROUTE_INFO "/server/info"
+#define STS_ROUTE_ROTATE_SUFFIX "/rotate"
 
 typedef enum {
     STS_ROUTE_NONE,
     STS_ROUTE_COLLECTION,
     STS_ROUTE_ITEM,
+    STS_ROUTE_ROTATE,
     STS_ROUTE_SERVER_INFO
 } sts_route;
 
@@ -107,9 +110,30 @@ static int sts_send_error(request_rec *r, int status, int level,
                          sts_json_errors(key, sts_now_ms(), status, message));
 }
 
+/* A rotation's path: rest ends with "/rotate" after a non-empty {id}
+ * segment, which goes (pool-allocated) to *item. */
+static int sts_rotate_item(apr_pool_t *p, const char *rest, size_t len,
+                           const char **item)
+{
+    size_t nr = strlen(STS_ROUTE_ROTATE_SUFFIX);
+    const char *id = rest;
+    size_t idlen;
+
+    if (len <= nr || strcmp(rest + len - nr, STS_ROUTE_ROTATE_SUFFIX) != 0) {
+        return 0;
+    }
+    idlen = len - nr;
+    if (memchr(id, '/', idlen) != NULL) {
+        return 0;
+    }
+    *item = apr_pstrmemdup(p, id, idlen);
+    return 1;
+}
+
 /* Parses rest, the part of the path below the API's base ("" or starting
  * with '/'), into a route. *item receives the {id} segment of an item. */
-static sts_route sts_parse_route(const char *rest, const char **item)
+static sts_route sts_parse_route(apr_pool_t *p, const char *rest,
+                                 const char **item)
 {
     size_t n = strlen(STS_ROUTE_TOKENS);
 
@@ -121,9 +145,14 @@ static sts_route sts_parse_route(const char *rest, const char **item)
         return STS_ROUTE_COLLECTION;
     }
     if (strncmp(rest, STS_ROUTE_TOKENS "/", n + 1) == 0 &&
-        rest[n + 1] != '\0' && strchr(rest + n + 1, '/') == NULL) {
-        *item = rest + n + 1;
-        return STS_ROUTE_ITEM;
+        rest[n + 1] != '\0') {
+        if (strchr(rest + n + 1, '/') == NULL) {
+            *item = rest + n + 1;
+            return STS_ROUTE_ITEM;
+        }
+        if (sts_rotate_item(p, rest + n + 1, strlen(rest + n + 1), item)) {
+            return STS_ROUTE_ROTATE;
+        }
     }
     return STS_ROUTE_NONE;
 }
@@ -144,15 +173,27 @@ static int sts_section_sets_handler(request_rec *r, core_dir_config *c)
 }
 
 /* Finds the route from the end of the path: the last segments
- * "/server/info", "/security/tokens" or "/security/tokens/{id}". Used when
- * no STSTokenAPIBase applies. */
-static sts_route sts_route_from_end(const char *uri, const char **item)
+ * "/server/info", "/security/tokens", "/security/tokens/{id}" or
+ * "/security/tokens/{id}/rotate". Used when no STSTokenAPIBase applies. */
+static sts_route sts_route_from_end(apr_pool_t *p, const char *uri,
+                                    const char **item)
 {
     size_t n = strlen(uri), ni = strlen(STS_ROUTE_INFO),
-           nt = strlen(STS_ROUTE_TOKENS);
+           nt = strlen(STS_ROUTE_TOKENS), nr = strlen(STS_ROUTE_ROTATE_SUFFIX);
     const char *slash;
 
     *item = NULL;
+    if (n > nr && strcmp(uri + n - nr, STS_ROUTE_ROTATE_SUFFIX) == 0) {
+        const char *end = uri + n - nr;
+
+        for (slash = end; slash > uri && slash[-1] != '/'; slash--) {
+        }
+        if (slash > uri && slash < end && (size_t)(slash - 1 - uri) >= nt &&
+            strncmp(slash - 1 - nt, STS_ROUTE_TOKENS, nt) == 0) {
+            *item = apr_pstrmemdup(p, slash, (apr_size_t)(end - slash));
+            return STS_ROUTE_ROTATE;
+        }
+    }
     if (n >= ni && strcmp(uri + n - ni, STS_ROUTE_INFO) == 0) {
         return STS_ROUTE_SERVER_INFO;
     }
@@ -178,12 +219,12 @@ static sts_route sts_find_route(request_rec *r, const char **item)
 
     *item = NULL;
     if (base == STS_API_BASE_UNSET) {
-        return sts_route_from_end(r->uri, item);
+        return sts_route_from_end(r->pool, r->uri, item);
     }
     if (base < 0) {
         return STS_ROUTE_NONE;
     }
-    return sts_parse_route(r->uri + base, item);
+    return sts_parse_route(r->pool, r->uri + base, item);
 }
 
 /* Answers 405 with the Allow header. */
@@ -416,6 +457,7 @@ static int sts_create(request_rec *r)
                                 : NULL;
     row.roles = apr_pstrdup(r->pool, req.roles);
     row.expiration_ms = req.expiry_ms;
+    row.until_ms = -1;
     sts_new_token_free(&req);
     ticket = sts_cache_ticket(r);
     if (sts_store_create(r, &row, hex) != APR_SUCCESS) {
@@ -470,6 +512,167 @@ static int sts_delete(request_rec *r, const char *item)
     return OK;
 }
 
+/* The grace period a rotation request gets (seconds): its own, else
+ * STSTokenRotateGrace; both bounded by STSTokenRotateGraceMax. */
+static int64_t sts_grace_default(const sts_dir_conf *dc)
+{
+    return dc->rotate_grace >= 0 ? dc->rotate_grace : STS_DEFAULT_ROTATE_GRACE;
+}
+
+static int64_t sts_grace_max(const sts_dir_conf *dc)
+{
+    return dc->rotate_grace_max >= 0 ? dc->rotate_grace_max
+                                     : STS_DEFAULT_ROTATE_GRACE_MAX;
+}
+
+/* POST .../security/tokens/{id}/rotate: a new secret for the token, shown
+ * once (as create answers); the old one stays valid for the grace period
+ * or until the new one is first used (cache.h, sts_cache_retire). */
+static int sts_rotate(request_rec *r, const char *item)
+{
+    sts_dir_conf *dc =
+        ap_get_module_config(r->per_dir_config, &sts_token_module);
+    char tok[STS_TOKEN_LEN + 1], hex[STS_DIGEST_HEX_LEN + 1], err[256];
+    unsigned char digest[STS_DIGEST_LEN];
+    sts_rotation *rot = NULL;
+    sts_rotate_req req;
+    sts_req_status st;
+    apr_size_t len = 0, limit;
+    uint64_t ticket;
+    char *body = NULL, *json;
+    const char *denied;
+    int64_t id, grace;
+    int rc;
+
+    if (!sts_parse_token_id(item, strlen(item), &id)) {
+        return sts_send_error(r, HTTP_BAD_REQUEST, APLOG_INFO,
+                              "the token id must be a number from 1 to "
+                              "9007199254740991, without sign, spaces or "
+                              "leading zeros");
+    }
+    if (sts_grace_default(dc) > sts_grace_max(dc)) {
+        return sts_send_error(
+            r, HTTP_INTERNAL_SERVER_ERROR, APLOG_ERR,
+            apr_psprintf(
+                r->pool,
+                "configuration error: STSTokenRotateGrace %" APR_INT64_T_FMT
+                " is more than STSTokenRotateGraceMax %" APR_INT64_T_FMT
+                " where this request is served; nothing was rotated",
+                sts_grace_default(dc), sts_grace_max(dc)));
+    }
+    limit = sts_body_limit(r);
+    if (limit > STS_API_MAX_ROTATE_BODY) {
+        limit = STS_API_MAX_ROTATE_BODY;
+    }
+    rc = sts_read_body(r, limit, &body, &len);
+    if (rc == AP_FILTER_ERROR) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "token API POST %s: reading the request body failed "
+                      "and httpd has answered; nothing was rotated",
+                      r->uri);
+        return rc;
+    }
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return sts_send_error(
+            r, rc, APLOG_INFO,
+            apr_psprintf(r->pool,
+                         "the request body is larger than %" APR_SIZE_T_FMT
+                         " bytes; nothing was rotated",
+                         limit));
+    }
+    if (rc != OK) {
+        return sts_send_error(r, rc, APLOG_INFO,
+                              "the request body could not be read (broken "
+                              "chunked encoding or the client stopped "
+                              "sending); nothing was rotated");
+    }
+    if (len > 0 && !sts_is_json(r)) {
+        return sts_send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, APLOG_INFO,
+                              "a request body must be sent with "
+                              "Content-Type: application/json");
+    }
+    st = sts_rotate_parse(body, len, sts_now_ms(), sts_grace_max(dc), &req, err,
+                          sizeof(err));
+    if (st == STS_REQ_BAD_EXPIRY) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "token API: rotation refused: %s", err);
+        return sts_send_json(r, HTTP_BAD_REQUEST, sts_json_expiry_error(err));
+    }
+    if (st != STS_REQ_OK) {
+        return sts_send_error(
+            r, HTTP_BAD_REQUEST, APLOG_INFO,
+            apr_psprintf(r->pool, "%s; nothing was rotated", err));
+    }
+    grace = req.grace_s >= 0 ? req.grace_s : sts_grace_default(dc);
+    /* A new secret for a token is as good as a new token with its roles:
+     * the same bound as create. */
+    if (dc->grant_set == 1) {
+        const char *name, *roles;
+
+        if (sts_store_token_roles(r, id, &name, &roles) != APR_SUCCESS) {
+            return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_DEBUG,
+                                  "the token database is unavailable; "
+                                  "nothing was rotated");
+        }
+        if (roles != NULL &&
+            (denied = sts_role_not_grantable(r, roles)) != NULL) {
+            return sts_send_error(
+                r, HTTP_FORBIDDEN, APLOG_NOTICE,
+                apr_psprintf(r->pool,
+                             "this caller may not grant role '%s' here "
+                             "(STSTokenAPIGrantableRoles), so may not "
+                             "rotate token id %" APR_INT64_T_FMT " ('%s'); "
+                             "nothing was rotated",
+                             denied, id, name));
+        }
+    }
+    if (sts_token_generate(tok) != 0) {
+        return sts_send_error(r, HTTP_INTERNAL_SERVER_ERROR, APLOG_ERR,
+                              "the random generator failed");
+    }
+    if (sts_token_digest(tok, strlen(tok), digest) != 0) {
+        OPENSSL_cleanse(tok, sizeof(tok));
+        return sts_send_error(r, HTTP_INTERNAL_SERVER_ERROR, APLOG_ERR,
+                              "cannot compute a SHA-256 digest (libcrypto "
+                              "failed)");
+    }
+    sts_digest_to_hex(digest, hex);
+    ticket = sts_cache_ticket(r);
+    if (sts_store_rotate(r, id, hex, grace * 1000, req.expiry_ms, &rot) !=
+        APR_SUCCESS) {
+        OPENSSL_cleanse(tok, sizeof(tok));
+        return sts_send_error(r, HTTP_SERVICE_UNAVAILABLE, APLOG_DEBUG,
+                              "the token database is unavailable; nothing "
+                              "was rotated");
+    }
+    if (rot == NULL) {
+        OPENSSL_cleanse(tok, sizeof(tok));
+        return sts_send_error(
+            r, HTTP_NOT_FOUND, APLOG_INFO,
+            apr_psprintf(r->pool, "no service token with id %" APR_INT64_T_FMT,
+                         id));
+    }
+    /* Works at once in this process; elsewhere at the next change read. */
+    sts_cache_rotated(r, digest, rot, ticket);
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                  "token API: %s rotated token id %" APR_INT64_T_FMT
+                  " name '%s' roles [%s] expiration %" APR_INT64_T_FMT
+                  ": previous secret valid %s%s",
+                  sts_caller(r), id, rot->token.name, rot->token.roles,
+                  rot->token.expiration_ms,
+                  grace > 0 ? apr_psprintf(r->pool,
+                                           "for %" APR_INT64_T_FMT
+                                           " s or until the new one is "
+                                           "first used",
+                                           grace)
+                            : "no longer",
+                  rot->dropped ? "; the secret before it was revoked" : "");
+    json =
+        sts_json_token_created(rot->token.name, tok, rot->token.expiration_ms);
+    OPENSSL_cleanse(tok, sizeof(tok));
+    return sts_send_json(r, HTTP_OK, json);
+}
+
 /* The handler: dispatches a route and method. */
 static int sts_api_handler(request_rec *r)
 {
@@ -502,6 +705,11 @@ static int sts_api_handler(request_rec *r)
             return sts_delete(r, item);
         }
         return sts_method_not_allowed(r, "DELETE");
+    case STS_ROUTE_ROTATE:
+        if (r->method_number == M_POST) {
+            return sts_rotate(r, item);
+        }
+        return sts_method_not_allowed(r, "POST");
     case STS_ROUTE_SERVER_INFO:
         if (r->method_number == M_GET) {
             return sts_send_json(r, HTTP_OK,
@@ -518,6 +726,7 @@ static int sts_api_handler(request_rec *r)
                           apr_psprintf(r->pool,
                                        "no such API route: %s (routes: "
                                        "security/tokens, security/tokens/{id}, "
+                                       "security/tokens/{id}/rotate, "
                                        "server/info)",
                                        ap_escape_uri(r->pool, r->uri)));
 }

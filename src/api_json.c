@@ -152,6 +152,38 @@ static char *sts_roles_join(json_t *roles, char *err, size_t errlen)
     return out;
 }
 
+/* The optional 'expiryDate' of a request: epoch ms in the future, at most
+ * STS_API_MAX_EXPIRY_MS; *out stays as it is when absent. */
+static sts_req_status sts_expiry_field(json_t *root, int64_t now_ms,
+                                       int64_t *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(root, "expiryDate");
+    json_int_t e;
+
+    if (v == NULL || json_is_null(v)) {
+        return STS_REQ_OK;
+    }
+    if (!json_is_integer(v)) {
+        snprintf(err, errlen,
+                 "'expiryDate' must be an integer (epoch milliseconds)");
+        return STS_REQ_BAD;
+    }
+    e = json_integer_value(v);
+    if (e <= now_ms) {
+        snprintf(err, errlen,
+                 "'expiryDate' %lld is not in the future (now is %lld "
+                 "epoch ms)",
+                 (long long)e, (long long)now_ms);
+        return STS_REQ_BAD_EXPIRY;
+    }
+    if (e > STS_API_MAX_EXPIRY_MS) {
+        snprintf(err, errlen, "'expiryDate' is after the year 9999");
+        return STS_REQ_BAD;
+    }
+    *out = (int64_t)e;
+    return STS_REQ_OK;
+}
+
 /* Decodes and validates a NewServiceTokenRequest. */
 sts_req_status sts_new_token_parse(const char *body, size_t len, int64_t now_ms,
                                    sts_new_token *out, char *err, size_t errlen)
@@ -209,37 +241,81 @@ sts_req_status sts_new_token_parse(const char *body, size_t len, int64_t now_ms,
     if (out->roles == NULL) {
         goto done;
     }
-    v = json_object_get(root, "expiryDate");
-    if (v != NULL && !json_is_null(v)) {
-        json_int_t e;
-
-        if (!json_is_integer(v)) {
-            snprintf(err, errlen,
-                     "'expiryDate' must be an integer (epoch "
-                     "milliseconds)");
-            goto done;
-        }
-        e = json_integer_value(v);
-        if (e <= now_ms) {
-            snprintf(err, errlen,
-                     "'expiryDate' %lld is not in the future (now is %lld "
-                     "epoch ms)",
-                     (long long)e, (long long)now_ms);
-            st = STS_REQ_BAD_EXPIRY;
-            goto done;
-        }
-        if (e > STS_API_MAX_EXPIRY_MS) {
-            snprintf(err, errlen, "'expiryDate' is after the year 9999");
-            goto done;
-        }
-        out->expiry_ms = (int64_t)e;
-    }
-    st = STS_REQ_OK;
+    st = sts_expiry_field(root, now_ms, &out->expiry_ms, err, errlen);
 done:
     json_decref(root);
     if (st != STS_REQ_OK) {
         sts_new_token_free(out);
     }
+    return st;
+}
+
+/* Decodes and validates a rotation request. */
+sts_req_status sts_rotate_parse(const char *body, size_t len, int64_t now_ms,
+                                int64_t max_grace_s, sts_rotate_req *out,
+                                char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root, *v;
+    const char *key;
+    sts_req_status st = STS_REQ_BAD;
+    size_t i;
+
+    out->grace_s = -1;
+    out->expiry_ms = -1;
+    for (i = 0; i < len && strchr(" \t\r\n", body[i]) != NULL; i++) {
+    }
+    if (i == len) {
+        return STS_REQ_OK; /* no body: every default */
+    }
+    if (len > STS_API_MAX_ROTATE_BODY) {
+        snprintf(err, errlen, "request body larger than %d bytes",
+                 STS_API_MAX_ROTATE_BODY);
+        return STS_REQ_BAD;
+    }
+    root =
+        json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (root == NULL) {
+        snprintf(err, errlen, "invalid JSON at line %d column %d: %s",
+                 jerr.line, jerr.column, jerr.text);
+        return STS_REQ_BAD;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "the request body must be a JSON object");
+        goto done;
+    }
+    json_object_foreach(root, key, v)
+    {
+        if (strcmp(key, "gracePeriodSeconds") != 0 &&
+            strcmp(key, "expiryDate") != 0) {
+            snprintf(err, errlen,
+                     "unknown field '%.64s' (a rotation takes "
+                     "'gracePeriodSeconds' and 'expiryDate')",
+                     key);
+            goto done;
+        }
+    }
+    v = json_object_get(root, "gracePeriodSeconds");
+    if (v != NULL && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            snprintf(err, errlen,
+                     "'gracePeriodSeconds' must be a whole number of seconds "
+                     "from 0 to %lld",
+                     (long long)max_grace_s);
+            goto done;
+        }
+        if (json_integer_value(v) > max_grace_s) {
+            snprintf(err, errlen,
+                     "'gracePeriodSeconds' %lld is more than this server "
+                     "allows here: at most %lld (STSTokenRotateGraceMax)",
+                     (long long)json_integer_value(v), (long long)max_grace_s);
+            goto done;
+        }
+        out->grace_s = (int64_t)json_integer_value(v);
+    }
+    st = sts_expiry_field(root, now_ms, &out->expiry_ms, err, errlen);
+done:
+    json_decref(root);
     return st;
 }
 

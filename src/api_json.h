@@ -1,7 +1,8 @@
 /*
  * api_json.h - the token API's JSON: decoding and validating
- * NewServiceTokenRequest, encoding StackState's response shapes. No Apache
- * types: the module, the CLI, unit tests and fuzzers share it.
+ * NewServiceTokenRequest and rotation requests, encoding StackState's
+ * response shapes. No Apache types: the module, the CLI, unit tests and
+ * fuzzers share it.
  */
 #ifndef STS_API_JSON_H
 #define STS_API_JSON_H
@@ -11,6 +12,7 @@
 
 /* Limits of the API (see README "Token API"). */
 #define STS_API_MAX_BODY 65536
+#define STS_API_MAX_ROTATE_BODY 1024
 #define STS_API_MAX_NAME 255
 #define STS_API_MAX_DESCRIPTION 1024
 #define STS_API_MAX_SUBJECT 255
@@ -39,6 +41,21 @@ typedef enum {
 sts_req_status sts_new_token_parse(const char *body, size_t len, int64_t now_ms,
                                    sts_new_token *out, char *err,
                                    size_t errlen);
+
+/* A validated rotation request: POST .../security/tokens/{id}/rotate with
+ * an optional body {"gracePeriodSeconds": N, "expiryDate": ms}. */
+typedef struct {
+    int64_t grace_s;   /* -1 when absent (the default applies) */
+    int64_t expiry_ms; /* -1 when absent (the expiration stays) */
+} sts_rotate_req;
+
+/* Decodes and validates a rotation request body (len 0 or blank: every
+ * default). gracePeriodSeconds must be 0 to max_grace_s; expiryDate
+ * follows sts_new_token_parse's rule. Unknown fields are refused. On
+ * failure writes a message naming the field into err. */
+sts_req_status sts_rotate_parse(const char *body, size_t len, int64_t now_ms,
+                                int64_t max_grace_s, sts_rotate_req *out,
+                                char *err, size_t errlen);
 
 /* Frees what sts_new_token_parse allocated. */
 void sts_new_token_free(sts_new_token *t);

@@ -295,6 +295,9 @@ int sts_authn_verify(request_rec *r, const char *token, size_t len,
                   "authenticated service token id %" APR_INT64_T_FMT
                   " name '%s'",
                   id->id, id->name);
+    if (id->retire_previous) {
+        sts_cache_retire(r, digest, id);
+    }
     *out = id;
     return OK;
 }

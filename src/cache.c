@@ -107,6 +107,8 @@ static void sts_tt_of_row(apr_pool_t *p, const sts_token_row *row,
 {
     tok->id = row->id;
     tok->expiration_ms = row->expiration_ms;
+    tok->until_ms = row->until_ms;
+    tok->retire = row->retire;
     tok->str[STS_TT_NAME] = row->name;
     tok->str[STS_TT_ROLES] = row->roles;
     tok->str[STS_TT_ID_TEXT] = apr_psprintf(p, "%" APR_INT64_T_FMT, row->id);
@@ -124,6 +126,7 @@ static sts_identity *sts_identity_of(apr_pool_t *p, const sts_tt_token *tok)
     id->roles = tok->str[STS_TT_ROLES];
     id->id_text = tok->str[STS_TT_ID_TEXT];
     id->expiration_text = tok->str[STS_TT_EXPIRATION_TEXT];
+    id->retire_previous = tok->retire;
     return id;
 }
 
@@ -491,12 +494,21 @@ static void *sts_pool_alloc(void *ctx, size_t n)
     return apr_palloc(ctx, n);
 }
 
-/* OK with *out, or 401 for a token stored under the bootstrap secret's
- * name past the API's name rule (SQL, an older version): it would pass for
- * the bootstrap secret in REMOTE_USER and the logs. */
+/* OK with *out, or 401 for a rotated-away secret past its end or for a
+ * token stored under the bootstrap secret's name past the API's name rule
+ * (SQL, an older version): it would pass for the bootstrap secret in
+ * REMOTE_USER and the logs. */
 static int sts_cache_found(request_rec *r, const sts_tt_token *tok,
                            sts_identity **out, const char **why)
 {
+    /* A secret a rotation replaced, past its grace period: refused like a
+     * deleted token (the database no longer returns it either). */
+    if (tok->until_ms >= 0 &&
+        (int64_t)(apr_time_now() / 1000) >= tok->until_ms) {
+        *why = "token secret replaced by a rotation (its grace period is "
+               "over): use the new secret";
+        return HTTP_UNAUTHORIZED;
+    }
     if (sts_token_name_reserved(tok->str[STS_TT_NAME])) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "token id %" APR_INT64_T_FMT " is named '%s', the "
@@ -590,5 +602,74 @@ void sts_cache_deleted(request_rec *r, const char *digest_hex)
     if (c != NULL && digest_hex != NULL &&
         sts_digest_from_hex(digest_hex, digest) == 0) {
         sts_sync_forget(c->sync, digest);
+    }
+}
+
+/* Stores a rotation's outcome in the host's table: the new digest at once;
+ * the replaced one with its end, or gone when it has none; the previous
+ * one that died, gone. Other hosts learn it from the change log. */
+void sts_cache_rotated(request_rec *r,
+                       const unsigned char digest[STS_DIGEST_LEN],
+                       const sts_rotation *rot, uint64_t ticket)
+{
+    struct sts_cache *c = sts_request_db(r)->cache;
+    unsigned char old[STS_DIGEST_LEN];
+    sts_token_row prev;
+
+    if (c == NULL) {
+        return;
+    }
+    sts_cache_deleted(r, rot->dropped);
+    if (rot->replaced_until < 0) {
+        sts_cache_deleted(r, rot->replaced);
+    } else if (sts_digest_from_hex(rot->replaced, old) == 0) {
+        prev = rot->token;
+        prev.until_ms = rot->replaced_until;
+        prev.retire = 0;
+        sts_cache_created(r, old, &prev, ticket);
+    }
+    sts_cache_created(r, digest, &rot->token, ticket);
+}
+
+/* Retires the previous secret of a rotated token whose new secret (digest)
+ * authenticated r (see cache.h). */
+void sts_cache_retire(request_rec *r,
+                      const unsigned char digest[STS_DIGEST_LEN],
+                      const sts_identity *id)
+{
+    struct sts_cache *c = sts_request_db(r)->cache;
+    char hex[STS_DIGEST_HEX_LEN + 1];
+    const char *retired = NULL;
+
+    /* Once per host: the request that takes the shared table's flag
+     * retires, whichever process serves it; a digest the table does not
+     * hold (no table, or looked up in the database) retires on every use
+     * until the database says it is done (sts_token_retire_previous does
+     * nothing the second time). */
+    if (c != NULL && sts_table_take_retire(c->table, digest) == 0) {
+        return;
+    }
+    sts_digest_to_hex(digest, hex);
+    if (sts_store_retire(r, id->id, hex, &retired) != APR_SUCCESS) {
+        /* The next use tries again; the previous secret's grace period
+         * ends it meanwhile in any case. This request goes on. */
+        if (c != NULL) {
+            sts_table_return_retire(c->table, digest);
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "could not retire the previous secret of token id "
+                      "%" APR_INT64_T_FMT " name '%s' on the first use of "
+                      "its new one (the database failed: see its message): "
+                      "it stays valid until a later use retires it or its "
+                      "grace period ends",
+                      id->id, id->name);
+        return;
+    }
+    if (retired != NULL) {
+        sts_cache_deleted(r, retired);
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "token id %" APR_INT64_T_FMT " name '%s': its new "
+                      "secret was used, its previous secret is retired",
+                      id->id, id->name);
     }
 }

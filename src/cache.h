@@ -54,8 +54,26 @@ void sts_cache_created(request_rec *r,
  * take (server-status). */
 void sts_cache_held(size_t *tokens, size_t *bytes);
 
-/* For the token API: a token this process deleted (hex digest) is refused
- * at once here. */
+/* For the token API: a token this process deleted (hex digest; NULL:
+ * none) is refused at once on this host. */
 void sts_cache_deleted(request_rec *r, const char *digest_hex);
+
+/* For the token API: a token this process rotated (digest: its new one,
+ * ticket taken before the statement) works at once on this host with its
+ * new secret, and its old secrets as the rotation left them. */
+void sts_cache_rotated(request_rec *r,
+                       const unsigned char digest[STS_DIGEST_LEN],
+                       const sts_rotation *rot, uint64_t ticket);
+
+/* For authentication: id's secret (digest) is the new one of a rotated
+ * token whose previous secret is still valid (id->retire_previous), and it
+ * just authenticated r. Retires the previous secret: in the database (the
+ * change log takes it to every host within a second) and at once in
+ * this host's table; one request per host does so. A database
+ * failure is logged and leaves r alone (the next use tries again, and the
+ * grace period ends the previous secret in any case). */
+void sts_cache_retire(request_rec *r,
+                      const unsigned char digest[STS_DIGEST_LEN],
+                      const sts_identity *id);
 
 #endif

@@ -64,6 +64,9 @@ typedef enum {
     STS_Q_DELETE,
     STS_Q_CHANGES,
     STS_Q_PAGE,
+    STS_Q_ROLES,
+    STS_Q_ROTATE,
+    STS_Q_RETIRE,
     STS_Q_COUNT
 } sts_query_id;
 
@@ -72,11 +75,12 @@ typedef struct {
     const char *sql;
 } sts_statement;
 
-/* What authentication needs of a token, in the order sts_token_at reads:
- * the lookup, the change read and the page read select it, so the token
- * table holds exactly what a lookup returns. */
-#define STS_TOKEN_COLUMNS                                                      \
-    "id, name, array_to_string(roles, ','), COALESCE(expiration, -1)"
+/* What authentication needs of a digest, in the order sts_token_at reads,
+ * from the view sts_token_digests (sql/schema.sql: every digest that
+ * authenticates, a rotated token's previous one included): the lookup, the
+ * change read and the page read select it, so the token table holds
+ * exactly what a lookup returns. */
+#define STS_TOKEN_COLUMNS "id, name, roles, expiration, until, retire"
 
 /* The revision row, as one row the planner knows is one: estimating the
  * never-analysed singleton table at ~1800 rows made the page read's plan
@@ -87,7 +91,7 @@ typedef struct {
 
 static const sts_statement sts_statements[STS_Q_COUNT] = {
     {"sts_token_lookup",
-     "SELECT " STS_TOKEN_COLUMNS " FROM sts_tokens WHERE digest = %s"},
+     "SELECT " STS_TOKEN_COLUMNS " FROM sts_token_digests WHERE digest = %s"},
     {"sts_token_list",
      "SELECT id, name, description IS NOT NULL, COALESCE(description, ''), "
      "dedicated_subject IS NOT NULL, COALESCE(dedicated_subject, ''), "
@@ -110,14 +114,25 @@ static const sts_statement sts_statements[STS_Q_COUNT] = {
      "FROM " STS_REVISION_ROW " v "
      "LEFT JOIN (SELECT DISTINCT digest FROM sts_token_changes "
      "WHERE revision > %s::bigint) c ON %s::bigint >= v.horizon "
-     "LEFT JOIN sts_tokens t ON t.digest = c.digest"},
+     "LEFT JOIN sts_token_digests t ON t.digest = c.digest"},
     /* The revision and, in the same snapshot, a page of tokens in digest
      * order after $1 ('' for the first). */
     {"sts_token_page",
      "SELECT v.revision, t.* FROM " STS_REVISION_ROW " v LEFT JOIN "
-     "(SELECT digest, " STS_TOKEN_COLUMNS " FROM sts_tokens "
+     "(SELECT digest, " STS_TOKEN_COLUMNS " FROM sts_token_digests "
      "WHERE digest > %s ORDER BY digest LIMIT %s::int) t ON true "
      "ORDER BY t.digest"},
+    {"sts_token_roles", "SELECT name, array_to_string(roles, ',') "
+                        "FROM sts_tokens WHERE id = %s::bigint"},
+    /* See sql/schema.sql: ($1 id, $2 new digest, $3 grace ms, $4 expiration
+     * or ''). */
+    {"sts_token_rotation",
+     "SELECT name, roles, expiration, updated_ms, replaced, "
+     "COALESCE(replaced_until, -1), COALESCE(dropped, '') "
+     "FROM sts_token_rotate(%s::bigint, %s, %s::bigint, "
+     "NULLIF(%s, '')::bigint)"},
+    {"sts_token_retire_old",
+     "SELECT COALESCE(sts_token_retire_previous(%s::bigint, %s), '')"},
 };
 
 /* Where a statement runs: a request, or the synchronisation's thread (r
@@ -641,6 +656,14 @@ static const char *sts_col_str(apr_pool_t *p, const apr_dbd_driver_t *d,
     return apr_pstrdup(p, v ? v : "");
 }
 
+/* A boolean column: 1 when true ("t"). */
+static int sts_col_bool(const apr_dbd_driver_t *d, apr_dbd_row_t *row, int col)
+{
+    const char *v = apr_dbd_get_entry(d, row, col);
+
+    return v != NULL && v[0] == 't';
+}
+
 /* A token from the STS_TOKEN_COLUMNS of a row, starting at column col. */
 static sts_token_row *sts_token_at(apr_pool_t *p, const apr_dbd_driver_t *d,
                                    apr_dbd_row_t *row, int col)
@@ -651,6 +674,8 @@ static sts_token_row *sts_token_at(apr_pool_t *p, const apr_dbd_driver_t *d,
     t->name = sts_col_str(p, d, row, col + 1);
     t->roles = sts_col_str(p, d, row, col + 2);
     t->expiration_ms = sts_col_int64(d, row, col + 3);
+    t->until_ms = sts_col_int64(d, row, col + 4);
+    t->retire = sts_col_bool(d, row, col + 5);
     return t;
 }
 
@@ -818,6 +843,113 @@ static int sts_col_null(const apr_dbd_driver_t *d, apr_dbd_row_t *row, int col)
     const char *v = apr_dbd_get_entry(d, row, col);
 
     return v == NULL || *v == '\0';
+}
+
+/* The name and roles of one token. */
+apr_status_t sts_store_token_roles(request_rec *r, int64_t id,
+                                   const char **name, const char **roles)
+{
+    sts_dbcx cx = {r->pool, r->server, r, 0};
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[1];
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+
+    *name = *roles = NULL;
+    dbd = sts_store_open(r);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id);
+    rv = sts_store_exec(&cx, dbd, STS_Q_ROLES, &res, NULL, 1, args);
+    if (rv == APR_SUCCESS) {
+        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
+            *name = sts_col_str(r->pool, dbd->driver, row, 0);
+            *roles = sts_col_str(r->pool, dbd->driver, row, 1);
+        }
+    }
+    sts_store_close(&cx, dbd);
+    return rv;
+}
+
+/* Rotates one token's secret. */
+apr_status_t sts_store_rotate(request_rec *r, int64_t id,
+                              const char *digest_hex, int64_t grace_ms,
+                              int64_t expiration_ms, sts_rotation **out)
+{
+    sts_dbcx cx = {r->pool, r->server, r, 0};
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[4];
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+
+    *out = NULL;
+    dbd = sts_store_open(r);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id);
+    args[1] = digest_hex;
+    args[2] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, grace_ms);
+    args[3] = expiration_ms >= 0
+                  ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT, expiration_ms)
+                  : "";
+    rv = sts_store_exec(&cx, dbd, STS_Q_ROTATE, &res, NULL, 4, args);
+    if (rv == APR_SUCCESS) {
+        const apr_dbd_driver_t *d = dbd->driver;
+
+        while (apr_dbd_get_row(d, r->pool, res, &row, -1) == 0) {
+            sts_rotation *o = apr_pcalloc(r->pool, sizeof(*o));
+
+            o->token.id = id;
+            o->token.name = sts_col_str(r->pool, d, row, 0);
+            o->token.roles = sts_col_str(r->pool, d, row, 1);
+            o->token.expiration_ms = sts_col_int64(d, row, 2);
+            o->token.last_update_ms = sts_col_int64(d, row, 3);
+            o->token.until_ms = -1;
+            o->token.retire = grace_ms > 0;
+            o->replaced = sts_col_str(r->pool, d, row, 4);
+            o->replaced_until = sts_col_int64(d, row, 5);
+            o->dropped = sts_col_null(d, row, 6)
+                             ? NULL
+                             : sts_col_str(r->pool, d, row, 6);
+            *out = o;
+        }
+    }
+    sts_store_close(&cx, dbd);
+    return rv;
+}
+
+/* Retires a rotated token's previous digest. */
+apr_status_t sts_store_retire(request_rec *r, int64_t id,
+                              const char *digest_hex, const char **retired)
+{
+    sts_dbcx cx = {r->pool, r->server, r, 0};
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[2];
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+
+    *retired = NULL;
+    dbd = sts_store_open(r);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id);
+    args[1] = digest_hex;
+    rv = sts_store_exec(&cx, dbd, STS_Q_RETIRE, &res, NULL, 2, args);
+    if (rv == APR_SUCCESS) {
+        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
+            if (!sts_col_null(dbd->driver, row, 0)) {
+                *retired = sts_col_str(r->pool, dbd->driver, row, 0);
+            }
+        }
+    }
+    sts_store_close(&cx, dbd);
+    return rv;
 }
 
 /* Hands the token of a row (columns from col on, STS_TOKEN_COLUMNS after

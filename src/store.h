@@ -35,7 +35,18 @@ typedef struct {
     int64_t expiration_ms;         /* -1 when none */
     int64_t last_update_ms;
     const char *digest; /* hex; set by sts_store_delete only */
+    /* A digest authentication reads (lookup, changes, pages): */
+    int64_t until_ms; /* a rotated-away secret's end; -1: current secret */
+    int retire;       /* current secret of a token with a live previous one */
 } sts_token_row;
+
+/* What sts_store_rotate did. */
+typedef struct {
+    sts_token_row token;    /* name, roles, expiration, last update */
+    const char *replaced;   /* hex digest the rotation replaced */
+    int64_t replaced_until; /* epoch ms it stays valid; -1: not at all */
+    const char *dropped;    /* hex previous digest that died, or NULL */
+} sts_rotation;
 
 /* Looks up mod_dbd's exported functions (post_config). Returns an error
  * string (mod_dbd is not loaded) or NULL. */
@@ -73,6 +84,25 @@ apr_status_t sts_store_create(request_rec *r, sts_token_row *row,
  * NULL when none had that id. */
 apr_status_t sts_store_delete(request_rec *r, int64_t id,
                               sts_token_row **deleted);
+
+/* The name and roles (comma-separated) of token id; *roles NULL when no
+ * token has that id. */
+apr_status_t sts_store_token_roles(request_rec *r, int64_t id,
+                                   const char **name, const char **roles);
+
+/* Rotates token id (sql/schema.sql, sts_token_rotate): digest_hex becomes
+ * its digest, the one it replaces stays valid for grace_ms (0: not at
+ * all), its expiration becomes expiration_ms unless that is -1. *out is
+ * NULL when no token has that id. */
+apr_status_t sts_store_rotate(request_rec *r, int64_t id,
+                              const char *digest_hex, int64_t grace_ms,
+                              int64_t expiration_ms, sts_rotation **out);
+
+/* The first use of token id's new secret (digest_hex) retires its previous
+ * one (sts_token_retire_previous). *retired is the hex digest retired, or
+ * NULL when there was none (already retired, or rotated again). */
+apr_status_t sts_store_retire(request_rec *r, int64_t id,
+                              const char *digest_hex, const char **retired);
 
 /* Receives one token read by the synchronisation: digest_hex is
  * STS_DIGEST_HEX_LEN characters; row is NULL when no token has that digest

@@ -27,6 +27,12 @@ extern module AP_MODULE_DECLARE_DATA sts_token_module;
 #define STS_DEFAULT_CACHE_ENTRIES 100000
 #define STS_DEFAULT_DB_ACQUIRE_TIMEOUT_MS 1000
 
+/* Defaults and bound of STSTokenRotateGrace / STSTokenRotateGraceMax
+ * (seconds). */
+#define STS_DEFAULT_ROTATE_GRACE 3600
+#define STS_DEFAULT_ROTATE_GRACE_MAX 86400
+#define STS_MAX_ROTATE_GRACE 31536000
+
 /* Per-directory configuration. Unset fields are -1 and merge from the parent.
  */
 typedef struct {
@@ -44,6 +50,9 @@ typedef struct {
     int api_base_set;
     const char *api_base;
     ap_regex_t *api_base_re;
+    /* STSTokenRotateGrace, STSTokenRotateGraceMax: seconds; -1 unset. */
+    int rotate_grace;
+    int rotate_grace_max;
 } sts_dir_conf;
 
 /* STSTokenBasicUser: the Basic user name may be anything (the default), or
@@ -99,6 +108,9 @@ typedef struct {
      * entry, so a cache hit formats nothing. */
     const char *id_text;
     const char *expiration_text; /* YYYY-MM-DD (UTC), "" when none */
+    /* The secret presented is a rotated token's new one and the previous
+     * one is still valid: this use retires it (sts_cache_retire). */
+    int retire_previous;
 } sts_identity;
 
 /* The identity of r (or of the request it was derived from), or NULL. */

@@ -26,19 +26,26 @@
 
 #define STS_TT_SHARDS 64
 #define STS_TT_ENTRY_SIZE 192
-#define STS_TT_INLINE 122
+#define STS_TT_INLINE 110
 #define STS_TT_CHUNK_DATA 60
 #define STS_TT_MAX_CHAIN 256
 #define STS_TT_READ_TRIES 2000
-#define STS_TT_MAGIC 0x5354534b54424c32ULL
+#define STS_TT_MAGIC 0x5354534b54424c33ULL
+
+/* The retire flag of a rotated token's new secret: none, waiting for the
+ * first use, or taken by it (kept when the same digest is stored again, so
+ * that one request per host retires the previous secret). */
+enum { STS_TT_RETIRE_NONE = 0, STS_TT_RETIRE_PENDING, STS_TT_RETIRE_TAKEN };
 
 typedef struct {
     uint32_t next; /* the next in the chain or free list */
     uint32_t gen;
     int64_t id;
     int64_t expiration_ms;
-    uint32_t chunk; /* the first chunk of strings past the inline part */
-    uint16_t len;   /* bytes of strings */
+    int64_t until_ms; /* a rotated-away secret's end; -1: current secret */
+    uint32_t chunk;   /* the first chunk of strings past the inline part */
+    uint32_t retire;  /* STS_TT_RETIRE_* (an atomic, under the lock) */
+    uint16_t len;     /* bytes of strings */
     uint16_t off[STS_TT_STRINGS];
     unsigned char digest[STS_DIGEST_LEN];
     char data[STS_TT_INLINE];
@@ -255,7 +262,8 @@ int sts_table_get(sts_token_table *t,
         uint16_t off[STS_TT_STRINGS];
         sts_tt_entry *e = NULL;
         size_t len = 0, pos;
-        int64_t id, exp;
+        int64_t id, exp, until;
+        uint32_t retire;
         int k, ok = 1;
 
         if (s1 & 1) {
@@ -309,6 +317,8 @@ int sts_table_get(sts_token_table *t,
         }
         id = STS_LOAD(&e->id);
         exp = STS_LOAD(&e->expiration_ms);
+        until = STS_LOAD(&e->until_ms);
+        retire = STS_LOAD(&e->retire);
         for (k = 0; k < STS_TT_STRINGS; k++) {
             off[k] = STS_LOAD(&e->off[k]);
         }
@@ -326,6 +336,8 @@ int sts_table_get(sts_token_table *t,
         }
         out->id = id;
         out->expiration_ms = exp;
+        out->until_ms = until;
+        out->retire = retire == STS_TT_RETIRE_PENDING;
         for (k = 0; k < STS_TT_STRINGS; k++) {
             out->str[k] = buf + off[k];
         }
@@ -455,6 +467,7 @@ static int sts_tt_put_locked(sts_token_table *t, const unsigned char *digest,
     sts_tt_seq *q = sts_tt_shard(sh, b);
     sts_tt_entry *e;
     char flat[STS_TT_MAX_STRINGS];
+    uint32_t retire = tok->retire ? STS_TT_RETIRE_PENDING : STS_TT_RETIRE_NONE;
     int k;
 
     for (k = 0; k < STS_TT_STRINGS; k++) {
@@ -479,6 +492,13 @@ static int sts_tt_put_locked(sts_token_table *t, const unsigned char *digest,
         memcpy(flat + off, tok->str[k], lens[k]);
         off += lens[k];
     }
+    /* A first use that took the flag already retires the previous secret:
+     * the synchronisation storing the rotation again does not give the
+     * flag to a second one. */
+    if (old != 0 && retire == STS_TT_RETIRE_PENDING &&
+        t->entries[old - 1].retire == STS_TT_RETIRE_TAKEN) {
+        retire = STS_TT_RETIRE_TAKEN;
+    }
     sts_tt_seq_begin(q);
     if (old != 0) {
         STS_SET(link, t->entries[old - 1].next);
@@ -489,6 +509,8 @@ static int sts_tt_put_locked(sts_token_table *t, const unsigned char *digest,
     e->gen = __atomic_load_n(&sh->gen, __ATOMIC_ACQUIRE);
     e->id = tok->id;
     e->expiration_ms = tok->expiration_ms;
+    e->until_ms = tok->until_ms;
+    e->retire = retire;
     e->len = (uint16_t)total;
     memcpy(e->digest, digest, STS_DIGEST_LEN);
     for (k = 0, off = 0; k < STS_TT_STRINGS; k++) {
@@ -557,6 +579,45 @@ uint64_t sts_table_ticket(sts_token_table *t)
 void sts_table_changing(sts_token_table *t)
 {
     __atomic_add_fetch(&t->sh->seq, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Moves a digest's retire flag from one state to another (lock taken):
+ * 1 when it did, 0 when the flag was in another state, -1 when the digest
+ * is absent or the lock failed. A single word, read by readers as it is:
+ * the shard's sequence number need not move. */
+static int sts_tt_retire_move(sts_token_table *t, const unsigned char *digest,
+                              uint32_t from, uint32_t to)
+{
+    uint32_t idx;
+    int rc = -1;
+
+    if (sts_table_lock(t) != 0) {
+        return -1;
+    }
+    idx = *sts_tt_find(t, sts_tt_bucket(t->sh, digest), digest);
+    if (idx != 0) {
+        sts_tt_entry *e = &t->entries[idx - 1];
+
+        rc = e->retire == from;
+        if (rc) {
+            __atomic_store_n(&e->retire, to, __ATOMIC_RELEASE);
+        }
+    }
+    sts_table_unlock(t);
+    return rc;
+}
+
+int sts_table_take_retire(sts_token_table *t,
+                          const unsigned char digest[STS_DIGEST_LEN])
+{
+    return sts_tt_retire_move(t, digest, STS_TT_RETIRE_PENDING,
+                              STS_TT_RETIRE_TAKEN);
+}
+
+void sts_table_return_retire(sts_token_table *t,
+                             const unsigned char digest[STS_DIGEST_LEN])
+{
+    sts_tt_retire_move(t, digest, STS_TT_RETIRE_TAKEN, STS_TT_RETIRE_PENDING);
 }
 
 int sts_table_remove(sts_token_table *t,

@@ -59,6 +59,12 @@ enum {
 typedef struct {
     int64_t id;
     int64_t expiration_ms; /* -1 when it never expires */
+    /* A secret a rotation replaced: refused from this instant (epoch ms)
+     * on; -1 for a token's current secret. */
+    int64_t until_ms;
+    /* The current secret of a token whose previous secret is still valid:
+     * its first use retires that one (sts_table_take_retire). */
+    int retire;
     const char *str[STS_TT_STRINGS];
 } sts_tt_token;
 
@@ -124,6 +130,19 @@ int sts_table_put_if(sts_token_table *t,
 
 /* Marks the start of a change applied by the synchronisation (see top). */
 void sts_table_changing(sts_token_table *t);
+
+/* The retire flag of a digest (tok->retire when stored) is taken by one
+ * caller in every process attached to the table, the first use of a
+ * rotated token's new secret, which then retires the previous one: 1 for
+ * that caller; 0 when the flag is not set or was taken already (storing
+ * the same digest again keeps it taken); -1 when the digest is absent or
+ * the lock failed (the caller decides alone). */
+int sts_table_take_retire(sts_token_table *t,
+                          const unsigned char digest[STS_DIGEST_LEN]);
+
+/* Gives a taken flag back (retiring failed): the next use takes it. */
+void sts_table_return_retire(sts_token_table *t,
+                             const unsigned char digest[STS_DIGEST_LEN]);
 
 /* Removes a digest; 1 when it was present. */
 int sts_table_remove(sts_token_table *t,

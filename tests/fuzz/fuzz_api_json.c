@@ -3,7 +3,8 @@
  * validation. Properties: an accepted request satisfies every documented
  * limit (name 1-255 characters without control characters, 1-64 valid
  * distinct roles, expiry in the future and before year 10000), and the
- * encoders accept what the decoder produced.
+ * encoders accept what the decoder produced; an accepted rotation request
+ * has a grace period within its bound and such an expiry.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +51,29 @@ static void check_roles(const char *roles)
     }
 }
 
+/* Decodes one body as a rotation request and checks the result. */
+static void check_rotate(const uint8_t *data, size_t size)
+{
+    sts_rotate_req q;
+    char err[256];
+
+    err[0] = '\0';
+    switch (sts_rotate_parse((const char *)data, size, NOW, 3600, &q, err,
+                             sizeof(err))) {
+    case STS_REQ_OK:
+        if (q.grace_s < -1 || q.grace_s > 3600 ||
+            (q.expiry_ms != -1 &&
+             (q.expiry_ms <= NOW || q.expiry_ms > STS_API_MAX_EXPIRY_MS))) {
+            abort();
+        }
+        break;
+    default:
+        if (err[0] == '\0') {
+            abort();
+        }
+    }
+}
+
 /* Decodes one body and checks the result. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -82,5 +106,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (err[0] == '\0' || t.name != NULL || t.roles != NULL) {
         abort();
     }
+    check_rotate(data, size);
     return 0;
 }

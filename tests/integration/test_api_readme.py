@@ -86,14 +86,14 @@ def test_error_example(env, pg, setup, cmd, status, words):
 
 
 def test_route_examples(env):
-    """The first block: create, list, delete, server info."""
+    """The first block: create, list, rotate, delete, server info."""
     h, environ = env
     block = sh_blocks(api_section())[0]
     # Join continuation lines; keep the commands, drop the output comments.
     script = re.sub(r"\\\n\s*", "", block)
     script = re.sub(r"\n[ \t]+", " ", script)
     cmds = [l for l in script.splitlines() if l.startswith(("curl", "BOOT="))]
-    assert len(cmds) == 5, cmds
+    assert len(cmds) == 6, cmds
     setup = "BOOT=\"$BOOT\"; API=\"$API\""
 
     def run(cmd):
@@ -108,7 +108,11 @@ def test_route_examples(env):
     listed = json.loads(run(cmds[2]))
     ci = [t for t in listed if t["name"] == "ci"][-1]
     assert ci["dedicatedSubject"] == "ci-bot"
-    delete = re.sub(r"tokens/\d+", f"tokens/{ci['id']}", cmds[3])
+    rotate = re.sub(r"tokens/\d+", f"tokens/{ci['id']}", cmds[3])
+    rotated = json.loads(run(rotate))
+    assert rotated["name"] == "ci" and rotated["token"] != created["token"]
+    assert rotated["expiration"] == created["expiration"]
+    delete = re.sub(r"tokens/\d+", f"tokens/{ci['id']}", cmds[4])
     assert run(delete).strip() == "204"
-    info = json.loads(run(cmds[4]))
+    info = json.loads(run(cmds[5]))
     assert info["deploymentMode"] == "SelfHosted"

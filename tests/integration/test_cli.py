@@ -28,6 +28,7 @@ Available Commands:
   create      Create a service token
   delete      Delete a service token
   list        List service tokens
+  rotate      Issue a new secret for a service token
 
 Use "sts service-token [command] --help" for more information about a command.
 """

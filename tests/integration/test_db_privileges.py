@@ -3,6 +3,7 @@ sts_lookup) can do what the module needs and nothing more, the revision
 trigger cannot be fooled by a temporary table, and applying schema.sql to
 a version 1 database (the schema before roles) upgrades it."""
 
+import glob
 import os
 import subprocess
 
@@ -12,6 +13,9 @@ from conftest import ROOT
 
 SCHEMA = os.path.join(ROOT, "sql", "schema.sql")
 V1 = os.path.join(os.path.dirname(__file__), "data", "schema-v1.sql")
+# The newest schema version: one more than the number of migrations.
+LATEST = str(len(glob.glob(os.path.join(ROOT, "sql", "migrations",
+                                        "[0-9]*.sql"))) + 1)
 
 
 def as_role(pg, sql, role=None, password=None, db="sts"):
@@ -45,6 +49,7 @@ def test_httpd_role_reads(pg, sql):
 
 @pytest.mark.parametrize("sql", [
     "UPDATE sts_tokens SET roles = ARRAY['stackstate-admin']",
+    "UPDATE sts_tokens SET previous_digest = NULL",
     "UPDATE sts_token_revision SET revision = 0",
     "DELETE FROM sts_token_revision",
     "INSERT INTO sts_schema_version (version) VALUES (99)",
@@ -84,6 +89,37 @@ def test_httpd_role_creates_and_deletes_and_bumps_the_revision(pg):
         [(str(before + 1),), (str(before + 2),)]
 
 
+def test_rotation_functions_and_their_roles(pg):
+    """httpd's role (sts_api) rotates through sts_token_rotate and retires
+    through sts_token_retire_previous; a role with sts_lookup only may
+    retire but never rotate; nobody else may call either."""
+    a, b = "1" * 64, "2" * 64
+    pg.sql("INSERT INTO sts_tokens (id, name, digest, roles) VALUES "
+           f"(434343, 'rot-priv', '{a}', ARRAY['r'])")
+    ok, out = as_role(pg, "SELECT replaced FROM sts_token_rotate(434343, "
+                      f"'{b}', 60000, NULL)")
+    assert ok and out.strip() == a, out
+    ok, out = as_role(pg, "SELECT digest FROM sts_token_digests WHERE id = "
+                      "434343 ORDER BY 1")
+    assert ok and out.split() == [a, b], out
+    pg.psql("CREATE ROLE sts_rot_reader LOGIN PASSWORD 'pw-rot'",
+            db="postgres")
+    pg.psql("GRANT sts_lookup TO sts_rot_reader")
+    ok, out = as_role(pg, "SELECT * FROM sts_token_rotate(434343, "
+                      f"'{'3' * 64}', 0, NULL)", "sts_rot_reader", "pw-rot")
+    assert not ok and "permission denied" in out, out
+    ok, out = as_role(pg, f"SELECT sts_token_retire_previous(434343, '{b}')",
+                      "sts_rot_reader", "pw-rot")
+    assert ok and out.strip() == a, out
+    pg.psql("CREATE ROLE sts_nobody LOGIN PASSWORD 'pw-nobody'",
+            db="postgres")
+    for sql in (f"SELECT sts_token_retire_previous(434343, '{b}')",
+                "SELECT * FROM sts_token_digests"):
+        ok, out = as_role(pg, sql, "sts_nobody", "pw-nobody")
+        assert not ok and "permission denied" in out, out
+    pg.sql("DELETE FROM sts_tokens WHERE id = 434343")
+
+
 def test_lookup_role_cannot_write(pg):
     pg.psql("CREATE ROLE sts_reader_only LOGIN PASSWORD 'pw-reader'", db="postgres")
     pg.psql("GRANT sts_lookup TO sts_reader_only")
@@ -113,7 +149,7 @@ def test_upgrade_from_version_1(pg):
 
     for _ in range(2):
         apply_file(pg, SCHEMA, db)
-        assert pg.psql("SELECT max(version) FROM sts_schema_version", db=db).strip() == "3"
+        assert pg.psql("SELECT max(version) FROM sts_schema_version", db=db).strip() == LATEST
         assert pg.psql("SELECT name FROM sts_tokens", db=db).strip() == "kept"
         ok, out = as_role(pg, "INSERT INTO sts_tokens (id, name, digest, roles) "
                           "VALUES (8, 'new', repeat('d', 64), ARRAY['r']); "

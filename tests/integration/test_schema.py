@@ -1,9 +1,11 @@
 """The schema's change log, which keeps every host's token table current,
-and the upgrade to it: applying sql/schema.sql to a database at version 1
-(tests/integration/data/schema-v1.sql) or 2 (schema-v2.sql, least
-privilege, the schema before the change log) gives exactly the schema a
+rotation's previous digests, and the upgrade: applying sql/schema.sql to a
+database at version 1 (tests/integration/data/schema-v1.sql), 2
+(schema-v2.sql, least privilege, the schema before the change log) or 3
+(schema-v3.sql, the change log, before rotation) gives exactly the schema a
 fresh database gets, keeps the tokens and records changes from then on."""
 
+import glob
 import os
 import subprocess
 
@@ -13,6 +15,9 @@ from conftest import ROOT
 
 SCHEMA = os.path.join(ROOT, "sql", "schema.sql")
 DATA = os.path.join(os.path.dirname(__file__), "data")
+# The newest schema version: one more than the number of migrations.
+LATEST = str(len(glob.glob(os.path.join(ROOT, "sql", "migrations",
+                                        "[0-9]*.sql"))) + 1)
 
 
 def apply_file(pg, path, db):
@@ -47,11 +52,11 @@ def changes(pg, db, since):
                    db=db).split()
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_schema_upgrades_an_older_database(pg, version):
-    """A database at version 1 or 2 with a token, after schema.sql (twice):
-    exactly a fresh database's schema, version 3, its token kept, changes
-    recorded."""
+    """A database at version 1, 2 or 3 with a token, after schema.sql
+    (twice): exactly a fresh database's schema, the newest version, its
+    token kept, changes recorded, rotation working."""
     db = f"sts_from_v{version}"
     fresh_db(pg, db, os.path.join(DATA, f"schema-v{version}.sql"))
     pg.psql("INSERT INTO sts_tokens (id, name, digest, roles) VALUES "
@@ -61,11 +66,18 @@ def test_schema_upgrades_an_older_database(pg, version):
     fresh_db(pg, "sts_fresh")
     assert dump(pg, db) == dump(pg, "sts_fresh")
     assert pg.psql("SELECT max(version) FROM sts_schema_version",
-                   db=db).strip() == "3"
+                   db=db).strip() == LATEST
     assert pg.psql("SELECT name FROM sts_tokens", db=db).split() == ["old"]
     rev = int(pg.psql("SELECT revision FROM sts_token_revision", db=db))
+    pg.psql(f"SELECT * FROM sts_token_rotate(1, '{'b' * 64}', 60000, NULL)",
+            db=db)
+    assert changes(pg, db, rev) == [str(rev + 1), "a" * 64,
+                                    str(rev + 1), "b" * 64]
+    assert pg.psql("SELECT digest, until > 0 FROM sts_token_digests ORDER BY 1",
+                   db=db).split() == ["a" * 64, "t", "b" * 64, "f"]
     pg.psql("DELETE FROM sts_tokens WHERE id = 1", db=db)
-    assert changes(pg, db, rev) == [str(rev + 1), "a" * 64]
+    assert changes(pg, db, rev + 1) == [str(rev + 2), "a" * 64,
+                                        str(rev + 2), "b" * 64]
 
 
 def test_each_statement_records_its_digests_under_one_revision(pg):
@@ -89,6 +101,62 @@ def test_each_statement_records_its_digests_under_one_revision(pg):
     pg.psql("TRUNCATE sts_tokens", db=db)
     assert pg.psql("SELECT revision, horizon FROM sts_token_revision",
                    db=db).split() == ["4", "4"]
+
+
+def test_rotation_records_and_serves_both_digests(pg):
+    """sts_token_rotate keeps the replaced digest for the grace period (the
+    view serves it with its end, the new one with retire set), a second
+    rotation drops it, the retire ends it; every step records the digests
+    it touched; grace 0 keeps nothing; a past end serves nothing."""
+    db = "sts_rot"
+    fresh_db(pg, db)
+    a, b, c, d = "a" * 64, "b" * 64, "c" * 64, "d" * 64
+    pg.psql("INSERT INTO sts_tokens (id, name, digest, roles, expiration) "
+            f"VALUES (1, 'one', '{a}', ARRAY['r', 's'], 4000000000000)",
+            db=db)
+
+    def view():
+        return [tuple(r.split("|")) for r in pg.psql(
+            "SELECT digest, id, name, roles, expiration, until > 0, retire "
+            "FROM sts_token_digests ORDER BY digest", db=db).replace(
+                "\t", "|").split()]
+
+    out = pg.psql(f"SELECT name, roles, expiration, replaced, "
+                  f"replaced_until > 0, dropped IS NULL FROM "
+                  f"sts_token_rotate(1, '{b}', 60000, NULL)", db=db).split()
+    assert out == ["one", "r,s", "4000000000000", a, "t", "t"]
+    assert changes(pg, db, 1) == ["2", a, "2", b]
+    assert view() == [(a, "1", "one", "r,s", "4000000000000", "t", "f"),
+                      (b, "1", "one", "r,s", "4000000000000", "f", "t")]
+    # Rotating again: a dies, b is the previous digest, expiration changed.
+    out = pg.psql(f"SELECT expiration, replaced, dropped FROM "
+                  f"sts_token_rotate(1, '{c}', 60000, 4100000000000)",
+                  db=db).split()
+    assert out == ["4100000000000", b, a]
+    assert changes(pg, db, 2) == ["3", a, "3", b, "3", c]
+    assert [r[0] for r in view()] == [b, c]
+    # The retire needs the current digest.
+    assert pg.psql(f"SELECT sts_token_retire_previous(1, '{b}') IS NULL",
+                   db=db).strip() == "t"
+    assert pg.psql(f"SELECT sts_token_retire_previous(1, '{c}')",
+                   db=db).strip() == b
+    assert changes(pg, db, 3) == ["4", b, "4", c]
+    assert view() == [(c, "1", "one", "r,s", "4100000000000", "f", "f")]
+    assert pg.psql(f"SELECT sts_token_retire_previous(1, '{c}') IS NULL",
+                   db=db).strip() == "t"
+    # Grace 0: no previous digest.
+    pg.psql(f"SELECT * FROM sts_token_rotate(1, '{d}', 0, NULL)", db=db)
+    assert [r[0] for r in view()] == [d]
+    # A previous digest past its end is served no more (nor does the
+    # current one ask for a retire); deleting the token records both.
+    pg.psql(f"SELECT * FROM sts_token_rotate(1, '{a}', 60000, NULL)", db=db)
+    pg.psql("UPDATE sts_tokens SET previous_until = 1", db=db)
+    assert view() == [(a, "1", "one", "r,s", "4100000000000", "f", "f")]
+    rev = int(pg.psql("SELECT revision FROM sts_token_revision", db=db))
+    pg.psql("DELETE FROM sts_tokens", db=db)
+    assert changes(pg, db, rev) == [str(rev + 1), a, str(rev + 1), d]
+    assert pg.psql(f"SELECT count(*) FROM sts_token_rotate(2, '{b}', 0, "
+                   "NULL)", db=db).strip() == "0"
 
 
 def test_old_changes_are_pruned_behind_the_horizon(pg):

@@ -417,6 +417,80 @@ static void test_encoder_text(void **state)
     free(s);
 }
 
+/* Rotation requests: no body or {} take every default; the grace period
+ * within 0..max; expiryDate as for create; anything else refused. */
+static void test_rotate_parse(void **state)
+{
+    sts_rotate_req q;
+    char err[256];
+    static const struct {
+        const char *body;
+        const char *msg;
+    } bad[] = {
+        {"{\"gracePeriodSeconds\": 601}",
+         "'gracePeriodSeconds' 601 is more than this server allows here: at "
+         "most 600 (STSTokenRotateGraceMax)"},
+        {"{\"gracePeriodSeconds\": -1}", "from 0 to 600"},
+        {"{\"gracePeriodSeconds\": 1.5}", "from 0 to 600"},
+        {"{\"gracePeriodSeconds\": \"60\"}", "from 0 to 600"},
+        {"{\"gracePeriodSeconds\": 1, \"gracePeriodSeconds\": 2}",
+         "invalid JSON"},
+        {"{\"name\": \"x\"}", "unknown field 'name'"},
+        {"[]", "must be a JSON object"},
+        {"{", "invalid JSON"},
+        {"{\"expiryDate\": \"soon\"}", "'expiryDate' must be an integer"},
+    };
+    size_t i;
+
+    (void)state;
+    assert_int_equal(sts_rotate_parse("", 0, NOW, 600, &q, err, sizeof(err)),
+                     STS_REQ_OK);
+    assert_true(q.grace_s == -1 && q.expiry_ms == -1);
+    assert_int_equal(
+        sts_rotate_parse(" \r\n", 3, NOW, 600, &q, err, sizeof(err)),
+        STS_REQ_OK);
+    assert_int_equal(sts_rotate_parse("{}", 2, NOW, 600, &q, err, sizeof(err)),
+                     STS_REQ_OK);
+    assert_true(q.grace_s == -1 && q.expiry_ms == -1);
+    {
+        const char *b = "{\"gracePeriodSeconds\": 600, \"expiryDate\": "
+                        "1800000000001}";
+
+        assert_int_equal(
+            sts_rotate_parse(b, strlen(b), NOW, 600, &q, err, sizeof(err)),
+            STS_REQ_OK);
+        assert_true(q.grace_s == 600 && q.expiry_ms == 1800000000001);
+    }
+    assert_int_equal(sts_rotate_parse("{\"gracePeriodSeconds\": 0}", 25, NOW,
+                                      600, &q, err, sizeof(err)),
+                     STS_REQ_OK);
+    assert_true(q.grace_s == 0);
+    assert_int_equal(sts_rotate_parse("{\"expiryDate\": 1800000000000}", 29,
+                                      NOW, 600, &q, err, sizeof(err)),
+                     STS_REQ_BAD_EXPIRY);
+    assert_non_null(strstr(err, "not in the future"));
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(sts_rotate_parse(bad[i].body, strlen(bad[i].body), NOW,
+                                          600, &q, err, sizeof(err)),
+                         STS_REQ_BAD);
+        if (strstr(err, bad[i].msg) == NULL) {
+            fail_msg("%s: %s", bad[i].body, err);
+        }
+    }
+    {
+        char big[STS_API_MAX_ROTATE_BODY + 2];
+
+        memset(big, ' ', sizeof(big));
+        big[0] = '{';
+        big[sizeof(big) - 1] = '}';
+        assert_int_equal(
+            sts_rotate_parse(big, sizeof(big), NOW, 600, &q, err, sizeof(err)),
+            STS_REQ_BAD);
+        assert_non_null(strstr(err, "larger than 1024 bytes"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_small_error_buffer),
         cmocka_unit_test(test_encoder_text),
+        cmocka_unit_test(test_rotate_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -196,12 +196,45 @@ static void test_create_body(void **state)
 }
 
 /* Runs the tests of this file. */
+/* The rotate body: empty without flags, gracePeriodSeconds and expiryDate
+ * otherwise; usage errors before sending. */
+static void test_rotate_body(void **state)
+{
+    cli_args a;
+    char err[256], *body;
+
+    (void)state;
+    parse(&a, "service-token", "rotate", "--id", "5", NULL);
+    assert_int_equal(cli_rotate_body(&a, &body, err, sizeof(err)), CLI_OK);
+    assert_string_equal(body, "");
+    free(body);
+    parse(&a, "service-token", "rotate", "5", "--grace-period", "0",
+          "--expiration", "2027-01-15", NULL);
+    assert_int_equal(cli_rotate_body(&a, &body, err, sizeof(err)), CLI_OK);
+    assert_string_equal(body, "{\"gracePeriodSeconds\":0,"
+                              "\"expiryDate\":1799971200000}");
+    free(body);
+    parse(&a, "service-token", "rotate", "5", "--grace-period", "3600", NULL);
+    assert_int_equal(cli_rotate_body(&a, &body, err, sizeof(err)), CLI_OK);
+    assert_string_equal(body, "{\"gracePeriodSeconds\":3600}");
+    free(body);
+    parse(&a, "service-token", "rotate", "5", "--grace-period", "-1", NULL);
+    assert_int_equal(cli_rotate_body(&a, &body, err, sizeof(err)), CLI_EUSAGE);
+    assert_non_null(strstr(err, "--grace-period '-1'"));
+    assert_null(body);
+    parse(&a, "service-token", "rotate", "5", "--grace-period", "1h", NULL);
+    assert_int_equal(cli_rotate_body(&a, &body, err, sizeof(err)), CLI_EUSAGE);
+    parse(&a, "service-token", "rotate", "5", "--expiration", "tomorrow", NULL);
+    assert_int_equal(cli_rotate_body(&a, &body, err, sizeof(err)), CLI_EUSAGE);
+    assert_non_null(strstr(err, "yyyy-MM-dd"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),       cmocka_unit_test(test_table_utf8),
         cmocka_unit_test(test_printable),   cmocka_unit_test(test_tokens_table),
-        cmocka_unit_test(test_create_body),
+        cmocka_unit_test(test_create_body), cmocka_unit_test(test_rotate_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

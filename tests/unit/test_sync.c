@@ -138,6 +138,8 @@ static void emit(sts_sync_row_fn fn, void *fnctx, const fake_token *t,
     }
     tok.id = t->id;
     tok.expiration_ms = -1;
+    tok.until_ms = -1;
+    tok.retire = 0;
     tok.str[STS_TT_NAME] = names;
     tok.str[STS_TT_ROLES] = "r";
     tok.str[STS_TT_ID_TEXT] = "1";
@@ -513,6 +515,8 @@ test_answers_older_than_an_applied_change_are_not_stored(void **state)
     sts_sync_step(sync_, 300);
     tok.id = 5;
     tok.expiration_ms = -1;
+    tok.until_ms = -1;
+    tok.retire = 0;
     tok.str[STS_TT_NAME] = "n";
     tok.str[STS_TT_ROLES] = "r";
     tok.str[STS_TT_ID_TEXT] = "5";

@@ -60,6 +60,8 @@ static sts_tt_token token(int64_t id, const char *name, const char *roles)
 
     t.id = id;
     t.expiration_ms = -1;
+    t.until_ms = -1;
+    t.retire = 0;
     t.str[STS_TT_NAME] = name;
     t.str[STS_TT_ROLES] = roles;
     t.str[STS_TT_ID_TEXT] = "42";
@@ -194,6 +196,63 @@ static void test_sweep_removes_what_a_generation_did_not_store(void **state)
     assert_int_equal(sts_table_get(t, d2, &out, arena_alloc, &a), 1);
     assert_int_equal(sts_table_get(t, d3, &out, arena_alloc, &a), 1);
     assert_int_equal(sts_table_sweep(t), 0);
+    sts_table_destroy(t);
+}
+
+/* A rotation's two entries: the previous secret keeps its end, and the
+ * new one's retire flag is taken by one caller only (the first use), given
+ * back when retiring failed, kept taken when the same digest is stored
+ * again (the synchronisation applying the rotation), cleared by a put
+ * without it. */
+static void test_rotation_entries_and_the_retire_flag(void **state)
+{
+    sts_token_table *t = sts_table_create(100);
+    unsigned char cur[STS_DIGEST_LEN], prev[STS_DIGEST_LEN],
+        none[STS_DIGEST_LEN];
+    sts_tt_token in = token(7, "ci", "r"), out;
+    arena a = {.used = 0};
+
+    (void)state;
+    digest_of(10, cur);
+    digest_of(11, prev);
+    digest_of(12, none);
+    in.retire = 1;
+    assert_int_equal(sts_table_put(t, cur, &in), 0);
+    in.retire = 0;
+    in.until_ms = 1700000000000;
+    assert_int_equal(sts_table_put(t, prev, &in), 0);
+    assert_int_equal(sts_table_get(t, prev, &out, arena_alloc, &a), 1);
+    assert_true(out.until_ms == 1700000000000);
+    assert_int_equal(out.retire, 0);
+    assert_int_equal(sts_table_get(t, cur, &out, arena_alloc, &a), 1);
+    assert_true(out.until_ms == -1);
+    assert_int_equal(out.retire, 1);
+
+    assert_int_equal(sts_table_take_retire(t, cur), 1);
+    assert_int_equal(sts_table_take_retire(t, cur), 0);
+    assert_int_equal(sts_table_get(t, cur, &out, arena_alloc, &a), 1);
+    assert_int_equal(out.retire, 0);
+    /* Stored again with the flag (the change log's copy of the rotation):
+     * still taken. */
+    in = token(7, "ci", "r");
+    in.retire = 1;
+    assert_int_equal(sts_table_put(t, cur, &in), 0);
+    assert_int_equal(sts_table_take_retire(t, cur), 0);
+    assert_int_equal(sts_table_get(t, cur, &out, arena_alloc, &a), 1);
+    assert_int_equal(out.retire, 0);
+    /* Retiring failed: the next use takes it. */
+    sts_table_return_retire(t, cur);
+    assert_int_equal(sts_table_get(t, cur, &out, arena_alloc, &a), 1);
+    assert_int_equal(out.retire, 1);
+    assert_int_equal(sts_table_take_retire(t, cur), 1);
+    /* The database says the previous secret is retired. */
+    in.retire = 0;
+    assert_int_equal(sts_table_put(t, cur, &in), 0);
+    sts_table_return_retire(t, cur);
+    assert_int_equal(sts_table_take_retire(t, cur), 0);
+    assert_int_equal(sts_table_take_retire(t, prev), 0);
+    assert_int_equal(sts_table_take_retire(t, none), -1);
+    assert_int_equal(sts_table_count(t), 2);
     sts_table_destroy(t);
 }
 
@@ -452,6 +511,44 @@ static void test_shared_between_processes(void **state)
     munmap(mem, sizeof(shared_lock) + sts_table_mem_size(1000));
 }
 
+/* Processes racing for a rotated token's retire flag: one of them takes
+ * it. */
+static void test_one_process_takes_the_retire_flag(void **state)
+{
+    enum { CHILDREN = 8 };
+    sts_tt_lock lock;
+    char *mem = shared_table(100, &lock);
+    sts_token_table *t = sts_table_attach(mem + sizeof(shared_lock), &lock);
+    unsigned char d[STS_DIGEST_LEN];
+    sts_tt_token in = token(7, "rotated", "r");
+    pid_t pid[CHILDREN];
+    int i, took = 0;
+
+    (void)state;
+    digest_of(5, d);
+    in.retire = 1;
+    assert_int_equal(sts_table_put(t, d, &in), 0);
+    for (i = 0; i < CHILDREN; i++) {
+        pid[i] = fork();
+        if (pid[i] == 0) {
+            sts_token_table *c =
+                sts_table_attach(mem + sizeof(shared_lock), &lock);
+
+            _exit(sts_table_take_retire(c, d) == 1 ? 0 : 2);
+        }
+    }
+    for (i = 0; i < CHILDREN; i++) {
+        int rc = wait_child(pid[i]);
+
+        assert_true(rc == 0 || rc == 2);
+        took += rc == 0;
+    }
+    assert_int_equal(took, 1);
+    assert_int_equal(sts_table_take_retire(t, d), 0);
+    sts_table_detach(t);
+    munmap(mem, sizeof(shared_lock) + sts_table_mem_size(100));
+}
+
 static void test_writer_dying_mid_write_empties_the_table(void **state)
 {
     sts_tt_lock lock;
@@ -497,10 +594,12 @@ int main(void)
         cmocka_unit_test(test_too_long_strings_are_not_stored),
         cmocka_unit_test(test_put_if_refuses_answers_older_than_a_change),
         cmocka_unit_test(test_sweep_removes_what_a_generation_did_not_store),
+        cmocka_unit_test(test_rotation_entries_and_the_retire_flag),
         cmocka_unit_test(test_holds_100k_entries),
         cmocka_unit_test(test_full_table_refuses_new_tokens),
         cmocka_unit_test(test_string_space_is_bounded_and_reused),
         cmocka_unit_test(test_shared_between_processes),
+        cmocka_unit_test(test_one_process_takes_the_retire_flag),
         cmocka_unit_test(test_writer_dying_mid_write_empties_the_table),
         cmocka_unit_test(test_threads),
     };

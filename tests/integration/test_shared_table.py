@@ -77,7 +77,9 @@ def shm_maps(pid):
 
 
 def db_count(pg):
-    return int(pg.sql("SELECT count(*) FROM sts_tokens")[0][0])
+    """Digests that authenticate: a rotated token's old secret in its grace
+    period is one more entry of the table."""
+    return int(pg.sql("SELECT count(*) FROM sts_token_digests")[0][0])
 
 
 def settle(h, pg, timeout=5):

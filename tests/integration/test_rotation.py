@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -180,6 +181,59 @@ def test_first_use_of_the_new_secret_ends_the_old_on_every_host(
     both_work((a, b), new)
     assert "its new secret was used, its previous secret is retired" in \
         b.error_log() + a.error_log()
+
+
+# Five processes that stay (prefork): first uses reach several of them.
+PREFORK5 = """
+StartServers 5
+MinSpareServers 5
+MaxSpareServers 10
+"""
+
+# Counts the statements that call sts_token_retire_previous, whether they
+# change a row or not (a statement trigger fires for none too).
+COUNT_RETIRES = """
+CREATE TABLE test_retire_calls (at timestamptz DEFAULT now());
+CREATE FUNCTION test_retire_count() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER AS $$
+BEGIN
+    IF current_query() LIKE '%sts_token_retire_previous%' THEN
+        INSERT INTO test_retire_calls DEFAULT VALUES;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER test_retire_count AFTER UPDATE ON sts_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION test_retire_count();
+"""
+UNCOUNT_RETIRES = """
+DROP TRIGGER IF EXISTS test_retire_count ON sts_tokens;
+DROP FUNCTION IF EXISTS test_retire_count();
+DROP TABLE IF EXISTS test_retire_calls;
+"""
+
+
+def test_one_request_per_host_retires(start, pg, bootstrap):
+    """First uses of the new secret at once on the processes of one host
+    (prefork, five processes sharing the token table) call the database's
+    retire once: the shared table's flag is taken by one request (with a
+    table per process, each process called it)."""
+    h = start(PREFORK5, mpm="prefork")
+    old = create(h, bootstrap, "rot-once-per-host")
+    tid = token_id(pg, "rot-once-per-host")
+    pg.psql(UNCOUNT_RETIRES + COUNT_RETIRES)
+    try:
+        r = rotate(h, bootstrap, tid, {"gracePeriodSeconds": 600})
+        assert r.status == 200, r
+        new = r.json()["token"]
+        both_work((h,), old, seconds=1.0)  # the rotation in the change log
+        with ThreadPoolExecutor(10) as ex:
+            got = list(ex.map(lambda _: status(h, new), range(40)))
+        assert got == [200] * 40
+        assert previous(pg, tid)[0] == "f"
+        calls = int(pg.sql("SELECT count(*) FROM test_retire_calls")[0][0])
+        assert calls == 1, f"{calls} retire calls from one host"
+    finally:
+        pg.psql(UNCOUNT_RETIRES)
 
 
 def test_grace_period_end_refuses_the_old_secret_unused_new(hosts, pg,

@@ -10,6 +10,8 @@
  * database, as long as the table was current less than a second ago; else
  * the database decides, one lookup per request (fail closed). With
  * STSTokenCacheTTL 0 there is no table: every request is looked up.
+ *
+ * The same thread writes when each token was last used (last_use.h).
  */
 #ifndef STS_CACHE_H
 #define STS_CACHE_H
@@ -20,10 +22,17 @@
 #include "store.h"
 #include "sts.h"
 
-/* Starts this process's table and synchronisation of db, with the main
- * server s's STSTokenCacheTTL and STSTokenCacheEntries (child_init); they
- * stop with p. */
+/* Starts this process's thread for db: its table and synchronisation, with
+ * the main server s's STSTokenCacheTTL and STSTokenCacheEntries (none with
+ * STSTokenCacheTTL 0), and the writing of last use (child_init); they stop
+ * with p, after a last write of the uses noted. */
 void sts_cache_child_init(apr_pool_t *p, server_rec *s, sts_db *db);
+
+/* Notes that the token id authenticated r (r->request_time, from
+ * r->useragent_ip: the client address mod_remoteip may have set) for the
+ * thread to write to sts_token_last_use (last_use.h): no database work in
+ * the request. */
+void sts_cache_note_use(request_rec *r, const sts_identity *id);
 
 /* Finds the token a request presented (token of len bytes, with the right
  * length and prefix, and its digest): OK with *out set,

@@ -31,6 +31,10 @@ Then phases (--phases), each printing the database statements it caused:
   memory      a host's bytes per token held at each of --memory-tokens
               (the shared table's own count, and the PSS of its 2
               processes: shared pages counted once)
+  last-use    the tokens rotating for --last-use-seconds on a fresh event
+              instance (2 processes) and a prefork one (--prefork
+              processes): the statements recording last use per second,
+              the uses they carried and the rows they wrote
 
 Within a round every row runs between two ceiling runs and its ratio is
 taken against their mean (the machine's load drifts; this keeps each
@@ -38,6 +42,8 @@ comparison local); the row order rotates from round to round. It prints,
 per row, the medians over rounds of requests/s, p50 and p99 latency and of
 those ratios (with their min and max), the
 PostgreSQL statements per second seen while the row ran (pg_stat_statements),
+the statements recording last use per second among them (and the rows they
+wrote per second),
 httpd's CPU time per request (user + system of all its processes, from
 /proc: less sensitive than req/s to other jobs on the machine),
 httpd's RSS before and after, and an RSS check of a fresh cached instance
@@ -143,6 +149,18 @@ class Postgres:
         return int(a), int(b)
 
 
+    def last_use(self):
+        """(statements recording last use, rows written to
+        sts_token_last_use) so far. The row counts come from the statistics
+        collector: up to a second late."""
+        out = self.psql(
+            "SELECT (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+            "WHERE query LIKE '%sts_token_note_use(%'), "
+            "(SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM "
+            "pg_stat_user_tables WHERE relname = 'sts_token_last_use')")
+        a, b = out.split("|")
+        return int(a), int(b)
+
     def module_statements(self):
         """The module's statements executed so far, by kind."""
         out = self.psql(
@@ -183,7 +201,7 @@ Mutex file:{run} default
 ErrorLog "{run}/error.log"
 LogLevel {loglevel}
 {user}
-LoadModule mpm_event_module {mods}/mod_mpm_event.so
+LoadModule mpm_{mpm}_module {mods}/mod_mpm_{mpm}.so
 LoadModule authn_core_module {mods}/mod_authn_core.so
 LoadModule authz_core_module {mods}/mod_authz_core.so
 LoadModule authz_user_module {mods}/mod_authz_user.so
@@ -199,10 +217,17 @@ LoadModule sts_token_module {module}
 
 StartServers {procs}
 ServerLimit {procs}
-ThreadsPerChild 32
-MaxRequestWorkers {workers}
-MinSpareThreads 32
-MaxSpareThreads 64
+<IfModule mpm_event_module>
+    ThreadsPerChild 32
+    MaxRequestWorkers {workers}
+    MinSpareThreads 32
+    MaxSpareThreads 64
+</IfModule>
+<IfModule mpm_prefork_module>
+    MinSpareServers {procs}
+    MaxSpareServers {procs}
+    MaxRequestWorkers {procs}
+</IfModule>
 KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 30
@@ -269,7 +294,7 @@ class Httpd:
     """One httpd instance with the benchmark configuration."""
 
     def __init__(self, base, name, pg, module, ttl, entries, docroot,
-                 db="sts", procs=2, loglevel="warn"):
+                 db="sts", procs=2, loglevel="warn", mpm="event"):
         self.run = os.path.join(base, name)
         os.mkdir(self.run, 0o755)
         self.port = free_port()
@@ -283,7 +308,7 @@ class Httpd:
                                       ttl=ttl, entries=entries,
                                       docroot=docroot, procs=procs,
                                       workers=32 * procs,
-                                      loglevel=loglevel))
+                                      loglevel=loglevel, mpm=mpm))
         shutil.copy(os.path.join(base, "htpasswd"),
                     os.path.join(self.run, "htpasswd"))
         os.chmod(os.path.join(self.run, "htpasswd"), 0o644)
@@ -291,10 +316,13 @@ class Httpd:
 
     def start(self):
         out = open(os.path.join(self.run, "stdout.log"), "w")
+        # A session of its own: prefork's parent signals its whole process
+        # group when it stops.
         self.proc = subprocess.Popen(["apache2", "-f", self.conf,
                                       "-DFOREGROUND"], stdout=out,
                                      stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
         deadline = time.time() + 15
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -621,6 +649,38 @@ def churn(pg, srv, files, args, base):
            f" ms max ({len(accepted)} tokens)" if accepted else "NEVER"))
 
 
+def last_use(pg, srv, files, args, mpm, procs):
+    """The tokens rotating for --last-use-seconds on a fresh instance: the
+    statements recording last use, the uses they carried (the module's
+    debug log) and the rows they wrote, per second."""
+    pg.psql("TRUNCATE sts_token_last_use")
+    time.sleep(1.5)  # the statistics collector's counts settle
+    u0 = pg.last_use()
+    t0 = time.time()
+    # prefork: one connection per process (a keep-alive connection holds
+    # its process).
+    res = wrk(srv.url("/sts/f.txt"), files["tokens"], "X-API-Key",
+              args.last_use_seconds,
+              args.connections if mpm == "event" else procs, args.threads)
+    time.sleep(6)  # the last flush (every 5 s)
+    dt = time.time() - t0
+    time.sleep(1.5)
+    u1 = pg.last_use()
+    log_text = srv.read("error.log")
+    sent = [int(n) for n in re.findall(r"last use: sent (\d+) uses", log_text)]
+    writers = len(set(re.findall(r"\[pid (\d+)[^\]]*\][^\n]*last use: sent",
+                                 log_text)))
+    recorded = int(pg.psql("SELECT count(*) FROM sts_token_last_use"))
+    log(f"last-use ({mpm}, {procs} processes, {writers} of them wrote): "
+        f"{len(files['tokens_list']):,} tokens rotating at "
+        f"{res['rps']:,.0f} req/s for {args.last_use_seconds} s: "
+        f"{(u1[0] - u0[0]) / dt:.2f} last-use statements/s, carrying "
+        f"{sum(sent) / dt:,.0f} uses/s ({sum(sent) / max(1, len(sent)):,.0f} "
+        f"per statement), {(u1[1] - u0[1]) / dt:,.1f} rows written/s "
+        f"({(u1[1] - u0[1]) / max(1, recorded):.2f} per token over "
+        f"{dt / 60:.1f} min); {recorded:,} tokens recorded")
+
+
 def cold_start(pg, args, base, module, docroot):
     """A fresh instance on a database of --cold-tokens tokens: when it
     answers, its first request, when the full read is done."""
@@ -724,8 +784,13 @@ def main():
                     help="requests for the RSS check (0 skips it)")
     ap.add_argument("--unique", type=int, default=200000,
                     help="unique unknown tokens for the flood-uniq row")
-    ap.add_argument("--phases", default="flood-mix,churn,cold,memory",
-                    help="comma-separated phases after the rounds")
+    ap.add_argument("--phases", default="flood-mix,churn,cold,memory,"
+                    "last-use", help="comma-separated phases after the rounds")
+    ap.add_argument("--last-use-seconds", type=int, default=130,
+                    help="length of each last-use run (two minutes: each "
+                    "token is due once a minute)")
+    ap.add_argument("--prefork", type=int, default=16,
+                    help="processes of the last-use phase's prefork run")
     ap.add_argument("--cold-tokens", type=int, default=100000)
     ap.add_argument("--memory-tokens", default="10000,100000,1000000")
     ap.add_argument("--rows", default="",
@@ -869,6 +934,7 @@ def main():
         def measure(row):
             name, srv, path, vals, hdr, expect_ok = row
             s0 = pg.statements()
+            u0 = pg.last_use()
             c0 = srv.cpu_seconds()
             t0 = time.time()
             res = wrk(srv.url(path), files[vals], hdr, args.seconds,
@@ -876,6 +942,9 @@ def main():
             dt = time.time() - t0
             c1 = srv.cpu_seconds()
             s1 = pg.statements()
+            u1 = pg.last_use()
+            res["lu_qps"] = (u1[0] - u0[0]) / dt
+            res["lu_rows"] = (u1[1] - u0[1]) / dt
             res["cpu_us"] = (c1 - c0) * 1e6 / max(1, res["requests"])
             res["qps"] = (s1[0] - s0[0]) / dt
             res["lookups"] = (s1[1] - s0[1]) / dt
@@ -915,8 +984,9 @@ def main():
 
         log("")
         log("| row | req/s | p50 ms | p99 ms | ratio to ceiling (median, min, max) | DB statements/s "
-            "(token lookups/s) | httpd CPU us/request | answers as expected |")
-        log("|---|---:|---:|---:|---:|---:|---:|---|")
+            "(token lookups/s) | last-use statements/s (rows written/s) | "
+            "httpd CPU us/request | answers as expected |")
+        log("|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for name, *_ in rows:
             rs = results[name]
             ratios = [r["ratio"] for r in rs]
@@ -935,6 +1005,8 @@ def main():
                 f"{med(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}) | "
                 f"{med(r['qps'] for r in rs):,.1f} "
                 f"({med(r['lookups'] for r in rs):,.1f}) | "
+                f"{med(r['lu_qps'] for r in rs):.2f} "
+                f"({med(r['lu_rows'] for r in rs):,.1f}) | "
                 f"{med(r['cpu_us'] for r in rs):.0f} | "
                 f"{ok} |")
         log("")
@@ -1008,6 +1080,14 @@ def main():
             cold_start(pg, args, base, module, docroot)
         if "memory" in phases:
             memory(pg, args, base, module, docroot)
+        if "last-use" in phases:
+            for mpm, procs in (("event", 2), ("prefork", args.prefork)):
+                srv = Httpd(base, f"httpd-lu-{mpm}", pg, module, 300, entries,
+                            docroot, procs=procs, mpm=mpm,
+                            loglevel="warn sts_token:debug")
+                servers.append(srv.start())
+                last_use(pg, srv, files, args, mpm, procs)
+                srv.stop()
         log(f"# bench took {time.time() - started:.0f} s")
     except KeyboardInterrupt:
         log("bench: interrupted")

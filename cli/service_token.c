@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_json.h"
 #include "names.h"
@@ -49,8 +50,11 @@ static const char help_create[] =
     "Global flags: see sts --help.\n";
 
 static const char help_list[] =
-    "List service tokens, sorted by name: ID, name, expiration (UTC) and "
-    "roles.\n"
+    "List service tokens, sorted by name: ID, name, expiration (UTC), "
+    "roles,\n"
+    "dedicated subject, and when (UTC, to within about two minutes) and "
+    "from\n"
+    "which client address each was last used (\"never\": no use recorded).\n"
     "\n"
     "Usage:\n"
     "  sts service-token list [flags]\n"
@@ -298,12 +302,35 @@ static char *roles_cell(json_t *roles)
     return safe;
 }
 
+/* The LAST USED cell: "yyyy-MM-dd HH:mm" (UTC) and " from ADDRESS" when
+ * the server said it, or "never" (no lastUsedTimestamp); malloc'd. */
+static char *last_used_cell(json_t *t)
+{
+    json_t *at = json_object_get(t, "lastUsedTimestamp");
+    const char *from = json_string_value(json_object_get(t, "lastUsedFrom"));
+    char when[32] = "", buf[160];
+    struct tm tm;
+    time_t secs;
+
+    if (!json_is_integer(at) || json_integer_value(at) < 0) {
+        return strdup("never");
+    }
+    secs = (time_t)(json_integer_value(at) / 1000);
+    if (gmtime_r(&secs, &tm) != NULL) {
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+    }
+    snprintf(buf, sizeof(buf), "%s%s%.64s", when, from && *from ? " from " : "",
+             from && *from ? from : "");
+    return cli_printable(buf);
+}
+
 /* The list as text: StackState's table, or "No service tokens found.". */
 char *cli_tokens_table(json_t *sorted)
 {
-    /* StackState's columns; "-" for no dedicated subject, as it shows. */
-    const char *headers[] = {"ID", "NAME", "EXPIRATION", "ROLES",
-                             "DEDICATED_SUBJECT"};
+    /* StackState's columns ("-" for no dedicated subject, as it shows), then
+     * ours: when and from where the token was last used. */
+    const char *headers[] = {
+        "ID", "NAME", "EXPIRATION", "ROLES", "DEDICATED_SUBJECT", "LAST USED"};
     const size_t nc = sizeof(headers) / sizeof(headers[0]);
     size_t i, k, n = json_array_size(sorted);
     char **cells;
@@ -336,6 +363,7 @@ char *cli_tokens_table(json_t *sorted)
         row[2] = strdup(date);
         row[3] = roles_cell(json_object_get(t, "roles"));
         row[4] = cli_printable(subject && *subject ? subject : "-");
+        row[5] = last_used_cell(t);
         for (k = 0; k < nc; k++) {
             ok = ok && row[k] != NULL;
         }

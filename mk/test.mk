@@ -42,3 +42,4 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) integration
 UNIT_LIBS_test_outage := -lpthread
+UNIT_LIBS_test_last_use := -lpthread

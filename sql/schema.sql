@@ -259,6 +259,58 @@ LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     RETURNING o.previous_digest;
 $$;
 
+-- When and from which client address each token was last used. httpd
+-- writes it only through sts_token_note_use: in batches, each process at
+-- most once a minute per token, and a row at most once a minute whatever
+-- the number of processes and hosts. A separate table, so a use neither
+-- touches sts_tokens nor moves the revision. Deleting a token deletes its
+-- row. Client addresses are personal data in some jurisdictions: only the
+-- owner and sts_api (the token API lists them) may read them.
+CREATE TABLE IF NOT EXISTS sts_token_last_use (
+    token_id       bigint      PRIMARY KEY
+                   REFERENCES sts_tokens (id) ON DELETE CASCADE,
+    used_at        timestamptz NOT NULL,
+    client_address inet
+);
+
+-- Records uses (parallel arrays: token id, epoch ms, client address or
+-- ''), the latest per token; a token's row is written only when the use
+-- is a minute or more after the one it holds, and never in the future.
+-- Tokens deleted meanwhile are skipped (one deleted while this runs: tried
+-- once more, without it). Returns the rows written.
+CREATE OR REPLACE FUNCTION sts_token_note_use(ids bigint[], used_ms bigint[],
+                                              addresses text[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    n integer;
+BEGIN
+    FOR attempt IN 1..2 LOOP
+        BEGIN
+            INSERT INTO sts_token_last_use AS l
+                (token_id, used_at, client_address)
+            SELECT DISTINCT ON (u.id) u.id,
+                   LEAST(to_timestamp(u.ms / 1000.0), now()),
+                   NULLIF(u.addr, '')::inet
+            FROM unnest(ids, used_ms, addresses) AS u (id, ms, addr)
+            WHERE EXISTS (SELECT 1 FROM sts_tokens t WHERE t.id = u.id)
+            ORDER BY u.id, u.ms DESC
+            ON CONFLICT (token_id) DO UPDATE
+                SET used_at = EXCLUDED.used_at,
+                    client_address = EXCLUDED.client_address
+                WHERE l.used_at <= EXCLUDED.used_at - interval '1 minute';
+            GET DIAGNOSTICS n = ROW_COUNT;
+            RETURN n;
+        EXCEPTION WHEN foreign_key_violation THEN
+            IF attempt = 2 THEN
+                RAISE;
+            END IF;
+        END;
+    END LOOP;
+    RETURN 0;
+END;
+$$;
+
 -- Schema version, for the migrations in sql/migrations/.
 CREATE TABLE IF NOT EXISTS sts_schema_version (
     version integer PRIMARY KEY,
@@ -268,10 +320,12 @@ INSERT INTO sts_schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
 
 -- Least privilege: httpd's login role gets one of two groups (README,
 -- "The database"). sts_lookup: what authentication needs (token lookups,
--- the change reads, retiring a rotated token's previous digest); sts_api:
--- that and what the token API needs (create, delete, rotate). Nobody but
--- the owner may update tokens (except through sts_token_rotate and
--- sts_token_retire_previous), write the revision counter or the schema
+-- the change reads, retiring a rotated token's previous digest, recording
+-- last use through sts_token_note_use); sts_api: that and what the token
+-- API needs (create, delete, rotate, list with last use). Nobody but the
+-- owner may update tokens (except through sts_token_rotate and
+-- sts_token_retire_previous), write the revision counter, the last uses
+-- (except through sts_token_note_use) or the schema
 -- version, truncate or change the schema.
 DO $$
 BEGIN
@@ -285,20 +339,25 @@ END;
 $$;
 GRANT sts_lookup TO sts_api;
 REVOKE ALL ON sts_tokens, sts_token_revision, sts_token_changes,
-    sts_token_digests, sts_schema_version FROM PUBLIC;
+    sts_token_digests, sts_token_last_use, sts_schema_version FROM PUBLIC;
 REVOKE ALL ON FUNCTION sts_token_touch(), sts_token_record_changes(),
     sts_token_rotate(bigint, text, bigint, bigint),
-    sts_token_retire_previous(bigint, text) FROM PUBLIC;
+    sts_token_retire_previous(bigint, text),
+    sts_token_note_use(bigint[], bigint[], text[]) FROM PUBLIC;
 GRANT SELECT ON sts_tokens, sts_token_revision, sts_token_changes,
     sts_token_digests TO sts_lookup;
 GRANT EXECUTE ON FUNCTION sts_token_retire_previous(bigint, text)
     TO sts_lookup;
+GRANT EXECUTE ON FUNCTION sts_token_note_use(bigint[], bigint[], text[])
+    TO sts_lookup;
 GRANT INSERT, DELETE ON sts_tokens TO sts_api;
 GRANT EXECUTE ON FUNCTION sts_token_rotate(bigint, text, bigint, bigint)
     TO sts_api;
+GRANT SELECT ON sts_token_last_use TO sts_api;
 COMMIT;
 
 -- Migrations, in order; each applies only to a database that lacks it.
 \ir migrations/0001_least_privilege.sql
 \ir migrations/0002_change_log.sql
 \ir migrations/0003_rotation.sql
+\ir migrations/0004_last_use.sql

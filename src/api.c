@@ -273,6 +273,8 @@ static int sts_list(request_rec *r)
         out[i].roles = t->roles;
         out[i].expiration_ms = t->expiration_ms;
         out[i].last_update_ms = t->last_update_ms;
+        out[i].last_used_ms = t->last_used_ms;
+        out[i].last_used_from = t->last_used_from;
     }
     return sts_send_json(r, HTTP_OK,
                          sts_json_token_list(out, (size_t)rows->nelts));

@@ -444,6 +444,15 @@ char *sts_json_token_list(const sts_token_json *tokens, size_t n)
         }
         json_object_set_new(o, "lastUpdateTimestamp",
                             json_integer(t->last_update_ms));
+        /* Not StackState's: its clients ignore fields they do not know. */
+        if (t->last_used_ms >= 0) {
+            json_object_set_new(o, "lastUsedTimestamp",
+                                json_integer(t->last_used_ms));
+            if (t->last_used_from && *t->last_used_from) {
+                json_object_set_new(o, "lastUsedFrom",
+                                    sts_json_text(t->last_used_from));
+            }
+        }
         json_array_append_new(a, o);
     }
     return sts_dump(a);

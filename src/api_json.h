@@ -69,6 +69,8 @@ typedef struct {
     const char *roles;             /* comma-separated */
     int64_t expiration_ms;         /* -1 when none */
     int64_t last_update_ms;
+    int64_t last_used_ms;       /* -1 when never used (field left out) */
+    const char *last_used_from; /* NULL or "" when unknown (left out) */
 } sts_token_json;
 
 /* Encoders: each returns a malloc'd NUL-terminated JSON text (free() it), or

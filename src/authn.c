@@ -298,6 +298,7 @@ int sts_authn_verify(request_rec *r, const char *token, size_t len,
     if (id->retire_previous) {
         sts_cache_retire(r, digest, id);
     }
+    sts_cache_note_use(r, id);
     *out = id;
     return OK;
 }

@@ -47,6 +47,7 @@
 #include "util_mutex.h"
 
 #include "clock.h"
+#include "last_use.h"
 #include "names.h"
 #include "status.h"
 #include "sync.h"
@@ -69,8 +70,8 @@ struct sts_cache_shm {
 
 struct sts_cache {
     sts_db *db;
-    sts_token_table *table;
-    sts_sync *sync;
+    sts_token_table *table; /* NULL with STSTokenCacheTTL 0 */
+    sts_sync *sync;         /* NULL with STSTokenCacheTTL 0 */
     apr_global_mutex_t *write_mutex, *step_mutex; /* this process's */
     apr_pool_t *iter; /* the thread's, cleared after each step */
     apr_thread_t *thread;
@@ -79,6 +80,13 @@ struct sts_cache {
     int stop;       /* under mutex */
     int failing;    /* the thread's last statement failed (then quiet) */
     int lock_error; /* a global mutex failed (logged once; atomic) */
+    /* Last use (the thread's): */
+    sts_last_use *lu;
+    sts_lu_entry *batch; /* STS_LU_CAPACITY entries */
+    int64_t next_flush;
+    int lu_failing;            /* the last write failed (then quiet) */
+    uint64_t dropped_reported; /* dropped uses already logged */
+    int64_t next_drop_report;
 };
 
 /* Monotonic milliseconds (clock.h): every interval (poll schedule, trust
@@ -302,6 +310,96 @@ static int64_t sts_cache_turn(struct sts_cache *c)
     return delay < STS_CACHE_TRY_MS ? delay : STS_CACHE_TRY_MS;
 }
 
+/* Logs, at most once per 10 minutes, uses dropped since the last report
+ * (more distinct tokens than slots between two writes). */
+static void sts_cache_report_drops(struct sts_cache *c, int64_t now)
+{
+    sts_lu_stats st;
+
+    sts_lu_get_stats(c->lu, &st);
+    if (st.dropped == c->dropped_reported || now < c->next_drop_report) {
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, c->db->server,
+                 "last use: %" APR_UINT64_T_FMT " uses of tokens were not "
+                 "noted by this process (more than %d distinct tokens used "
+                 "within %d s): their last use may show older than it is "
+                 "(reported at most every 10 minutes)",
+                 st.dropped - c->dropped_reported, STS_LU_CAPACITY,
+                 STS_LU_FLUSH_MS / 1000);
+    c->dropped_reported = st.dropped;
+    c->next_drop_report = now + 600000;
+}
+
+/* Formats the uses as three PostgreSQL array literals (ids, epoch ms,
+ * addresses: validated IP addresses or "", never quoted otherwise). */
+static void sts_cache_arrays(apr_pool_t *p, const sts_lu_entry *e, size_t n,
+                             const char **ids, const char **ms,
+                             const char **addrs)
+{
+    char *bi = apr_palloc(p, n * 22 + 3), *bm = apr_palloc(p, n * 22 + 3);
+    char *ba = apr_palloc(p, n * (STS_LU_ADDR_LEN + 3) + 3);
+    size_t i, ni = 0, nm = 0, na = 0;
+
+    bi[ni++] = bm[nm++] = ba[na++] = '{';
+    for (i = 0; i < n; i++) {
+        const char *sep = i + 1 < n ? "," : "";
+
+        ni += (size_t)apr_snprintf(bi + ni, 22, "%" APR_INT64_T_FMT "%s",
+                                   e[i].id, sep);
+        nm += (size_t)apr_snprintf(bm + nm, 22, "%" APR_INT64_T_FMT "%s",
+                                   e[i].used_ms, sep);
+        na += (size_t)apr_snprintf(ba + na, STS_LU_ADDR_LEN + 3, "\"%s\"%s",
+                                   e[i].addr, sep);
+    }
+    memcpy(bi + ni, "}", 2);
+    memcpy(bm + nm, "}", 2);
+    memcpy(ba + na, "}", 2);
+    *ids = bi;
+    *ms = bm;
+    *addrs = ba;
+}
+
+/* Writes the uses due (all of them when the process stops) in one
+ * statement. A failure is logged once, until a write succeeds; the uses
+ * stay due and are tried again at the next flush. Requests never wait for
+ * this. */
+static void sts_cache_flush(struct sts_cache *c, int64_t now, int all)
+{
+    const char *ids, *ms, *addrs;
+    int written = 0;
+    size_t n;
+
+    sts_cache_report_drops(c, now);
+    n = sts_lu_due(c->lu, now, all, c->batch, STS_LU_CAPACITY);
+    if (n == 0) {
+        return;
+    }
+    sts_cache_arrays(c->iter, c->batch, n, &ids, &ms, &addrs);
+    if (sts_store_note_uses(c->iter, c->db->server, c->lu_failing, ids, ms,
+                            addrs, &written) != APR_SUCCESS) {
+        if (!c->lu_failing) {
+            ap_log_error(
+                APLOG_MARK, APLOG_WARNING, 0, c->db->server,
+                "cannot record when tokens were last used (%" APR_SIZE_T_FMT " "
+                "uses kept in memory and tried again every %d s; "
+                "requests are not affected)",
+                n, STS_LU_FLUSH_MS / 1000);
+            c->lu_failing = 1;
+        }
+        return;
+    }
+    if (c->lu_failing) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, c->db->server,
+                     "last use of tokens recorded again");
+        c->lu_failing = 0;
+    }
+    sts_lu_written(c->lu, c->batch, n, now);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, c->db->server,
+                 "last use: sent %" APR_SIZE_T_FMT " uses, %d rows written", n,
+                 written);
+}
+
 static void *APR_THREAD_FUNC sts_cache_thread(apr_thread_t *t, void *data)
 {
     struct sts_cache *c = data;
@@ -309,10 +407,20 @@ static void *APR_THREAD_FUNC sts_cache_thread(apr_thread_t *t, void *data)
     (void)t;
     apr_thread_mutex_lock(c->mutex);
     while (!c->stop) {
-        int64_t delay;
+        int64_t delay = STS_LU_FLUSH_MS, now;
 
         apr_thread_mutex_unlock(c->mutex);
-        delay = sts_cache_turn(c);
+        if (c->sync != NULL) {
+            delay = sts_cache_turn(c);
+        }
+        now = sts_mono_ms();
+        if (now >= c->next_flush) {
+            sts_cache_flush(c, now, 0);
+            c->next_flush = now + STS_LU_FLUSH_MS;
+        }
+        if (c->next_flush - now < delay) {
+            delay = c->next_flush - now;
+        }
         apr_pool_clear(c->iter);
         apr_thread_mutex_lock(c->mutex);
         if (!c->stop && delay > 0) {
@@ -321,6 +429,12 @@ static void *APR_THREAD_FUNC sts_cache_thread(apr_thread_t *t, void *data)
         }
     }
     apr_thread_mutex_unlock(c->mutex);
+    /* The uses not written yet, unless the database failed: a stopping
+     * process does not wait for it. */
+    if (!c->lu_failing) {
+        sts_cache_flush(c, sts_mono_ms(), 1);
+        apr_pool_clear(c->iter);
+    }
     return NULL;
 }
 
@@ -336,13 +450,16 @@ static apr_status_t sts_cache_stop(void *data)
     apr_thread_mutex_unlock(c->mutex);
     apr_thread_join(&rv, c->thread);
     c->db->cache = NULL;
+    c->db->last_use = NULL;
     sts_sync_destroy(c->sync);
     sts_table_detach(c->table);
+    sts_lu_destroy(c->lu);
     return APR_SUCCESS;
 }
 
-/* Attaches this process to the shared table of one database and starts
- * its thread. */
+/* Attaches this process to the shared table of one database unless
+ * reload_s is 0 (STSTokenCacheTTL 0) or the parent could not make it, and
+ * starts its thread (which then only records last use). */
 static void sts_cache_start(apr_pool_t *p, sts_db *db, int reload_s,
                             int max_entries)
 {
@@ -352,30 +469,38 @@ static void sts_cache_start(apr_pool_t *p, sts_db *db, int reload_s,
     struct sts_cache_shm *shm = db->shm;
     sts_sync_source src = src_template;
     sts_tt_lock lock = {sts_cache_lock, sts_cache_unlock, NULL};
+    int ok = 1;
     apr_status_t rv;
 
     c->db = db;
     src.ctx = c;
     lock.ctx = c;
-    c->write_mutex = shm->write_mutex;
-    c->step_mutex = shm->step_mutex;
-    rv = apr_global_mutex_child_init(&c->write_mutex, shm->write_lockfile, p);
-    if (rv == APR_SUCCESS) {
-        rv = apr_global_mutex_child_init(&c->step_mutex, shm->step_lockfile, p);
+    if (reload_s > 0 && shm != NULL) {
+        c->write_mutex = shm->write_mutex;
+        c->step_mutex = shm->step_mutex;
+        rv = apr_global_mutex_child_init(&c->write_mutex, shm->write_lockfile,
+                                         p);
+        if (rv == APR_SUCCESS) {
+            rv = apr_global_mutex_child_init(&c->step_mutex, shm->step_lockfile,
+                                             p);
+        }
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, db->server,
+                         "cannot open the token table's lock in this "
+                         "process: every token of this process is looked up "
+                         "in the database");
+        } else {
+            c->table = sts_table_attach(shm->table_mem, &lock);
+            c->sync = c->table ? sts_sync_create(c->table, shm->sync_shared,
+                                                 &src, (int64_t)reload_s * 1000,
+                                                 (size_t)max_entries)
+                               : NULL;
+            ok = c->sync != NULL;
+        }
     }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, db->server,
-                     "cannot open the token table's lock in this process: "
-                     "every token of this process is looked up in the "
-                     "database");
-        return;
-    }
-    c->table = sts_table_attach(shm->table_mem, &lock);
-    c->sync = c->table ? sts_sync_create(c->table, shm->sync_shared, &src,
-                                         (int64_t)reload_s * 1000,
-                                         (size_t)max_entries)
-                       : NULL;
-    if (c->sync == NULL || apr_pool_create(&c->iter, p) != APR_SUCCESS ||
+    c->lu = sts_lu_create();
+    c->batch = apr_palloc(p, sizeof(*c->batch) * STS_LU_CAPACITY);
+    if (!ok || c->lu == NULL || apr_pool_create(&c->iter, p) != APR_SUCCESS ||
         apr_thread_mutex_create(&c->mutex, APR_THREAD_MUTEX_DEFAULT, p) !=
             APR_SUCCESS ||
         apr_thread_cond_create(&c->wake, p) != APR_SUCCESS) {
@@ -385,13 +510,16 @@ static void sts_cache_start(apr_pool_t *p, sts_db *db, int reload_s,
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, db->server,
-                     "cannot start the token table: every token of this "
-                     "process is looked up in the database");
+                     "cannot start the token table's thread: every token of "
+                     "this process is looked up in the database, and its "
+                     "uses are not recorded");
         sts_sync_destroy(c->sync);
         sts_table_detach(c->table);
+        sts_lu_destroy(c->lu);
         return;
     }
-    db->cache = c;
+    db->cache = c->sync != NULL ? c : NULL;
+    db->last_use = c->lu;
     apr_pool_pre_cleanup_register(p, c, sts_cache_stop);
 }
 
@@ -401,8 +529,17 @@ void sts_cache_child_init(apr_pool_t *p, server_rec *s, sts_db *db)
         ap_get_module_config(s->module_config, &sts_token_module);
 
     db->cache = NULL;
-    if (sc->cache_ttl > 0 && db->shm != NULL) {
-        sts_cache_start(p, db, sc->cache_ttl, sc->cache_entries);
+    db->last_use = NULL;
+    sts_cache_start(p, db, sc->cache_ttl, sc->cache_entries);
+}
+
+void sts_cache_note_use(request_rec *r, const sts_identity *id)
+{
+    sts_last_use *lu = sts_request_db(r)->last_use;
+
+    if (lu != NULL) {
+        sts_lu_note(lu, id->id, apr_time_as_msec(r->request_time),
+                    r->useragent_ip);
     }
 }
 

@@ -11,6 +11,8 @@
  * database, as long as the table was current less than a second ago; else
  * the database decides, one lookup per request (fail closed). With
  * STSTokenCacheTTL 0 there is no table: every request is looked up.
+ *
+ * The same thread writes when each token was last used (last_use.h).
  */
 #ifndef STS_CACHE_H
 #define STS_CACHE_H
@@ -28,10 +30,18 @@ void sts_cache_pre_config(apr_pool_t *pconf);
  * by its STSTokenCacheEntries (post_config); gone with pconf. */
 int sts_cache_post_config(apr_pool_t *pconf, server_rec *s);
 
-/* Attaches this process to db's shared table and starts its thread, with
- * the main server s's STSTokenCacheTTL and STSTokenCacheEntries
- * (child_init); they stop with p. */
+/* Starts this process's thread for db: attached to db's shared table and
+ * taking its turn at its synchronisation, with the main server s's
+ * STSTokenCacheTTL and STSTokenCacheEntries (no table with STSTokenCacheTTL
+ * 0), and writing last use (child_init); they stop with p, after a last
+ * write of the uses noted. */
 void sts_cache_child_init(apr_pool_t *p, server_rec *s, sts_db *db);
+
+/* Notes that the token id authenticated r (r->request_time, from
+ * r->useragent_ip: the client address mod_remoteip may have set) for the
+ * thread to write to sts_token_last_use (last_use.h): no database work in
+ * the request. */
+void sts_cache_note_use(request_rec *r, const sts_identity *id);
 
 /* Finds the token a request presented (token of len bytes, with the right
  * length and prefix, and its digest): OK with *out set,

@@ -67,12 +67,18 @@ typedef enum {
     STS_Q_ROLES,
     STS_Q_ROTATE,
     STS_Q_RETIRE,
+    STS_Q_NOTE_USE,
     STS_Q_COUNT
 } sts_query_id;
 
+/* optional: a statement of a feature that needs a newer schema than
+ * authentication does (last use: schema version 5). While the database
+ * lacks it, it is not prepared and fails alone: tokens keep working with a
+ * module installed before the schema was applied. */
 typedef struct {
     const char *label;
     const char *sql;
+    int optional;
 } sts_statement;
 
 /* What authentication needs of a digest, in the order sts_token_at reads,
@@ -91,21 +97,29 @@ typedef struct {
 
 static const sts_statement sts_statements[STS_Q_COUNT] = {
     {"sts_token_lookup",
-     "SELECT " STS_TOKEN_COLUMNS " FROM sts_token_digests WHERE digest = %s"},
+     "SELECT " STS_TOKEN_COLUMNS " FROM sts_token_digests WHERE digest = %s",
+     0},
     {"sts_token_list",
      "SELECT id, name, description IS NOT NULL, COALESCE(description, ''), "
      "dedicated_subject IS NOT NULL, COALESCE(dedicated_subject, ''), "
      "array_to_string(roles, ','), COALESCE(expiration, -1), "
-     "(extract(epoch FROM updated_at) * 1000)::bigint "
-     "FROM sts_tokens ORDER BY name, id"},
+     "(extract(epoch FROM t.updated_at) * 1000)::bigint, "
+     "COALESCE((extract(epoch FROM l.used_at) * 1000)::bigint, -1), "
+     "COALESCE(host(l.client_address), '') "
+     "FROM sts_tokens t LEFT JOIN sts_token_last_use l ON l.token_id = t.id "
+     "ORDER BY name, id",
+     1},
     {"sts_token_insert",
      "INSERT INTO sts_tokens (id, name, description, digest, roles, "
      "expiration, dedicated_subject) VALUES (%s::bigint, %s, NULLIF(%s, ''), "
      "%s, string_to_array(%s, ','), NULLIF(%s, '')::bigint, NULLIF(%s, '')) "
      "ON CONFLICT (id) DO NOTHING "
-     "RETURNING (extract(epoch FROM updated_at) * 1000)::bigint"},
-    {"sts_token_delete", "DELETE FROM sts_tokens WHERE id = %s::bigint "
-                         "RETURNING name, array_to_string(roles, ','), digest"},
+     "RETURNING (extract(epoch FROM updated_at) * 1000)::bigint",
+     0},
+    {"sts_token_delete",
+     "DELETE FROM sts_tokens WHERE id = %s::bigint "
+     "RETURNING name, array_to_string(roles, ','), digest",
+     0},
     /* The revision, the horizon and, when the changes after $2 are all
      * kept, the digests changed after it with their tokens' current rows
      * (NULL columns: gone), all in one snapshot. */
@@ -114,25 +128,34 @@ static const sts_statement sts_statements[STS_Q_COUNT] = {
      "FROM " STS_REVISION_ROW " v "
      "LEFT JOIN (SELECT DISTINCT digest FROM sts_token_changes "
      "WHERE revision > %s::bigint) c ON %s::bigint >= v.horizon "
-     "LEFT JOIN sts_token_digests t ON t.digest = c.digest"},
+     "LEFT JOIN sts_token_digests t ON t.digest = c.digest",
+     0},
     /* The revision and, in the same snapshot, a page of tokens in digest
      * order after $1 ('' for the first). */
     {"sts_token_page",
      "SELECT v.revision, t.* FROM " STS_REVISION_ROW " v LEFT JOIN "
      "(SELECT digest, " STS_TOKEN_COLUMNS " FROM sts_token_digests "
      "WHERE digest > %s ORDER BY digest LIMIT %s::int) t ON true "
-     "ORDER BY t.digest"},
-    {"sts_token_roles", "SELECT name, array_to_string(roles, ',') "
-                        "FROM sts_tokens WHERE id = %s::bigint"},
+     "ORDER BY t.digest",
+     0},
+    {"sts_token_roles",
+     "SELECT name, array_to_string(roles, ',') "
+     "FROM sts_tokens WHERE id = %s::bigint",
+     0},
     /* See sql/schema.sql: ($1 id, $2 new digest, $3 grace ms, $4 expiration
      * or ''). */
     {"sts_token_rotation",
      "SELECT name, roles, expiration, updated_ms, replaced, "
      "COALESCE(replaced_until, -1), COALESCE(dropped, '') "
      "FROM sts_token_rotate(%s::bigint, %s, %s::bigint, "
-     "NULLIF(%s, '')::bigint)"},
+     "NULLIF(%s, '')::bigint)",
+     0},
     {"sts_token_retire_old",
-     "SELECT COALESCE(sts_token_retire_previous(%s::bigint, %s), '')"},
+     "SELECT COALESCE(sts_token_retire_previous(%s::bigint, %s), '')", 0},
+    /* Uses noted by this process (array literals: ids, epoch ms,
+     * addresses); the rows written. */
+    {"sts_token_note_use",
+     "SELECT sts_token_note_use(%s::bigint[], %s::bigint[], %s::text[])", 1},
 };
 
 /* Where a statement runs: a request, or the synchronisation's thread (r
@@ -521,6 +544,40 @@ static void sts_store_close(const sts_dbcx *cx, ap_dbd_t *dbd)
     sts_dbd_close_fn(cx->s, dbd);
 }
 
+/* Logs that an optional statement cannot be prepared (see sts_statement). */
+static void sts_store_optional_failed(const sts_dbcx *cx, sts_query_id q,
+                                      const char *msg)
+{
+    STS_CX_LOG(cx, APLOG_WARNING, APR_EGENERAL,
+               "cannot prepare statement %s: %s. Apply sql/schema.sql "
+               "(schema version 5): until then last use is not recorded and "
+               "the token API cannot list tokens; authentication works",
+               sts_statements[q].label, msg);
+}
+
+/* Prepares an optional statement missing from a session that has the
+ * others (the schema lacked it then), into the session's statement pool;
+ * NULL (logged) when the schema still lacks it. */
+static apr_dbd_prepared_t *sts_store_prepare_missing(const sts_dbcx *cx,
+                                                     ap_dbd_t *dbd,
+                                                     sts_query_id q,
+                                                     apr_pool_t *np)
+{
+    apr_dbd_prepared_t *stmt = NULL;
+
+    if (apr_dbd_prepare(dbd->driver, np, dbd->handle, sts_statements[q].sql,
+                        sts_statements[q].label, &stmt) != 0) {
+        sts_store_optional_failed(
+            cx, q,
+            sts_db_message(cx->pool,
+                           apr_dbd_error(dbd->driver, dbd->handle, -1)));
+        return NULL;
+    }
+    apr_hash_set(dbd->prepared, sts_statements[q].label, APR_HASH_KEY_STRING,
+                 stmt);
+    return stmt;
+}
+
 /* Prepares every statement on dbd: on a new session, or again on one that
  * lost them (fresh is 0 then, and the recovery is logged). The
  * statements live in a sub-pool of the connection, replaced on each success,
@@ -545,11 +602,17 @@ static apr_status_t sts_store_reprepare(const sts_dbcx *cx, ap_dbd_t *dbd,
         stmts[i] = NULL;
         if (apr_dbd_prepare(dbd->driver, np, dbd->handle, sts_statements[i].sql,
                             sts_statements[i].label, &stmts[i]) != 0) {
-            STS_CX_LOG(
-                cx, APLOG_ERR, APR_EGENERAL, "cannot prepare statement %s: %s",
-                sts_statements[i].label,
-                sts_db_message(cx->pool,
-                               apr_dbd_error(dbd->driver, dbd->handle, -1)));
+            const char *msg = sts_db_message(
+                cx->pool, apr_dbd_error(dbd->driver, dbd->handle, -1));
+
+            stmts[i] = NULL;
+            if (sts_statements[i].optional) {
+                sts_store_optional_failed(cx, (sts_query_id)i, msg);
+                continue;
+            }
+            STS_CX_LOG(cx, APLOG_ERR, APR_EGENERAL,
+                       "cannot prepare statement %s: %s",
+                       sts_statements[i].label, msg);
             apr_pool_destroy(np);
             return APR_EGENERAL;
         }
@@ -606,8 +669,18 @@ static apr_status_t sts_store_exec(const sts_dbcx *cx, ap_dbd_t *dbd,
     for (attempt = 0; attempt < 2; attempt++) {
         apr_dbd_prepared_t *stmt =
             apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
+        apr_pool_t *np = apr_hash_get(dbd->prepared, STS_REPREPARED_POOL_KEY,
+                                      APR_HASH_KEY_STRING);
         const char *msg = "statement is not prepared on this connection";
         int rv = -1;
+
+        if (stmt == NULL && np != NULL && sts_statements[q].optional &&
+            (stmt = sts_store_prepare_missing(cx, dbd, q, np)) == NULL) {
+            /* The session has every other statement: re-preparing them
+             * would not help. */
+            sts_status_count(STS_STAT_DB_FAILURES);
+            return APR_EGENERAL;
+        }
 
         if (stmt != NULL) {
             if (res != NULL) {
@@ -740,6 +813,8 @@ apr_status_t sts_store_list(request_rec *r, apr_array_header_t **out)
             t->roles = sts_col_str(r->pool, d, row, 6);
             t->expiration_ms = sts_col_int64(d, row, 7);
             t->last_update_ms = sts_col_int64(d, row, 8);
+            t->last_used_ms = sts_col_int64(d, row, 9);
+            t->last_used_from = sts_col_str(r->pool, d, row, 10);
         }
     }
     sts_store_close(&cx, dbd);
@@ -1036,6 +1111,36 @@ apr_status_t sts_store_page(apr_pool_t *p, server_rec *s, int quiet,
         }
         if (!found) {
             rv = APR_ENOENT; /* no revision row: the caller says so */
+        }
+    }
+    sts_store_close(&cx, dbd);
+    return rv;
+}
+
+/* Writes uses noted by this process (see store.h). */
+apr_status_t sts_store_note_uses(apr_pool_t *p, server_rec *s, int quiet,
+                                 const char *ids, const char *used_ms,
+                                 const char *addresses, int *written)
+{
+    sts_dbcx cx = {p, s, NULL, quiet};
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[3];
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+
+    *written = 0;
+    dbd = sts_store_open_bg(&cx);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    args[0] = ids;
+    args[1] = used_ms;
+    args[2] = addresses;
+    rv = sts_store_exec(&cx, dbd, STS_Q_NOTE_USE, &res, NULL, 3, args);
+    if (rv == APR_SUCCESS) {
+        while (apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
+            *written = (int)sts_col_int64(dbd->driver, row, 0);
         }
     }
     sts_store_close(&cx, dbd);

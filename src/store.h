@@ -34,6 +34,10 @@ typedef struct {
     const char *roles;             /* comma-separated, stored order */
     int64_t expiration_ms;         /* -1 when none */
     int64_t last_update_ms;
+    /* sts_store_list only: the last use recorded (epoch ms, -1 never) and
+     * its client address ("" unknown). */
+    int64_t last_used_ms;
+    const char *last_used_from;
     const char *digest; /* hex; set by sts_store_delete only */
     /* A digest authentication reads (lookup, changes, pages): */
     int64_t until_ms; /* a rotated-away secret's end; -1: current secret */
@@ -126,5 +130,13 @@ apr_status_t sts_store_changes(apr_pool_t *p, server_rec *s, int quiet,
 apr_status_t sts_store_page(apr_pool_t *p, server_rec *s, int quiet,
                             const char *after, int limit, sts_store_row_fn fn,
                             void *ctx, int64_t *revision, int *n);
+
+/* One statement, for the synchronisation's thread: records the uses this
+ * process noted (PostgreSQL array literals of the same length: token ids,
+ * epoch ms, client addresses or ""), through sts_token_note_use; *written
+ * is the number of rows it wrote (at most one per token per minute). */
+apr_status_t sts_store_note_uses(apr_pool_t *p, server_rec *s, int quiet,
+                                 const char *ids, const char *used_ms,
+                                 const char *addresses, int *written);
 
 #endif

@@ -63,6 +63,7 @@ typedef struct {
 struct sts_cache;
 struct sts_cache_shm;
 struct sts_gate;
+struct sts_last_use;
 
 /* One database, as mod_dbd groups its connection pools: the servers whose
  * DBDriver and DBDParams (their own or inherited) are the same. Every
@@ -70,12 +71,14 @@ struct sts_gate;
  * belongs here, never to the process alone, so that virtual hosts with
  * different databases share no cached answer. */
 typedef struct sts_db {
-    const char *key;           /* DBDriver, newline, DBDParams */
-    server_rec *server;        /* the first server using it (for logs) */
-    struct sts_cache_shm *shm; /* its shared token table (post_config) */
-    struct sts_cache *cache;   /* this process's (child_init); NULL: none */
-    struct sts_gate *gate;     /* this process's (child_init); NULL: none */
-    sts_outage outage;         /* this process's view of its availability */
+    const char *key;               /* DBDriver, newline, DBDParams */
+    server_rec *server;            /* the first server using it (for logs) */
+    struct sts_cache_shm *shm;     /* its shared token table (post_config) */
+    struct sts_cache *cache;       /* this process's (child_init); NULL: none */
+    struct sts_last_use *last_use; /* this process's uses to record; NULL:
+                                      none */
+    struct sts_gate *gate;         /* this process's (child_init); NULL: none */
+    sts_outage outage;             /* this process's view of its availability */
     struct sts_db *next;
 } sts_db;
 

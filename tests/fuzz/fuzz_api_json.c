@@ -85,8 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                              sizeof(err));
     if (st == STS_REQ_OK) {
         sts_token_json j = {
-            1,           t.name, t.description, t.dedicated_subject, t.roles,
-            t.expiry_ms, 2};
+            1, t.name, t.description, t.dedicated_subject, t.roles, t.expiry_ms,
+            2, -1,     NULL};
         char *s;
 
         if (t.name == NULL || t.name[0] == '\0' || t.roles == NULL) {

@@ -106,3 +106,22 @@ def test_cross_file_ref(spec):
     resp, base = spec.resolve(ref, file)
     assert base == oa.ERRORS
     assert "application/json" in resp["content"]
+
+
+USED = dict(TOKEN, lastUsedTimestamp=1800000000000, lastUsedFrom="192.0.2.1")
+
+
+def test_token_list_extensions(spec):
+    """Our list's extra fields pass check_token_list (not the plain
+    response check, which stays strict), each checked for its type."""
+    oa.check_token_list(spec, [USED, dict(TOKEN, lastUsedTimestamp=0)])
+    with pytest.raises(oa.SchemaError):
+        oa.check_response(spec, "GET", "/security/tokens", 200, [USED])
+    for bad in (mutate(USED, ["lastUsedTimestamp"], "1"),
+                mutate(USED, ["lastUsedTimestamp"], -1),
+                mutate(USED, ["lastUsedTimestamp"], True),
+                mutate(USED, ["lastUsedFrom"], ""),
+                mutate(USED, ["lastUsedFrom"], 5),
+                mutate(USED, ["lastUsedTimestamp"])):
+        with pytest.raises(oa.SchemaError):
+            oa.check_token_list(spec, [bad])

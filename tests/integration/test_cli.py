@@ -185,8 +185,8 @@ def test_create_list_delete(home, srv, bootstrap):
     rc, out, err = sts(home, "service-token", "list")
     assert rc == 0, err
     lines = out.splitlines()
-    assert re.fullmatch(r"ID +\| NAME +\| EXPIRATION \| ROLES +\| DEDICATED_SUBJECT",
-                        lines[0]), lines[0]
+    assert re.fullmatch(r"ID +\| NAME +\| EXPIRATION \| ROLES +\| "
+                        r"DEDICATED_SUBJECT +\| LAST USED", lines[0]), lines[0]
     seps = {tuple(m.start() for m in re.finditer(r" \| ", l)) for l in lines}
     assert len(seps) == 1, out  # columns aligned
     rows = [[c.strip() for c in l.split(" | ")] for l in lines[1:]]
@@ -197,6 +197,7 @@ def test_create_list_delete(home, srv, bootstrap):
     assert mine[4] == "-"
     first = [r for r in rows if r[1] == "aaa-first"][0]
     assert first[2] == "2099-01-15" and first[3] == "[a b c]"
+    assert first[5] == "never"  # test_last_use.py: a use shows here
 
     rc, out, err = sts(home, "service-token", "delete", mine[0])
     assert (rc, out) == (0, f"[SUCCESS] Service token deleted: {mine[0]}\n"), err

@@ -6,6 +6,7 @@ a version 1 database (the schema before roles) upgrades it."""
 import glob
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -41,6 +42,9 @@ def apply_file(pg, path, db):
     "SELECT count(*) FROM sts_tokens",
     "SELECT revision, horizon FROM sts_token_revision",
     "SELECT revision, digest FROM sts_token_changes",
+    # sts_api lists last use (the token API); the function records it.
+    "SELECT token_id, used_at, client_address FROM sts_token_last_use",
+    "SELECT sts_token_note_use('{}', '{}', '{}')",
 ])
 def test_httpd_role_reads(pg, sql):
     ok, out = as_role(pg, sql)
@@ -61,6 +65,14 @@ def test_httpd_role_reads(pg, sql):
     "DELETE FROM sts_token_changes",
     "UPDATE sts_token_revision SET horizon = 0",
     "CREATE TABLE public.sts_evil (x int)",
+    "INSERT INTO sts_token_last_use (token_id, used_at) "
+    "SELECT id, now() FROM sts_tokens LIMIT 1",
+    "UPDATE sts_token_last_use SET used_at = now()",
+    "DELETE FROM sts_token_last_use",
+    "TRUNCATE sts_token_last_use",
+    "CREATE OR REPLACE FUNCTION sts_token_note_use(ids bigint[], "
+    "used_ms bigint[], addresses text[]) RETURNS integer LANGUAGE sql "
+    "AS 'SELECT 0'",
 ])
 def test_httpd_role_refused(pg, sql):
     ok, out = as_role(pg, sql)
@@ -130,6 +142,60 @@ def test_lookup_role_cannot_write(pg):
                 "DELETE FROM sts_tokens"):
         ok, out = as_role(pg, sql, "sts_reader_only", "pw-reader")
         assert not ok and "permission denied" in out, out
+
+
+def test_lookup_role_records_use_only_through_the_function(pg):
+    """sts_lookup (authentication only) writes last use through
+    sts_token_note_use and can neither write the table directly nor read
+    the client addresses. The function keeps the latest use per token,
+    writes a row at most once a minute, clamps a future time to now, skips
+    deleted tokens and drops an address that is not one."""
+    pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE "
+            "rolname = 'sts_lu_lookup') THEN CREATE ROLE sts_lu_lookup LOGIN "
+            "PASSWORD 'pw-lu'; END IF; END $$", db="postgres")
+    pg.psql("GRANT sts_lookup TO sts_lu_lookup")
+    a, b = 8100000001, 8100000002
+    pg.sql("INSERT INTO sts_tokens (id, name, digest, roles) VALUES "
+           f"({a}, 'lu-a', repeat('7', 64), ARRAY['r']), "
+           f"({b}, 'lu-b', repeat('8', 64), ARRAY['r'])")
+
+    def note(ids, ms, addrs):
+        sql = ("SELECT sts_token_note_use("
+               f"'{{{','.join(map(str, ids))}}}', "
+               f"'{{{','.join(map(str, ms))}}}', "
+               f"'{{{','.join(chr(34) + x + chr(34) for x in addrs)}}}')")
+        ok, out = as_role(pg, sql, "sts_lu_lookup", "pw-lu")
+        assert ok, out
+        return int(out)
+
+    def row(i):
+        return pg.sql("SELECT (extract(epoch FROM used_at) * 1000)::bigint, "
+                      "coalesce(host(client_address), '-') FROM "
+                      f"sts_token_last_use WHERE token_id = {i}")
+
+    now = int(pg.sql("SELECT (extract(epoch FROM now()) * 1000)::bigint")[0][0])
+    t = now - 600000
+    # Two uses of a in one batch: the latest; b's address is no address.
+    assert note([a, a, b, 4242], [t, t + 5000, t, t],
+                ["10.0.0.1", "10.0.0.2", "", "10.0.0.3"]) == 2
+    assert row(a) == [(str(t + 5000), "10.0.0.2")]
+    assert row(b) == [(str(t), "-")]
+    # Within a minute of the stored use: nothing written; older: never.
+    assert note([a, b], [t + 64000, t - 90000], ["10.0.0.4", "10.0.0.5"]) == 0
+    assert row(a) == [(str(t + 5000), "10.0.0.2")]
+    assert note([a], [t + 65000], ["2001:db8::9"]) == 1
+    assert row(a) == [(str(t + 65000), "2001:db8::9")]
+    # A clock in the future does not pin the row there.
+    assert note([b], [now + 86400000], ["10.0.0.6"]) == 1
+    assert int(row(b)[0][0]) <= int(time.time() * 1000) + 1000
+    for sql in ("SELECT * FROM sts_token_last_use",
+                f"UPDATE sts_token_last_use SET used_at = now()",
+                f"INSERT INTO sts_token_last_use VALUES ({a}, now(), NULL)",
+                "DELETE FROM sts_token_last_use"):
+        ok, out = as_role(pg, sql, "sts_lu_lookup", "pw-lu")
+        assert not ok and "permission denied" in out, (sql, out)
+    pg.sql(f"DELETE FROM sts_tokens WHERE id IN ({a}, {b})")
+    assert row(a) == [] and row(b) == []
 
 
 def test_upgrade_from_version_1(pg):

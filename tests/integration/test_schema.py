@@ -2,8 +2,9 @@
 rotation's previous digests, and the upgrade: applying sql/schema.sql to a
 database at version 1 (tests/integration/data/schema-v1.sql), 2
 (schema-v2.sql, least privilege, the schema before the change log) or 3
-(schema-v3.sql, the change log, before rotation) gives exactly the schema a
-fresh database gets, keeps the tokens and records changes from then on."""
+(schema-v3.sql, the change log, before rotation and last use) gives exactly
+the schema a fresh database gets, keeps the tokens and records changes
+from then on."""
 
 import glob
 import os
@@ -98,9 +99,13 @@ def test_each_statement_records_its_digests_under_one_revision(pg):
     assert changes(pg, db, 2) == ["3", a]
     assert pg.psql("SELECT revision, horizon FROM sts_token_revision",
                    db=db).split() == ["3", "0"]
-    pg.psql("TRUNCATE sts_tokens", db=db)
+    # sts_token_last_use refers to it: truncated with it (CASCADE).
+    pg.psql("SELECT sts_token_note_use('{2}', '{1}', '{\"\"}')", db=db)
+    pg.psql("TRUNCATE sts_tokens CASCADE", db=db)
     assert pg.psql("SELECT revision, horizon FROM sts_token_revision",
                    db=db).split() == ["4", "4"]
+    assert pg.psql("SELECT count(*) FROM sts_token_last_use",
+                   db=db).strip() == "0"
 
 
 def test_rotation_records_and_serves_both_digests(pg):

@@ -12,10 +12,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
 from conftest import ROOT, free_port, past_trust_window, run_on_pty
+from openapi_check import TOKEN_EXTENSIONS
 
 SHARED = os.environ.get("STS_SHARED", os.path.join(ROOT, "..", "shared"))
 STACKSTATE_XZ = os.path.join(SHARED, "stackstate-cli", "sts.xz")
@@ -201,16 +203,23 @@ def test_database_down(real, ours, srv, pg, bootstrap):
         pg.start()
 
 
+# Fields of our token API that StackState's API lacks: its CLI decodes the
+# list into its own type and leaves them out of its JSON; ours passes them on.
+OUR_FIELDS = tuple(TOKEN_EXTENSIONS)
+
+
 def normalized(text):
     """JSON output with what legitimately differs from run to run (secrets,
-    ids, times, tracking keys) replaced, and error messages reduced to their
-    presence: both CLIs word their errors differently."""
+    ids, times, tracking keys) replaced, our extra fields left out, and error
+    messages reduced to their presence: both CLIs word their errors
+    differently."""
     doc = json.loads(text)
 
     def walk(v, key=None):
         if isinstance(v, dict):
-            return {k: walk(x, k) for k, x in v.items() if k != "service-token"
-                    or not isinstance(x, str)}
+            return {k: walk(x, k) for k, x in v.items()
+                    if (k != "service-token" or not isinstance(x, str))
+                    and k not in OUR_FIELDS}
         if isinstance(v, list):
             return [walk(x) for x in v]
         if key in ("token",) and isinstance(v, str):
@@ -322,6 +331,34 @@ def test_text_list_columns_agree(real, ours, srv, bootstrap):
         rc, table = cli.table("service-token", "list")
         assert rc == 0, table
         tables.append(table)
-    assert tables[0] == tables[1]
+    # StackState's columns, then ours: LAST USED.
+    assert tables[1][0][-1] == "LAST USED"
+    assert tables[0] == [r[:-1] for r in tables[1]]
     row = [r for r in tables[0] if r[1] == "ss-cols"][0]
     assert row[2:] == ["2099-05-06", "[r]", "subj"]
+
+
+def test_lists_tokens_with_last_use(real, srv, bootstrap, pg):
+    """Tokens carrying lastUsedTimestamp and lastUsedFrom (not in
+    StackState's API) are listed by StackState's CLI as before: table and
+    JSON, the extra fields ignored."""
+    used = pg.mint("ss-used", ["reader"])
+    assert srv.get("/protected/", {"X-API-Key": used.token}).status == 200
+    deadline = time.time() + 10
+    while True:
+        mine = [t for t in admin_list(srv, bootstrap) if t["id"] == used.id]
+        if "lastUsedTimestamp" in mine[0] or time.time() > deadline:
+            break
+        time.sleep(0.25)
+    assert mine[0]["lastUsedFrom"] == "127.0.0.1", mine
+    save(real, srv, str(bootstrap))
+    rc, table = real.table("service-token", "list")
+    assert rc == 0, table
+    assert [r for r in table if len(r) > 1 and r[1] == "ss-used"] == \
+        [[str(used.id), "ss-used", "", "[reader]", NO_SUBJECT]]
+    rc, out, err = real("service-token", "list", "-o", "json")
+    assert rc == 0, err
+    theirs = [t for t in json.loads(out)["service-tokens"]
+              if t["id"] == used.id]
+    assert theirs == [{k: v for k, v in mine[0].items()
+                       if k not in OUR_FIELDS}]

@@ -191,8 +191,8 @@ static void test_too_large(void **state)
 static void test_encoders(void **state)
 {
     sts_token_json toks[2] = {
-        {1, "a", NULL, NULL, "r1,r2", -1, 5},
-        {2, "b\"q", "d", "s", "x", 7, 6},
+        {1, "a", NULL, NULL, "r1,r2", -1, 5, -1, NULL},
+        {2, "b\"q", "d", "s", "x", 7, 6, 1700000000123, "2001:db8::1"},
     };
     char *s;
 
@@ -202,7 +202,15 @@ static void test_encoders(void **state)
         s, "[{\"id\":1,\"name\":\"a\",\"roles\":[\"r1\",\"r2\"],"
            "\"lastUpdateTimestamp\":5},{\"id\":2,\"name\":\"b\\\"q\","
            "\"description\":\"d\",\"expiration\":7,\"roles\":[\"x\"],"
-           "\"dedicatedSubject\":\"s\",\"lastUpdateTimestamp\":6}]");
+           "\"dedicatedSubject\":\"s\",\"lastUpdateTimestamp\":6,"
+           "\"lastUsedTimestamp\":1700000000123,"
+           "\"lastUsedFrom\":\"2001:db8::1\"}]");
+    free(s);
+    /* A use without a known address: the time only. */
+    toks[1].last_used_from = "";
+    s = sts_json_token_list(&toks[1], 1);
+    assert_non_null(strstr(s, "\"lastUsedTimestamp\":1700000000123}"));
+    assert_null(strstr(s, "lastUsedFrom"));
     free(s);
     s = sts_json_token_list(NULL, 0);
     assert_string_equal(s, "[]");
@@ -390,7 +398,9 @@ static void test_encoder_text(void **state)
                           NULL,
                           "r",
                           253402300799999,
-                          1};
+                          1,
+                          -1,
+                          NULL};
     char *s;
 
     (void)state;

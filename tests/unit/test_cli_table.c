@@ -77,14 +77,18 @@ static void test_printable(void **state)
 
 /* The list: sorted by name then id, dates in UTC, roles as Go prints a
  * []string, names made safe, StackState's DEDICATED_SUBJECT column ("-"
- * when none). */
+ * when none), then LAST USED: "never", or the minute (UTC) and the client
+ * address when the server gave one (made safe). */
 static void test_tokens_table(void **state)
 {
     json_t *list = json_loads(
         "[{\"id\": 9, \"name\": \"b\", \"roles\": [\"r1\", \"r2\"],"
-        "  \"dedicatedSubject\": \"svc\", \"lastUpdateTimestamp\": 1},"
+        "  \"dedicatedSubject\": \"svc\", \"lastUpdateTimestamp\": 1,"
+        "  \"lastUsedTimestamp\": 1764529199999},"
         " {\"id\": 3, \"name\": \"b\", \"roles\": [\"x\"],"
-        "  \"expiration\": 1799971200000, \"lastUpdateTimestamp\": 1},"
+        "  \"expiration\": 1799971200000, \"lastUpdateTimestamp\": 1,"
+        "  \"lastUsedTimestamp\": 1764525600000,"
+        "  \"lastUsedFrom\": \"2001:db8::1\\u001b\"},"
         " {\"id\": 107484341630693, \"name\": \"a\\u001b[2J\","
         "  \"roles\": [], \"lastUpdateTimestamp\": 1}]",
         0, NULL);
@@ -99,14 +103,15 @@ static void test_tokens_table(void **state)
         json_integer_value(json_object_get(json_array_get(sorted, 1), "id")),
         3);
     t = cli_tokens_table(sorted);
-    assert_string_equal(t, "ID              | NAME  | EXPIRATION | ROLES   | "
-                           "DEDICATED_SUBJECT\n"
-                           "107484341630693 | a?[2J |            | []      | "
-                           "-\n"
-                           "3               | b     | 2027-01-15 | [x]     | "
-                           "-\n"
-                           "9               | b     |            | [r1 r2] | "
-                           "svc\n");
+    assert_string_equal(
+        t, "ID              | NAME  | EXPIRATION | ROLES   | "
+           "DEDICATED_SUBJECT | LAST USED\n"
+           "107484341630693 | a?[2J |            | []      | "
+           "-                 | never\n"
+           "3               | b     | 2027-01-15 | [x]     | "
+           "-                 | 2025-11-30 18:00 from 2001:db8::1?\n"
+           "9               | b     |            | [r1 r2] | "
+           "svc               | 2025-11-30 18:59\n");
     free(t);
     empty = json_array();
     t = cli_tokens_table(empty);

@@ -29,7 +29,7 @@ BASE_CFLAGS := -std=gnu11 -O2 -g -fPIC -fstack-protector-strong \
 
 # The Apache-free library shared by the module, the CLI, tests and fuzzers.
 LIB_SRC := src/token.c src/credentials.c src/api_json.c src/clock.c \
-           src/names.c src/outage.c src/token_table.c src/sync.c \
+           src/names.c src/outage.c src/roles.c src/token_table.c src/sync.c \
            src/last_use.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A := $(BUILD)/libsts.a

@@ -16,6 +16,7 @@
 #include "authn.h"
 #include "authz.h"
 #include "bootstrap.h"
+#include "roles.h"
 #include "cache.h"
 #include "status.h"
 #include "store.h"
@@ -110,19 +111,6 @@ static void *sts_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     return c;
 }
 
-/* 1 when s is a valid role name: 1-128 of [A-Za-z0-9._:@-]. */
-static int sts_valid_role(const char *s)
-{
-    size_t n = 0;
-
-    for (; s[n] != '\0'; n++) {
-        if (!apr_isalnum(s[n]) && !strchr("._:@-", s[n])) {
-            return 0;
-        }
-    }
-    return n >= 1 && n <= 128;
-}
-
 /* STSTokenBasicUser Any|TokenName */
 static const char *sts_set_basic_user(cmd_parms *cmd, void *dcv,
                                       const char *arg)
@@ -163,7 +151,7 @@ static const char *sts_set_bootstrap(cmd_parms *cmd, void *dc, int argc,
     c->bootstrap_roles =
         apr_array_make(cmd->pool, argc - 1, sizeof(const char *));
     for (i = 1; i < argc; i++) {
-        if (!sts_valid_role(argv[i])) {
+        if (!sts_role_valid(argv[i], strlen(argv[i]))) {
             return apr_pstrcat(
                 cmd->pool, "STSTokenBootstrap: invalid role '", argv[i],
                 "' (1-128 characters of A-Z a-z 0-9 . _ : @ -)", NULL);
@@ -196,7 +184,7 @@ static const char *sts_set_grantable(cmd_parms *cmd, void *dcv, int argc,
         } else if (ap_cstr_casecmp(argv[i], "any") == 0) {
             return "STSTokenAPIGrantableRoles: 'any' stands alone (no "
                    "bound); drop it to list what may be granted";
-        } else if (!sts_valid_role(argv[i])) {
+        } else if (!sts_role_valid(argv[i], strlen(argv[i]))) {
             return apr_pstrcat(
                 cmd->pool, "STSTokenAPIGrantableRoles: invalid role '", argv[i],
                 "' (1-128 characters of A-Z a-z 0-9 . _ : @ -, "

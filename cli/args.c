@@ -165,9 +165,9 @@ int cli_parse_args(int argc, char **argv, cli_args *a, char *err, size_t errlen)
                     }
                     val = argv[++i];
                 }
-                if (a->nroles >= CLI_MAX_ROLES) {
+                if (a->nroles >= STS_ROLES_MAX) {
                     snprintf(err, errlen, "too many --roles (at most %d)",
-                             CLI_MAX_ROLES);
+                             STS_ROLES_MAX);
                     return CLI_EUSAGE;
                 }
                 a->roles[a->nroles++] = val;
@@ -204,15 +204,8 @@ int cli_parse_args(int argc, char **argv, cli_args *a, char *err, size_t errlen)
     return 0;
 }
 
-/* 1 when c may appear in a role name. */
-static int cli_role_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || (c && strchr("._:@-", c));
-}
-
 /* Splits and deduplicates the --roles values. */
-int cli_collect_roles(const cli_args *a, char out[][CLI_MAX_ROLE_LEN + 1],
+int cli_collect_roles(const cli_args *a, char out[][STS_ROLE_MAX_LEN + 1],
                       int max, char *err, size_t errlen)
 {
     int n = 0, i, j;
@@ -233,17 +226,17 @@ int cli_collect_roles(const cli_args *a, char out[][CLI_MAX_ROLE_LEN + 1],
             while (len > 0 && p[len - 1] == ' ') {
                 len--;
             }
-            if (len == 0 || len > CLI_MAX_ROLE_LEN) {
+            if (len == 0 || len > STS_ROLE_MAX_LEN) {
                 snprintf(err, errlen,
                          "invalid role in --roles '%.200s': each role is 1 "
                          "to %d characters",
-                         a->roles[i], CLI_MAX_ROLE_LEN);
+                         a->roles[i], STS_ROLE_MAX_LEN);
                 return -1;
             }
             for (q = 0; q < len; q++) {
-                if (!cli_role_char(p[q])) {
+                if (!sts_role_char(p[q])) {
                     snprintf(err, errlen,
-                             "invalid role '%.*s': use A-Z a-z 0-9 . _ : @ -",
+                             "invalid role '%.*s': use " STS_ROLE_CHARS,
                              (int)(len > 200 ? 200 : len), p);
                     return -1;
                 }

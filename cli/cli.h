@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "roles.h"
+
 /* Exit codes a script can rely on: StackState's CLI's (checked by running
  * it on the same command lines, tests/integration/test_stackstate_cli.py). */
 #define CLI_OK 0
@@ -18,8 +20,6 @@
 #define CLI_ENOTFOUND 8 /* no context with that name */
 #define CLI_EVERSION 10 /* the server's API version is not 5.x, >= 5.0.0 */
 
-#define CLI_MAX_ROLES 64
-#define CLI_MAX_ROLE_LEN 128
 #define CLI_MAX_POSITIONAL 4
 #define CLI_MAX_CONTEXTS 64
 #define CLI_MAX_URL 2048
@@ -57,7 +57,7 @@ typedef struct {
     /* command flags */
     const char *name, *expiration, *dedicated_subject, *description, *id;
     const char *grace_period;
-    const char *roles[CLI_MAX_ROLES];
+    const char *roles[STS_ROLES_MAX];
     int nroles;
     int skip_validate;
     unsigned seen; /* CLI_F_* of the command flags given */
@@ -74,7 +74,7 @@ const char *cli_unexpected_flag(unsigned seen, unsigned allowed);
 /* Splits comma lists in a->roles into out (deduplicated, order kept).
  * Returns the count, or -1 with err set when a role is empty, too long,
  * has a character outside [A-Za-z0-9._:@-], or there are too many. */
-int cli_collect_roles(const cli_args *a, char out[][CLI_MAX_ROLE_LEN + 1],
+int cli_collect_roles(const cli_args *a, char out[][STS_ROLE_MAX_LEN + 1],
                       int max, char *err, size_t errlen);
 
 /* Parses yyyy-MM-dd into epoch ms at 00:00 UTC. Returns 0, or -1. */

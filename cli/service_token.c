@@ -152,7 +152,7 @@ int cli_rotate_body(const cli_args *a, char **out, char *err, size_t errlen)
 /* Builds the NewServiceTokenRequest body from the command line. */
 int cli_create_body(const cli_args *a, char **out, char *err, size_t errlen)
 {
-    char roles[CLI_MAX_ROLES][CLI_MAX_ROLE_LEN + 1];
+    char roles[STS_ROLES_MAX][STS_ROLE_MAX_LEN + 1];
     json_t *body, *arr;
     int64_t exp = -1;
     int n, i;
@@ -170,7 +170,7 @@ int cli_create_body(const cli_args *a, char **out, char *err, size_t errlen)
                  "--roles is required, e.g. --roles stackstate-admin");
         return CLI_EUSAGE;
     }
-    n = cli_collect_roles(a, roles, STS_API_MAX_ROLES, err, errlen);
+    n = cli_collect_roles(a, roles, STS_ROLES_MAX, err, errlen);
     if (n < 0) {
         return CLI_EUSAGE;
     }

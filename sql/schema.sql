@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS sts_tokens (
                       CHECK (cardinality(roles) BETWEEN 1 AND 64
                              AND array_ndims(roles) = 1
                              AND array_position(roles, NULL) IS NULL
+                             AND array_to_string(roles, '') NOT LIKE '%,%'
                              AND array_to_string(roles, ',')
                                  ~ '^[A-Za-z0-9._:@-]{1,128}(,[A-Za-z0-9._:@-]{1,128})*$'),
     expiration        bigint
@@ -361,3 +362,4 @@ COMMIT;
 \ir migrations/0002_change_log.sql
 \ir migrations/0003_rotation.sql
 \ir migrations/0004_last_use.sql
+\ir migrations/0005_role_commas.sql

@@ -377,6 +377,40 @@ static int sts_read_body(request_rec *r, apr_size_t limit, char **body,
     return OK;
 }
 
+/* Reads the request body for a handler that changes tokens: 1 with *body
+ * and *len, else 0 with the answer given and *rc what the handler returns
+ * (what names the change, e.g. "created", for "nothing was created"). */
+static int sts_take_body(request_rec *r, apr_size_t limit, const char *what,
+                         char **body, apr_size_t *len, int *rc)
+{
+    *rc = sts_read_body(r, limit, body, len);
+    if (*rc == OK) {
+        return 1;
+    }
+    if (*rc == AP_FILTER_ERROR) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "token API POST %s: reading the request body failed "
+                      "and httpd has answered; nothing was %s",
+                      r->uri, what);
+    } else if (*rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        *rc = sts_send_error(
+            r, *rc, APLOG_INFO,
+            apr_psprintf(r->pool,
+                         "the request body is larger than %" APR_SIZE_T_FMT
+                         " bytes; nothing was %s",
+                         limit, what));
+    } else {
+        *rc = sts_send_error(
+            r, *rc, APLOG_INFO,
+            apr_pstrcat(r->pool,
+                        "the request body could not be read (broken chunked "
+                        "encoding or the client stopped sending); nothing "
+                        "was ",
+                        what, NULL));
+    }
+    return 0;
+}
+
 /* POST .../security/tokens */
 static int sts_create(request_rec *r)
 {
@@ -397,27 +431,8 @@ static int sts_create(request_rec *r)
                               "Content-Type: application/json");
     }
     limit = sts_body_limit(r);
-    rc = sts_read_body(r, limit, &body, &len);
-    if (rc == AP_FILTER_ERROR) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "token API POST %s: reading the request body failed "
-                      "and httpd has answered; nothing was created",
-                      r->uri);
+    if (!sts_take_body(r, limit, "created", &body, &len, &rc)) {
         return rc;
-    }
-    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        return sts_send_error(
-            r, rc, APLOG_INFO,
-            apr_psprintf(r->pool,
-                         "the request body is larger than %" APR_SIZE_T_FMT
-                         " bytes; nothing was created",
-                         limit));
-    }
-    if (rc != OK) {
-        return sts_send_error(r, rc, APLOG_INFO,
-                              "the request body could not be read (broken "
-                              "chunked encoding or the client stopped "
-                              "sending); nothing was created");
     }
     st = sts_new_token_parse(body, len, sts_now_ms(), &req, err, sizeof(err));
     if (st == STS_REQ_BAD_EXPIRY) {
@@ -566,27 +581,8 @@ static int sts_rotate(request_rec *r, const char *item)
     if (limit > STS_API_MAX_ROTATE_BODY) {
         limit = STS_API_MAX_ROTATE_BODY;
     }
-    rc = sts_read_body(r, limit, &body, &len);
-    if (rc == AP_FILTER_ERROR) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "token API POST %s: reading the request body failed "
-                      "and httpd has answered; nothing was rotated",
-                      r->uri);
+    if (!sts_take_body(r, limit, "rotated", &body, &len, &rc)) {
         return rc;
-    }
-    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        return sts_send_error(
-            r, rc, APLOG_INFO,
-            apr_psprintf(r->pool,
-                         "the request body is larger than %" APR_SIZE_T_FMT
-                         " bytes; nothing was rotated",
-                         limit));
-    }
-    if (rc != OK) {
-        return sts_send_error(r, rc, APLOG_INFO,
-                              "the request body could not be read (broken "
-                              "chunked encoding or the client stopped "
-                              "sending); nothing was rotated");
     }
     if (len > 0 && !sts_is_json(r)) {
         return sts_send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, APLOG_INFO,

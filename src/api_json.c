@@ -39,25 +39,6 @@ static int sts_has_control(const char *s)
     return 0;
 }
 
-/* 1 when s is a valid role: 1-128 of [A-Za-z0-9._:@-]. */
-static int sts_valid_role(const char *s, size_t len)
-{
-    size_t i;
-
-    if (len < 1 || len > STS_API_MAX_ROLE) {
-        return 0;
-    }
-    for (i = 0; i < len; i++) {
-        char c = s[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || strchr("._:@-", c))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* Reads an optional string member: absent or null leaves *out NULL. */
 static int sts_opt_string(json_t *obj, const char *key, size_t max,
                           int allow_control, char **out, char *err,
@@ -103,7 +84,7 @@ static char *sts_roles_join(json_t *roles, char *err, size_t errlen)
         snprintf(err, errlen,
                  "'roles' is required: a list of 1 to %d role "
                  "names",
-                 STS_API_MAX_ROLES);
+                 STS_ROLES_MAX);
         return NULL;
     }
     if (!json_is_array(roles)) {
@@ -111,9 +92,9 @@ static char *sts_roles_join(json_t *roles, char *err, size_t errlen)
         return NULL;
     }
     n = json_array_size(roles);
-    if (n < 1 || n > STS_API_MAX_ROLES) {
+    if (n < 1 || n > STS_ROLES_MAX) {
         snprintf(err, errlen, "'roles' must have 1 to %d entries, not %zu",
-                 STS_API_MAX_ROLES, n);
+                 STS_ROLES_MAX, n);
         return NULL;
     }
     for (i = 0; i < n; i++) {
@@ -123,11 +104,11 @@ static char *sts_roles_join(json_t *roles, char *err, size_t errlen)
             snprintf(err, errlen, "'roles[%zu]' must be a string", i);
             return NULL;
         }
-        if (!sts_valid_role(json_string_value(r), json_string_length(r))) {
-            snprintf(err, errlen,
-                     "'roles[%zu]' must be 1 to %d characters of A-Z a-z 0-9 "
-                     ". _ : @ -",
-                     i, STS_API_MAX_ROLE);
+        if (!sts_role_valid(json_string_value(r), json_string_length(r))) {
+            snprintf(
+                err, errlen,
+                "'roles[%zu]' must be 1 to %d characters of " STS_ROLE_CHARS, i,
+                STS_ROLE_MAX_LEN);
             return NULL;
         }
         total += json_string_length(r) + 1;

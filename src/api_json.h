@@ -10,14 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "roles.h"
+
 /* Limits of the API (see README "Token API"). */
 #define STS_API_MAX_BODY 65536
 #define STS_API_MAX_ROTATE_BODY 1024
 #define STS_API_MAX_NAME 255
 #define STS_API_MAX_DESCRIPTION 1024
 #define STS_API_MAX_SUBJECT 255
-#define STS_API_MAX_ROLES 64
-#define STS_API_MAX_ROLE 128
 /* 9999-12-31T23:59:59.999Z: later expiry dates are refused. */
 #define STS_API_MAX_EXPIRY_MS INT64_C(253402300799999)
 

@@ -752,73 +752,80 @@ static sts_token_row *sts_token_at(apr_pool_t *p, const apr_dbd_driver_t *d,
     return t;
 }
 
-/* Looks one digest up. */
-apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
-                              sts_token_row **out)
+/* What a request's select hands each row of its result to. */
+typedef void (*sts_row_fn)(void *ctx, apr_pool_t *p, const apr_dbd_driver_t *d,
+                           apr_dbd_row_t *row);
+
+/* Runs one select for r on a connection from the pool and hands each row
+ * to each: APR_SUCCESS, or the failure (logged, the connection given back
+ * either way). */
+static apr_status_t sts_store_select(request_rec *r, sts_query_id q, int nargs,
+                                     const char **args, sts_row_fn each,
+                                     void *ctx)
 {
     sts_dbcx cx = {r->pool, r->server, r, 0};
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    const char *args[1];
-    ap_dbd_t *dbd;
+    ap_dbd_t *dbd = sts_store_open(r);
     apr_status_t rv;
 
-    *out = NULL;
-    dbd = sts_store_open(r);
     if (dbd == NULL) {
         return APR_EGENERAL;
     }
-    args[0] = digest_hex;
-    rv = sts_store_exec(&cx, dbd, STS_Q_LOOKUP, &res, NULL, 1, args);
+    rv = sts_store_exec(&cx, dbd, q, &res, NULL, nargs, args);
     if (rv == APR_SUCCESS) {
         while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
-            *out = sts_token_at(r->pool, dbd->driver, row, 0);
+            each(ctx, r->pool, dbd->driver, row);
         }
     }
     sts_store_close(&cx, dbd);
     return rv;
 }
 
+/* A number as a statement argument. */
+static const char *sts_int_arg(apr_pool_t *p, int64_t id)
+{
+    return apr_psprintf(p, "%" APR_INT64_T_FMT, id);
+}
+
+static void sts_lookup_row(void *ctx, apr_pool_t *p, const apr_dbd_driver_t *d,
+                           apr_dbd_row_t *row)
+{
+    *(sts_token_row **)ctx = sts_token_at(p, d, row, 0);
+}
+
+/* Looks one digest up. */
+apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
+                              sts_token_row **out)
+{
+    const char *args[1] = {digest_hex};
+
+    *out = NULL;
+    return sts_store_select(r, STS_Q_LOOKUP, 1, args, sts_lookup_row, out);
+}
+
+static void sts_list_row(void *ctx, apr_pool_t *p, const apr_dbd_driver_t *d,
+                         apr_dbd_row_t *row)
+{
+    sts_token_row *t = apr_array_push(ctx);
+
+    t->id = sts_col_int64(d, row, 0);
+    t->name = sts_col_str(p, d, row, 1);
+    t->description = sts_col_bool(d, row, 2) ? sts_col_str(p, d, row, 3) : NULL;
+    t->dedicated_subject =
+        sts_col_bool(d, row, 4) ? sts_col_str(p, d, row, 5) : NULL;
+    t->roles = sts_col_str(p, d, row, 6);
+    t->expiration_ms = sts_col_int64(d, row, 7);
+    t->last_update_ms = sts_col_int64(d, row, 8);
+    t->last_used_ms = sts_col_int64(d, row, 9);
+    t->last_used_from = sts_col_str(p, d, row, 10);
+}
+
 /* Lists every token, sorted by name then id. */
 apr_status_t sts_store_list(request_rec *r, apr_array_header_t **out)
 {
-    sts_dbcx cx = {r->pool, r->server, r, 0};
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    ap_dbd_t *dbd;
-    apr_status_t rv;
-
     *out = apr_array_make(r->pool, 16, sizeof(sts_token_row));
-    dbd = sts_store_open(r);
-    if (dbd == NULL) {
-        return APR_EGENERAL;
-    }
-    rv = sts_store_exec(&cx, dbd, STS_Q_LIST, &res, NULL, 0, NULL);
-    if (rv == APR_SUCCESS) {
-        const apr_dbd_driver_t *d = dbd->driver;
-
-        while (apr_dbd_get_row(d, r->pool, res, &row, -1) == 0) {
-            sts_token_row *t = apr_array_push(*out);
-            const char *has_desc = apr_dbd_get_entry(d, row, 2);
-            const char *has_subj = apr_dbd_get_entry(d, row, 4);
-
-            t->id = sts_col_int64(d, row, 0);
-            t->name = sts_col_str(r->pool, d, row, 1);
-            t->description = (has_desc && has_desc[0] == 't')
-                                 ? sts_col_str(r->pool, d, row, 3)
-                                 : NULL;
-            t->dedicated_subject = (has_subj && has_subj[0] == 't')
-                                       ? sts_col_str(r->pool, d, row, 5)
-                                       : NULL;
-            t->roles = sts_col_str(r->pool, d, row, 6);
-            t->expiration_ms = sts_col_int64(d, row, 7);
-            t->last_update_ms = sts_col_int64(d, row, 8);
-            t->last_used_ms = sts_col_int64(d, row, 9);
-            t->last_used_from = sts_col_str(r->pool, d, row, 10);
-        }
-    }
-    sts_store_close(&cx, dbd);
-    return rv;
+    return sts_store_select(r, STS_Q_LIST, 0, NULL, sts_list_row, *out);
 }
 
 /* Inserts a token under a fresh random id. */
@@ -847,15 +854,13 @@ apr_status_t sts_store_create(request_rec *r, sts_token_row *t,
             rv = APR_EGENERAL;
             break;
         }
-        args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, t->id);
+        args[0] = sts_int_arg(r->pool, t->id);
         args[1] = t->name;
         args[2] = t->description ? t->description : "";
         args[3] = digest_hex;
         args[4] = t->roles;
         args[5] =
-            t->expiration_ms >= 0
-                ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT, t->expiration_ms)
-                : "";
+            t->expiration_ms >= 0 ? sts_int_arg(r->pool, t->expiration_ms) : "";
         args[6] = t->dedicated_subject ? t->dedicated_subject : "";
         rv = sts_store_exec(&cx, dbd, STS_Q_INSERT, &res, NULL, 7, args);
         if (rv != APR_SUCCESS) {
@@ -878,37 +883,33 @@ apr_status_t sts_store_create(request_rec *r, sts_token_row *t,
     return rv;
 }
 
+typedef struct {
+    int64_t id;
+    sts_token_row **out;
+} sts_deleted_ctx;
+
+static void sts_deleted_row(void *ctx, apr_pool_t *p, const apr_dbd_driver_t *d,
+                            apr_dbd_row_t *row)
+{
+    sts_deleted_ctx *c = ctx;
+    sts_token_row *t = apr_pcalloc(p, sizeof(*t));
+
+    t->id = c->id;
+    t->name = sts_col_str(p, d, row, 0);
+    t->roles = sts_col_str(p, d, row, 1);
+    t->digest = sts_col_str(p, d, row, 2);
+    t->expiration_ms = -1;
+    *c->out = t;
+}
+
 /* Deletes a token by id, returning what was deleted. */
 apr_status_t sts_store_delete(request_rec *r, int64_t id, sts_token_row **out)
 {
-    sts_dbcx cx = {r->pool, r->server, r, 0};
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const char *args[1];
-    ap_dbd_t *dbd;
-    apr_status_t rv;
+    const char *args[1] = {sts_int_arg(r->pool, id)};
+    sts_deleted_ctx c = {id, out};
 
     *out = NULL;
-    dbd = sts_store_open(r);
-    if (dbd == NULL) {
-        return APR_EGENERAL;
-    }
-    args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id);
-    rv = sts_store_exec(&cx, dbd, STS_Q_DELETE, &res, NULL, 1, args);
-    if (rv == APR_SUCCESS) {
-        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
-            sts_token_row *t = apr_pcalloc(r->pool, sizeof(*t));
-
-            t->id = id;
-            t->name = sts_col_str(r->pool, dbd->driver, row, 0);
-            t->roles = sts_col_str(r->pool, dbd->driver, row, 1);
-            t->digest = sts_col_str(r->pool, dbd->driver, row, 2);
-            t->expiration_ms = -1;
-            *out = t;
-        }
-    }
-    sts_store_close(&cx, dbd);
-    return rv;
+    return sts_store_select(r, STS_Q_DELETE, 1, args, sts_deleted_row, &c);
 }
 
 /* 1 when a column is SQL NULL: apr_dbd's pgsql driver returns "" for it
@@ -920,32 +921,52 @@ static int sts_col_null(const apr_dbd_driver_t *d, apr_dbd_row_t *row, int col)
     return v == NULL || *v == '\0';
 }
 
+typedef struct {
+    const char **name, **roles;
+} sts_roles_ctx;
+
+static void sts_roles_row(void *ctx, apr_pool_t *p, const apr_dbd_driver_t *d,
+                          apr_dbd_row_t *row)
+{
+    sts_roles_ctx *c = ctx;
+
+    *c->name = sts_col_str(p, d, row, 0);
+    *c->roles = sts_col_str(p, d, row, 1);
+}
+
 /* The name and roles of one token. */
 apr_status_t sts_store_token_roles(request_rec *r, int64_t id,
                                    const char **name, const char **roles)
 {
-    sts_dbcx cx = {r->pool, r->server, r, 0};
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const char *args[1];
-    ap_dbd_t *dbd;
-    apr_status_t rv;
+    const char *args[1] = {sts_int_arg(r->pool, id)};
+    sts_roles_ctx c = {name, roles};
 
     *name = *roles = NULL;
-    dbd = sts_store_open(r);
-    if (dbd == NULL) {
-        return APR_EGENERAL;
-    }
-    args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id);
-    rv = sts_store_exec(&cx, dbd, STS_Q_ROLES, &res, NULL, 1, args);
-    if (rv == APR_SUCCESS) {
-        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
-            *name = sts_col_str(r->pool, dbd->driver, row, 0);
-            *roles = sts_col_str(r->pool, dbd->driver, row, 1);
-        }
-    }
-    sts_store_close(&cx, dbd);
-    return rv;
+    return sts_store_select(r, STS_Q_ROLES, 1, args, sts_roles_row, &c);
+}
+
+typedef struct {
+    int64_t id, grace_ms;
+    sts_rotation **out;
+} sts_rotated_ctx;
+
+static void sts_rotated_row(void *ctx, apr_pool_t *p, const apr_dbd_driver_t *d,
+                            apr_dbd_row_t *row)
+{
+    sts_rotated_ctx *c = ctx;
+    sts_rotation *o = apr_pcalloc(p, sizeof(*o));
+
+    o->token.id = c->id;
+    o->token.name = sts_col_str(p, d, row, 0);
+    o->token.roles = sts_col_str(p, d, row, 1);
+    o->token.expiration_ms = sts_col_int64(d, row, 2);
+    o->token.last_update_ms = sts_col_int64(d, row, 3);
+    o->token.until_ms = -1;
+    o->token.retire = c->grace_ms > 0;
+    o->replaced = sts_col_str(p, d, row, 4);
+    o->replaced_until = sts_col_int64(d, row, 5);
+    o->dropped = sts_col_null(d, row, 6) ? NULL : sts_col_str(p, d, row, 6);
+    *c->out = o;
 }
 
 /* Rotates one token's secret. */
@@ -953,78 +974,31 @@ apr_status_t sts_store_rotate(request_rec *r, int64_t id,
                               const char *digest_hex, int64_t grace_ms,
                               int64_t expiration_ms, sts_rotation **out)
 {
-    sts_dbcx cx = {r->pool, r->server, r, 0};
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const char *args[4];
-    ap_dbd_t *dbd;
-    apr_status_t rv;
+    const char *args[4] = {
+        sts_int_arg(r->pool, id), digest_hex, sts_int_arg(r->pool, grace_ms),
+        expiration_ms >= 0 ? sts_int_arg(r->pool, expiration_ms) : ""};
+    sts_rotated_ctx c = {id, grace_ms, out};
 
     *out = NULL;
-    dbd = sts_store_open(r);
-    if (dbd == NULL) {
-        return APR_EGENERAL;
-    }
-    args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id);
-    args[1] = digest_hex;
-    args[2] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, grace_ms);
-    args[3] = expiration_ms >= 0
-                  ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT, expiration_ms)
-                  : "";
-    rv = sts_store_exec(&cx, dbd, STS_Q_ROTATE, &res, NULL, 4, args);
-    if (rv == APR_SUCCESS) {
-        const apr_dbd_driver_t *d = dbd->driver;
+    return sts_store_select(r, STS_Q_ROTATE, 4, args, sts_rotated_row, &c);
+}
 
-        while (apr_dbd_get_row(d, r->pool, res, &row, -1) == 0) {
-            sts_rotation *o = apr_pcalloc(r->pool, sizeof(*o));
-
-            o->token.id = id;
-            o->token.name = sts_col_str(r->pool, d, row, 0);
-            o->token.roles = sts_col_str(r->pool, d, row, 1);
-            o->token.expiration_ms = sts_col_int64(d, row, 2);
-            o->token.last_update_ms = sts_col_int64(d, row, 3);
-            o->token.until_ms = -1;
-            o->token.retire = grace_ms > 0;
-            o->replaced = sts_col_str(r->pool, d, row, 4);
-            o->replaced_until = sts_col_int64(d, row, 5);
-            o->dropped = sts_col_null(d, row, 6)
-                             ? NULL
-                             : sts_col_str(r->pool, d, row, 6);
-            *out = o;
-        }
+static void sts_retired_row(void *ctx, apr_pool_t *p, const apr_dbd_driver_t *d,
+                            apr_dbd_row_t *row)
+{
+    if (!sts_col_null(d, row, 0)) {
+        *(const char **)ctx = sts_col_str(p, d, row, 0);
     }
-    sts_store_close(&cx, dbd);
-    return rv;
 }
 
 /* Retires a rotated token's previous digest. */
 apr_status_t sts_store_retire(request_rec *r, int64_t id,
                               const char *digest_hex, const char **retired)
 {
-    sts_dbcx cx = {r->pool, r->server, r, 0};
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const char *args[2];
-    ap_dbd_t *dbd;
-    apr_status_t rv;
+    const char *args[2] = {sts_int_arg(r->pool, id), digest_hex};
 
     *retired = NULL;
-    dbd = sts_store_open(r);
-    if (dbd == NULL) {
-        return APR_EGENERAL;
-    }
-    args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, id);
-    args[1] = digest_hex;
-    rv = sts_store_exec(&cx, dbd, STS_Q_RETIRE, &res, NULL, 2, args);
-    if (rv == APR_SUCCESS) {
-        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
-            if (!sts_col_null(dbd->driver, row, 0)) {
-                *retired = sts_col_str(r->pool, dbd->driver, row, 0);
-            }
-        }
-    }
-    sts_store_close(&cx, dbd);
-    return rv;
+    return sts_store_select(r, STS_Q_RETIRE, 2, args, sts_retired_row, retired);
 }
 
 /* Hands the token of a row (columns from col on, STS_TOKEN_COLUMNS after

@@ -25,7 +25,7 @@ static void check_roles(const char *roles)
         size_t len = c ? (size_t)(c - p) : strlen(p), i;
         const char *q;
 
-        if (len < 1 || len > STS_API_MAX_ROLE) {
+        if (len < 1 || len > STS_ROLE_MAX_LEN) {
             abort();
         }
         for (i = 0; i < len; i++) {
@@ -46,7 +46,7 @@ static void check_roles(const char *roles)
         n++;
         p = c ? c + 1 : NULL;
     }
-    if (n < 1 || n > STS_API_MAX_ROLES) {
+    if (n < 1 || n > STS_ROLES_MAX) {
         abort();
     }
 }

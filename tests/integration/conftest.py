@@ -105,6 +105,10 @@ import time
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# The schema version sql/schema.sql brings a database to: one past the
+# number of migrations (sql/migrations/README.md).
+SCHEMA_NEWEST = str(len(glob.glob(os.path.join(ROOT, "sql", "migrations",
+                                               "[0-9]*.sql"))) + 1)
 BUILD = os.environ.get("STS_BUILD", os.path.join(ROOT, "build"))
 MINT = os.path.join(BUILD, "tests", "mint")
 IS_ROOT = os.geteuid() == 0

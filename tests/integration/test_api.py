@@ -7,6 +7,7 @@ import os
 import time
 
 import re
+import subprocess
 
 import pytest
 
@@ -800,3 +801,35 @@ def test_zz_secret_only_in_create_response(api, pg):
     assert SECRETS
     for s in SECRETS:
         assert s not in logs
+
+
+ROLE_CANDIDATES = ["ops", "Team.Dev_01:read@eu-west", "x" * 128, "x" * 129,
+                   "", "a b", "a,b", "a/b", "r\u00e9", "a;b", "a*", "\u0130",
+                   "a\u0000b", "-", "@:._"]
+
+
+def test_role_rule_is_the_schemas(api, admin, pg):
+    """The role rule (src/roles.c) and the schema's CHECK on sts_tokens.roles
+    accept exactly the same roles: a token stored by SQL is one the API
+    could have created, and the reverse."""
+    for i, role in enumerate(ROLE_CANDIDATES):
+        r = call(api, admin, "POST", "/security/tokens",
+                 {"name": f"role-rule-{i}", "roles": [role]})
+        assert r.status in (200, 400), r
+        if r.status == 200:
+            SECRETS.append(r.json()["token"])
+        if "\u0000" in role:
+            # PostgreSQL text cannot hold NUL: refused before the CHECK.
+            assert r.status == 400
+            continue
+        lit = role.replace("'", "''")
+        try:
+            pg.psql("INSERT INTO sts_tokens (id, name, digest, roles) VALUES "
+                    f"({9000 + i}, 'role-sql-{i}', '{i:064x}', "
+                    f"ARRAY['{lit}'])")
+            stored = True
+        except subprocess.CalledProcessError as e:
+            assert "sts_tokens_roles_valid" in e.stderr, e.stderr
+            stored = False
+        assert stored == (r.status == 200), (role, r)
+    pg.psql("DELETE FROM sts_tokens WHERE id BETWEEN 9000 AND 9100")

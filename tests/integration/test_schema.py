@@ -6,19 +6,15 @@ database at version 1 (tests/integration/data/schema-v1.sql), 2
 the schema a fresh database gets, keeps the tokens and records changes
 from then on."""
 
-import glob
 import os
 import subprocess
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SCHEMA_NEWEST
 
 SCHEMA = os.path.join(ROOT, "sql", "schema.sql")
 DATA = os.path.join(os.path.dirname(__file__), "data")
-# The newest schema version: one more than the number of migrations.
-LATEST = str(len(glob.glob(os.path.join(ROOT, "sql", "migrations",
-                                        "[0-9]*.sql"))) + 1)
 
 
 def apply_file(pg, path, db):
@@ -67,7 +63,7 @@ def test_schema_upgrades_an_older_database(pg, version):
     fresh_db(pg, "sts_fresh")
     assert dump(pg, db) == dump(pg, "sts_fresh")
     assert pg.psql("SELECT max(version) FROM sts_schema_version",
-                   db=db).strip() == LATEST
+                   db=db).strip() == SCHEMA_NEWEST
     assert pg.psql("SELECT name FROM sts_tokens", db=db).split() == ["old"]
     rev = int(pg.psql("SELECT revision FROM sts_token_revision", db=db))
     pg.psql(f"SELECT * FROM sts_token_rotate(1, '{'b' * 64}', 60000, NULL)",
@@ -181,3 +177,26 @@ def test_old_changes_are_pruned_behind_the_horizon(pg):
     assert changes(pg, db, 0) == ["255", "f" * 64, "256", "f" * 64]
     assert pg.psql("SELECT horizon FROM sts_token_revision",
                    db=db).strip() == "1"
+
+
+def test_upgrade_refuses_a_role_holding_a_comma(pg):
+    """Before version 6 SQL could store ARRAY['a,admin'] (httpd then saw two
+    roles): the upgrade stops at migration 0005, changes nothing of it and
+    names the rule; once the token is fixed it goes through."""
+    db = "sts_comma"
+    fresh_db(pg, db, os.path.join(DATA, "schema-v3.sql"))
+    pg.psql("INSERT INTO sts_tokens (id, name, digest, roles) VALUES "
+            f"(1, 'commas', '{'d' * 64}', ARRAY['a,admin'])", db=db)
+    out = subprocess.run(["psql", "-h", pg.sock, "-p", str(pg.port), "-U",
+                          "postgres", "-d", db, "-qX", "-v", "ON_ERROR_STOP=1",
+                          "-f", SCHEMA], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0
+    assert "sts_tokens_roles_valid" in out.stderr, out.stderr
+    assert pg.psql("SELECT max(version) FROM sts_schema_version",
+                   db=db).strip() == "5"
+    pg.psql("UPDATE sts_tokens SET roles = ARRAY['a', 'admin'] WHERE id = 1",
+            db=db)
+    apply_file(pg, SCHEMA, db)
+    assert pg.psql("SELECT max(version) FROM sts_schema_version",
+                   db=db).strip() == SCHEMA_NEWEST

@@ -73,34 +73,34 @@ static void test_args(void **state)
 /* Roles: comma lists, repeats, dedupe, validation. */
 static void test_roles(void **state)
 {
-    char out[CLI_MAX_ROLES][CLI_MAX_ROLE_LEN + 1], err[256];
+    char out[STS_ROLES_MAX][STS_ROLE_MAX_LEN + 1], err[256];
     cli_args a;
 
     (void)state;
     assert_int_equal(
         parse(&a, err, "--roles", "a,b", "--roles", " c , a", NULL), 0);
-    assert_int_equal(cli_collect_roles(&a, out, CLI_MAX_ROLES, err, 256), 3);
+    assert_int_equal(cli_collect_roles(&a, out, STS_ROLES_MAX, err, 256), 3);
     assert_string_equal(out[0], "a");
     assert_string_equal(out[2], "c");
     assert_int_equal(parse(&a, err, "--roles", "a,,b", NULL), 0);
-    assert_int_equal(cli_collect_roles(&a, out, CLI_MAX_ROLES, err, 256), -1);
+    assert_int_equal(cli_collect_roles(&a, out, STS_ROLES_MAX, err, 256), -1);
     assert_int_equal(parse(&a, err, "--roles", "a b", NULL), 0);
-    assert_int_equal(cli_collect_roles(&a, out, CLI_MAX_ROLES, err, 256), -1);
+    assert_int_equal(cli_collect_roles(&a, out, STS_ROLES_MAX, err, 256), -1);
     assert_int_equal(parse(&a, err, "--roles", "a,b,c", NULL), 0);
     assert_int_equal(cli_collect_roles(&a, out, 2, err, 256), -1);
     assert_non_null(strstr(err, "too many roles"));
     {
-        char r[CLI_MAX_ROLE_LEN + 2];
+        char r[STS_ROLE_MAX_LEN + 2];
 
         memset(r, 'r', sizeof(r));
-        r[CLI_MAX_ROLE_LEN] = '\0';
+        r[STS_ROLE_MAX_LEN] = '\0';
         assert_int_equal(parse(&a, err, "--roles", r, NULL), 0);
-        assert_int_equal(cli_collect_roles(&a, out, CLI_MAX_ROLES, err, 256),
+        assert_int_equal(cli_collect_roles(&a, out, STS_ROLES_MAX, err, 256),
                          1);
-        r[CLI_MAX_ROLE_LEN] = 'r';
-        r[CLI_MAX_ROLE_LEN + 1] = '\0';
+        r[STS_ROLE_MAX_LEN] = 'r';
+        r[STS_ROLE_MAX_LEN + 1] = '\0';
         assert_int_equal(parse(&a, err, "--roles", r, NULL), 0);
-        assert_int_equal(cli_collect_roles(&a, out, CLI_MAX_ROLES, err, 256),
+        assert_int_equal(cli_collect_roles(&a, out, STS_ROLES_MAX, err, 256),
                          -1);
     }
 }

@@ -166,30 +166,44 @@ static sts_req_status sts_expiry_field(json_t *root, int64_t now_ms,
 }
 
 /* Decodes and validates a NewServiceTokenRequest. */
-sts_req_status sts_new_token_parse(const char *body, size_t len, int64_t now_ms,
-                                   sts_new_token *out, char *err, size_t errlen)
+/* The JSON object a request body of at most max bytes holds, or NULL with
+ * the reason in err. */
+static json_t *sts_body_object(const char *body, size_t len, size_t max,
+                               char *err, size_t errlen)
 {
     json_error_t jerr;
-    json_t *root, *v;
-    sts_req_status st = STS_REQ_BAD;
+    json_t *root;
 
-    memset(out, 0, sizeof(*out));
-    out->expiry_ms = -1;
-    if (len > STS_API_MAX_BODY) {
-        snprintf(err, errlen, "request body larger than %d bytes",
-                 STS_API_MAX_BODY);
-        return STS_REQ_BAD;
+    if (len > max) {
+        snprintf(err, errlen, "request body larger than %zu bytes", max);
+        return NULL;
     }
     root =
         json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         snprintf(err, errlen, "invalid JSON at line %d column %d: %s",
                  jerr.line, jerr.column, jerr.text);
-        return STS_REQ_BAD;
+        return NULL;
     }
     if (!json_is_object(root)) {
         snprintf(err, errlen, "the request body must be a JSON object");
-        goto done;
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+sts_req_status sts_new_token_parse(const char *body, size_t len, int64_t now_ms,
+                                   sts_new_token *out, char *err, size_t errlen)
+{
+    json_t *root, *v;
+    sts_req_status st = STS_REQ_BAD;
+
+    memset(out, 0, sizeof(*out));
+    out->expiry_ms = -1;
+    root = sts_body_object(body, len, STS_API_MAX_BODY, err, errlen);
+    if (root == NULL) {
+        return STS_REQ_BAD;
     }
     v = json_object_get(root, "name");
     if (v == NULL || json_is_null(v)) {
@@ -236,7 +250,6 @@ sts_req_status sts_rotate_parse(const char *body, size_t len, int64_t now_ms,
                                 int64_t max_grace_s, sts_rotate_req *out,
                                 char *err, size_t errlen)
 {
-    json_error_t jerr;
     json_t *root, *v;
     const char *key;
     sts_req_status st = STS_REQ_BAD;
@@ -249,21 +262,9 @@ sts_req_status sts_rotate_parse(const char *body, size_t len, int64_t now_ms,
     if (i == len) {
         return STS_REQ_OK; /* no body: every default */
     }
-    if (len > STS_API_MAX_ROTATE_BODY) {
-        snprintf(err, errlen, "request body larger than %d bytes",
-                 STS_API_MAX_ROTATE_BODY);
-        return STS_REQ_BAD;
-    }
-    root =
-        json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    root = sts_body_object(body, len, STS_API_MAX_ROTATE_BODY, err, errlen);
     if (root == NULL) {
-        snprintf(err, errlen, "invalid JSON at line %d column %d: %s",
-                 jerr.line, jerr.column, jerr.text);
         return STS_REQ_BAD;
-    }
-    if (!json_is_object(root)) {
-        snprintf(err, errlen, "the request body must be a JSON object");
-        goto done;
     }
     json_object_foreach(root, key, v)
     {

@@ -404,12 +404,37 @@ static int print_secret(cli_run *run, const cli_response *resp,
     return rc;
 }
 
+/* Sends a POST whose answer carries a secret (create, rotate) and prints
+ * it; text, the body, is freed, and the answer wiped. CLI_ECONFIG when the
+ * secret could not be written out (the caller says what to do then). */
+static int post_for_secret(cli_run *run, const char *path, char *text,
+                           const char *what)
+{
+    cli_target t;
+    cli_response resp;
+    int rc;
+
+    memset(&resp, 0, sizeof(resp));
+    rc = cli_resolve_target(run, &t);
+    rc = rc == CLI_OK ? cli_connect(run, &t) : rc;
+    if (rc == CLI_OK) {
+        rc = cli_request(run, &t, "POST", path, text, &resp);
+    }
+    free(text);
+    if (rc == CLI_OK) {
+        rc = print_secret(run, &resp, what);
+    }
+    if (resp.body) {
+        memset(resp.body, 0, resp.len); /* held the secret */
+    }
+    free(resp.body);
+    return rc;
+}
+
 /* sts service-token create */
 static int cmd_create(cli_run *run)
 {
     char err[512], *text;
-    cli_target t;
-    cli_response resp;
     int rc;
 
     rc = cli_reject_extra(run, "service-token create", 0,
@@ -422,30 +447,16 @@ static int cmd_create(cli_run *run)
         return cli_fail(&run->out, CLI_EUSAGE,
                         "%s (see sts service-token create --help)", err);
     }
-    rc = cli_resolve_target(run, &t);
-    rc = rc == CLI_OK ? cli_connect(run, &t) : rc;
-    if (rc != CLI_OK) {
-        free(text);
-        return rc;
+    rc = post_for_secret(run, "/security/tokens", text, "created");
+    if (rc == CLI_ECONFIG) {
+        /* The one chance to see the secret is gone: say so. */
+        rc = cli_fail(&run->out, CLI_ECONFIG,
+                      "service token '%s' was created but its secret "
+                      "could not be written to standard output (%s): "
+                      "delete it (sts service-token list, then delete "
+                      "ID) and create it again",
+                      run->a.name, strerror(errno));
     }
-    rc = cli_request(run, &t, "POST", "/security/tokens", text, &resp);
-    free(text);
-    if (rc == CLI_OK) {
-        rc = print_secret(run, &resp, "created");
-        if (rc == CLI_ECONFIG) {
-            /* The one chance to see the secret is gone: say so. */
-            rc = cli_fail(&run->out, CLI_ECONFIG,
-                          "service token '%s' was created but its secret "
-                          "could not be written to standard output (%s): "
-                          "delete it (sts service-token list, then delete "
-                          "ID) and create it again",
-                          run->a.name, strerror(errno));
-        }
-    }
-    if (resp.body) {
-        memset(resp.body, 0, resp.len); /* held the secret */
-    }
-    free(resp.body);
     return rc;
 }
 
@@ -553,8 +564,6 @@ static int cmd_delete(cli_run *run)
 static int cmd_rotate(cli_run *run)
 {
     char err[512], path[80], *text;
-    cli_target t;
-    cli_response resp;
     int64_t v = 0;
     int rc;
 
@@ -567,29 +576,15 @@ static int cmd_rotate(cli_run *run)
         return cli_fail(&run->out, CLI_EUSAGE,
                         "%s (see sts service-token rotate --help)", err);
     }
-    rc = cli_resolve_target(run, &t);
-    rc = rc == CLI_OK ? cli_connect(run, &t) : rc;
-    if (rc != CLI_OK) {
-        free(text);
-        return rc;
-    }
     snprintf(path, sizeof(path), "/security/tokens/%lld/rotate", (long long)v);
-    rc = cli_request(run, &t, "POST", path, text, &resp);
-    free(text);
-    if (rc == CLI_OK) {
-        rc = print_secret(run, &resp, "rotated");
-        if (rc == CLI_ECONFIG) {
-            rc = cli_fail(&run->out, CLI_ECONFIG,
-                          "service token %lld was rotated but its new secret "
-                          "could not be written to standard output (%s): "
-                          "rotate it again",
-                          (long long)v, strerror(errno));
-        }
+    rc = post_for_secret(run, path, text, "rotated");
+    if (rc == CLI_ECONFIG) {
+        rc = cli_fail(&run->out, CLI_ECONFIG,
+                      "service token %lld was rotated but its new secret "
+                      "could not be written to standard output (%s): "
+                      "rotate it again",
+                      (long long)v, strerror(errno));
     }
-    if (resp.body) {
-        memset(resp.body, 0, resp.len); /* held the secret */
-    }
-    free(resp.body);
     return rc;
 }
 

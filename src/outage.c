@@ -15,20 +15,33 @@ static int cas64(int64_t *v, int64_t expected, int64_t desired)
                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-int sts_outage_may_try(sts_outage *o, int64_t now)
+/* 1 when up, or when *next_try is due and this caller claimed it. */
+static int may_try(sts_outage *o, int64_t *next_try, int64_t now)
 {
     int64_t next;
 
     if (load64(&o->down_since) == 0) {
         return 1;
     }
-    next = load64(&o->next_try);
-    return now >= next && cas64(&o->next_try, next, now + STS_OUTAGE_RETRY_US);
+    next = load64(next_try);
+    return now >= next && cas64(next_try, next, now + STS_OUTAGE_RETRY_US);
+}
+
+int sts_outage_may_try(sts_outage *o, int64_t now)
+{
+    return may_try(o, &o->next_try, now);
+}
+
+int sts_outage_may_try_background(sts_outage *o, int64_t now)
+{
+    return may_try(o, &o->next_bg_try, now);
 }
 
 int sts_outage_failed(sts_outage *o, int64_t now)
 {
     __atomic_store_n(&o->next_try, now + STS_OUTAGE_RETRY_US, __ATOMIC_RELEASE);
+    __atomic_store_n(&o->next_bg_try, now + STS_OUTAGE_RETRY_US,
+                     __ATOMIC_RELEASE);
     if (!cas64(&o->down_since, 0, now)) {
         return 0;
     }

@@ -5,9 +5,12 @@
  * While the database cannot be reached, trying it for every request costs
  * a connection attempt each (and mod_dbd logs two lines per attempt), so
  * the error log grew by ~750 bytes per refused request. Instead, after a
- * failed attempt one attempt per retry interval goes through (a request or
- * the revision poll: whoever comes first) and every other request is
- * answered 503 at once, with Retry-After. Why requests are refused is
+ * failed attempt one request per retry interval goes through and every
+ * other request is answered 503 at once, with Retry-After. The module's
+ * background work (the revision poll, last-use writes) has its own attempt
+ * per retry interval: a request is never refused because that thread's
+ * attempt is still connecting, which after the database came back would
+ * refuse requests until it finished. Why requests are refused is
  * reported once per report interval with the number refused meanwhile,
  * and the end of an outage once, with its length and count.
  *
@@ -25,7 +28,8 @@
 
 typedef struct {
     int64_t down_since;     /* 0 while the database is reachable */
-    int64_t next_try;       /* while down: when the next attempt may go */
+    int64_t next_try;       /* while down: when the next request may try */
+    int64_t next_bg_try;    /* while down: when background work may try */
     int64_t next_report;    /* when the next report may be logged */
     uint32_t refused;       /* requests refused since the last report */
     uint32_t refused_total; /* requests refused since down_since */
@@ -35,7 +39,12 @@ typedef struct {
  * down and this caller is the one attempt of the current retry interval. */
 int sts_outage_may_try(sts_outage *o, int64_t now);
 
-/* An attempt to reach the database failed. Returns 1 when this starts an
+/* The same for the background's attempt of the current retry interval
+ * (independent of the requests'). */
+int sts_outage_may_try_background(sts_outage *o, int64_t now);
+
+/* An attempt to reach the database failed (the next of either kind goes
+ * one retry interval later). Returns 1 when this starts an
  * outage. */
 int sts_outage_failed(sts_outage *o, int64_t now);
 

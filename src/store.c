@@ -27,8 +27,9 @@
  * when the attempt it waited for failed.
  *
  * While mod_dbd cannot open a session at all (PostgreSQL down or
- * unreachable), one attempt per half second goes to it and every other request
- * is refused at once (outage.h): no connection storm, no two mod_dbd lines
+ * unreachable), one request per half second tries it (the background's
+ * work has its own attempt) and every other request is refused at once
+ * (outage.h): no connection storm, no two mod_dbd lines
  * per request, and the error log says why once per report interval with
  * the number of requests refused.
  */
@@ -513,9 +514,9 @@ static ap_dbd_t *sts_store_open_bg(const sts_dbcx *cx)
     uint32_t refused;
     ap_dbd_t *dbd;
 
-    /* While the database is down it shares the process's one attempt per
-     * retry interval with the requests (outage.h). */
-    if (!sts_outage_may_try(o, sts_monotonic_now())) {
+    /* While the database is down, one attempt per retry interval, apart
+     * from the requests' (outage.h). */
+    if (!sts_outage_may_try_background(o, sts_monotonic_now())) {
         return NULL;
     }
     dbd = sts_dbd_open_fn(cx->pool, cx->s);

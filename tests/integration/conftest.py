@@ -157,6 +157,18 @@ def module_path():
     return session_copy(os.path.join(ROOT, "modules", "mod_sts_token.so"))
 
 
+# One event-MPM process: every request reaches the same process (its token
+# table, its view of the database's availability, its background thread).
+ONE_PROCESS = """
+ServerLimit 1
+StartServers 1
+ThreadsPerChild 25
+MaxRequestWorkers 25
+MinSpareThreads 1
+MaxSpareThreads 25
+"""
+
+
 def past_trust_window():
     """Waits out the token table's trust window: it answers alone for 1 s
     after its last successful change read, so with PostgreSQL stopped a
@@ -263,8 +275,8 @@ class Postgres:
 
     # While the database was down, each httpd process let one attempt per
     # 0.5 s through (src/outage.h): after this long every process answers
-    # again at its next request. Under valgrind (STS_HTTPD_SINGLE) one
-    # attempt, the token table's thread's included, takes longer than that.
+    # again at its next request. Under valgrind (STS_HTTPD_SINGLE) the
+    # attempts themselves take far longer, and so their retry time.
     RETRY_S = 3.0 if os.environ.get("STS_HTTPD_SINGLE") == "1" else 0.6
 
     def start(self, settle=True):

@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import MINT, TableLock, past_trust_window
+from conftest import MINT, ONE_PROCESS, TableLock, past_trust_window
 from loadgen import Load
 
 CONNS = 32
@@ -88,6 +88,9 @@ def db_sessions(pg):
     return int(pg.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = "
                       "'sts' AND backend_type = 'client backend' AND "
                       "pid <> pg_backend_pid()")[0][0])
+
+
+# One event-MPM process: its requests and its background thread share one
 
 
 def started(h):
@@ -431,9 +434,11 @@ class SlowProxy(LoopbackListener):
     def __init__(self, upstream_port, delay):
         self.upstream = ("127.0.0.1", upstream_port)
         self.delay = delay
+        self.accepted = []  # when each connection attempt arrived
         super().__init__()
 
     def on_accept(self, c):
+        self.accepted.append(time.monotonic())
         threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
@@ -506,6 +511,49 @@ def test_cold_pool_burst_is_served(httpd_factory, pg):
     assert [s for s, _ in results] == [200] * CONNS, results
     # The burst did wait past the acquire timeout (else it proves nothing).
     assert lat[-1] > 0.4, lat
+    assert_healthy(h)
+
+
+def test_request_not_refused_while_the_background_reconnects(httpd_factory,
+                                                            pg_up, bootstrap):
+    """After an outage, PostgreSQL is back but opens sessions slowly (1.5 s
+    through a proxy). The moment the token table's thread starts its
+    connection attempt, a token API request (which always asks the
+    database) arrives in the same (only) process: it makes its own attempt
+    and gets 200. When the thread's attempt was the process's one attempt
+    per retry interval, the request got 503 at once for as long as that
+    attempt was connecting (seen under AddressSanitizer as a 503 with the
+    database up)."""
+    pg = pg_up
+    admin = [("X-API-Key", str(bootstrap))]
+    proxy = SlowProxy(pg.port, 0)
+    try:
+        params = (pg.tcp_params(proxy.port) + " connect_timeout=4 "
+                  "options='-c statement_timeout=2000'")
+        h = started(httpd_factory(ONE_PROCESS,
+                                  env={"STS_DBD_PARAMS": params}))
+        assert h.get("/api/security/tokens", admin).status == 200
+        pg.stop()
+        past_trust_window()
+        assert h.get("/api/security/tokens", admin).status == 503
+        proxy.delay = 1.5
+        seen = len(proxy.accepted)
+        pg.start(settle=False)
+        # The first connection attempt from now on is the thread's (no
+        # request is in flight); the request's own attempt is due then, as
+        # no attempt of either kind went within the last retry interval.
+        deadline = time.monotonic() + 5
+        while len(proxy.accepted) == seen and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(proxy.accepted) > seen, "no background attempt in 5 s"
+        t0 = time.monotonic()
+        r = h.get("/api/security/tokens", admin)
+        took = time.monotonic() - t0
+    finally:
+        proxy.close()
+    figure(f"request during the background's slow reconnect: {r.status} "
+           f"in {took:.2f} s")
+    assert r.status == 200, (r.status, r.header("Retry-After"))
     assert_healthy(h)
 
 

@@ -56,6 +56,36 @@ static void test_one_attempt_per_interval(void **state)
     assert_int_equal(sts_outage_retry_after(&o, t + 10 * S - 2 * S), 3);
 }
 
+/* The background's attempt is its own: while it is still connecting after
+ * the database came back, a request due to try is not refused for it. A
+ * failure of either kind moves both a retry interval on. */
+static void test_background_attempt_is_apart(void **state)
+{
+    sts_outage o;
+    int64_t t = 100 * S, down;
+    uint32_t n;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    assert_true(sts_outage_failed(&o, t));
+    assert_false(sts_outage_may_try_background(&o, t + R - 1));
+    assert_true(sts_outage_may_try_background(&o, t + R + 1));
+    assert_false(sts_outage_may_try_background(&o, t + R + 2));
+    assert_true(sts_outage_may_try(&o, t + R + 3));
+    assert_false(sts_outage_may_try(&o, t + R + 4));
+    /* The background's attempt fails: the next request waits too. */
+    sts_outage_failed(&o, t + 2 * R);
+    assert_false(sts_outage_may_try(&o, t + 3 * R - 1));
+    assert_false(sts_outage_may_try_background(&o, t + 3 * R - 1));
+    assert_true(sts_outage_may_try(&o, t + 3 * R));
+    assert_true(sts_outage_may_try_background(&o, t + 3 * R));
+    /* Up again: both may always try. */
+    assert_true(sts_outage_reached(&o, t + 3 * R + 1, &down, &n));
+    assert_true(sts_outage_may_try(&o, t + 3 * R + 2));
+    assert_true(sts_outage_may_try_background(&o, t + 3 * R + 2));
+    assert_true(sts_outage_may_try_background(&o, t + 3 * R + 2));
+}
+
 /* Reports: the start is the caller's line; then one report per 10 s with
  * the count since the last one. */
 static void test_reports(void **state)
@@ -161,6 +191,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_up),
         cmocka_unit_test(test_one_attempt_per_interval),
+        cmocka_unit_test(test_background_attempt_is_apart),
         cmocka_unit_test(test_reports),
         cmocka_unit_test(test_reached),
         cmocka_unit_test(test_report_while_up),

@@ -18,17 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import MINT
-
-# One event-MPM process, so every request sees the same cache.
-ONE_PROCESS = """
-ServerLimit 1
-StartServers 1
-ThreadsPerChild 25
-MaxRequestWorkers 25
-MinSpareThreads 1
-MaxSpareThreads 25
-"""
+from conftest import MINT, ONE_PROCESS
 
 SENT = []  # every secret used here, for the no-secret-in-logs check
 STARTED = []  # every instance started here

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import openapi_check as oa
-from conftest import ROOT, Httpd
+from conftest import ONE_PROCESS, ROOT, Httpd
 
 STS = os.environ.get("STS_CLI", os.path.join(ROOT, "bin", "sts"))
 
@@ -54,16 +54,6 @@ EXTRA = """
     STSTokenAPIBase
     STSTokenAPIGrantableRoles reader
 </Location>
-"""
-
-# One event-MPM process, so every request reaches the same token table.
-ONE_PROCESS = """
-ServerLimit 1
-StartServers 1
-ThreadsPerChild 25
-MaxRequestWorkers 25
-MinSpareThreads 1
-MaxSpareThreads 25
 """
 
 SENT = []  # every secret seen here, for the no-secret-in-logs check

@@ -696,6 +696,19 @@ def _silent_server():
     return s, "http://127.0.0.1:%d" % s.getsockname()[1]
 
 
+def _has_socket(pid):
+    """Whether process pid has a socket open. Its files open and close
+    while it is listed (its config, valgrind's own under test-valgrind):
+    one closed meanwhile is skipped."""
+    for f in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{f}").startswith("socket:"):
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
 def _cmdline_while_waiting(args, env, stdin=subprocess.DEVNULL, feed=None):
     """Starts sts, lets it block on a server that never answers, and returns
     its /proc/PID/cmdline as another local user would read it."""
@@ -711,9 +724,7 @@ def _cmdline_while_waiting(args, env, stdin=subprocess.DEVNULL, feed=None):
         while time.monotonic() < deadline:
             # Blocked on the network: the connection to the silent server
             # shows in its sockets (it is past its argument handling).
-            fds = os.listdir(f"/proc/{p.pid}/fd")
-            if any(os.readlink(f"/proc/{p.pid}/fd/{f}").startswith("socket:")
-                   for f in fds):
+            if _has_socket(p.pid):
                 time.sleep(0.2)
                 with open(f"/proc/{p.pid}/cmdline", "rb") as f:
                     seen = f.read()

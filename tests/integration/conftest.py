@@ -275,8 +275,8 @@ class Postgres:
 
     # While the database was down, each httpd process let one attempt per
     # 0.5 s through (src/outage.h): after this long every process answers
-    # again at its next request. Under valgrind (STS_HTTPD_SINGLE) the
-    # attempts themselves take far longer, and so their retry time.
+    # again at its next request. Under valgrind (STS_HTTPD_SINGLE) a failed
+    # attempt itself lasts long, and the next is due 0.5 s after it ended.
     RETRY_S = 3.0 if os.environ.get("STS_HTTPD_SINGLE") == "1" else 0.6
 
     def start(self, settle=True):

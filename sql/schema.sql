@@ -61,23 +61,51 @@ ALTER TABLE sts_tokens
 CREATE UNIQUE INDEX IF NOT EXISTS sts_tokens_previous_digest_key
     ON sts_tokens (previous_digest) WHERE previous_digest IS NOT NULL;
 
+-- What authentication needs of a token, as one text value computed when
+-- the token is written (sts_tokens.authn): "id<TAB>expiration<TAB>previous
+-- until<TAB>roles joined by ','<TAB>name", -1 for no expiration and for no
+-- previous digest. A lookup returns this one column instead of evaluating
+-- expressions on every execution, so it costs what mod_authn_dbd's
+-- password query costs (bench/RESULTS.md). Immutable: the text output of
+-- these types depends on no setting. No field holds a tab (the CHECKs of
+-- the name and the roles).
+CREATE OR REPLACE FUNCTION sts_token_authn(id bigint, expiration bigint,
+                                           previous_digest text,
+                                           previous_until bigint,
+                                           roles text[], name text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT id::text || E'\t' || COALESCE(expiration, -1)::text || E'\t'
+           || CASE WHEN previous_digest IS NULL THEN -1
+                   ELSE COALESCE(previous_until, -1) END::text || E'\t'
+           || array_to_string(roles, ',') || E'\t' || name
+$$;
+-- Adding it to an existing table rewrites the table (schema version 7).
+ALTER TABLE sts_tokens ADD COLUMN IF NOT EXISTS authn text
+    GENERATED ALWAYS AS (sts_token_authn(id, expiration, previous_digest,
+                                         previous_until, roles, name)) STORED;
+
 -- Every digest that authenticates, with what authentication needs of its
 -- token: each token's digest, and the previous digest a rotation left
 -- alive (until: when it stops; -1 for a current digest). retire: the token
 -- still has such a previous digest, which the first use of this digest
--- retires. The lookup, the change read and the page read all select this,
--- so the token tables hold exactly what a lookup returns.
+-- retires. authn: sts_tokens.authn. The change read and the page read
+-- select (authn, until) from this, and a lookup reads sts_tokens by
+-- digest, then this for a digest that is no token's current one, so the
+-- token tables hold exactly what a lookup returns. The columns between
+-- digest and authn spell authn out for people (and for modules older than
+-- schema version 7).
 CREATE OR REPLACE VIEW sts_token_digests AS
     SELECT * FROM (
         SELECT digest, id, name, array_to_string(roles, ',') AS roles,
                COALESCE(expiration, -1) AS expiration, -1::bigint AS until,
                (previous_digest IS NOT NULL AND
                 previous_until > (extract(epoch FROM now()) * 1000)::bigint)
-                   AS retire
+                   AS retire,
+               authn
         FROM sts_tokens
         UNION ALL
         SELECT previous_digest, id, name, array_to_string(roles, ','),
-               COALESCE(expiration, -1), previous_until, false
+               COALESCE(expiration, -1), previous_until, false, authn
         FROM sts_tokens) d
     -- Out here, not in the second branch: the planner then pushes a join's
     -- digest condition into both branches (an index lookup in each).
@@ -363,3 +391,4 @@ COMMIT;
 \ir migrations/0003_rotation.sql
 \ir migrations/0004_last_use.sql
 \ir migrations/0005_role_commas.sql
+\ir migrations/0006_lookup_column.sql

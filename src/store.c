@@ -60,6 +60,7 @@ APLOG_USE_MODULE(sts_token);
 
 typedef enum {
     STS_Q_LOOKUP,
+    STS_Q_LOOKUP_PREVIOUS,
     STS_Q_LIST,
     STS_Q_INSERT,
     STS_Q_DELETE,
@@ -71,6 +72,9 @@ typedef enum {
     STS_Q_NOTE_USE,
     STS_Q_COUNT
 } sts_query_id;
+
+/* The schema version (sql/migrations/) the statements below need. */
+#define STS_SCHEMA_VERSION "7"
 
 /* optional: a statement of a feature that needs a newer schema than
  * authentication does (last use: schema version 5). While the database
@@ -84,10 +88,12 @@ typedef struct {
 
 /* What authentication needs of a digest, in the order sts_token_at reads,
  * from the view sts_token_digests (sql/schema.sql: every digest that
- * authenticates, a rotated token's previous one included): the lookup, the
- * change read and the page read select it, so the token table holds
- * exactly what a lookup returns. */
-#define STS_TOKEN_COLUMNS "id, name, roles, expiration, until, retire"
+ * authenticates, a rotated token's previous one included): the token's
+ * authn column (one text value computed when the token is written, see
+ * sts_token_authn() there) and the digest's end (-1: a current digest).
+ * The change read, the page read and the lookup of a previous digest
+ * select it, so the token table holds exactly what a lookup returns. */
+#define STS_TOKEN_COLUMNS "authn, until"
 
 /* The revision row, as one row the planner knows is one: estimating the
  * never-analysed singleton table at ~1800 rows made the page read's plan
@@ -97,8 +103,15 @@ typedef struct {
     "(SELECT revision, horizon FROM sts_token_revision LIMIT 1)"
 
 static const sts_statement sts_statements[STS_Q_COUNT] = {
-    {"sts_token_lookup",
-     "SELECT " STS_TOKEN_COLUMNS " FROM sts_token_digests WHERE digest = %s",
+    /* A current digest: one index probe returning one column, as cheap as
+     * mod_authn_dbd's password query (bench/RESULTS.md); the view's union
+     * with the previous digests cost twice that on every request. */
+    {"sts_token_lookup", "SELECT authn FROM sts_tokens WHERE digest = %s", 0},
+    /* A digest that is no token's current one: a previous digest a rotation
+     * left alive, if it is one. */
+    {"sts_token_lookup_previous",
+     "SELECT " STS_TOKEN_COLUMNS " FROM sts_token_digests "
+     "WHERE digest = %s AND until >= 0",
      0},
     {"sts_token_list",
      "SELECT id, name, description IS NOT NULL, COALESCE(description, ''), "
@@ -611,9 +624,14 @@ static apr_status_t sts_store_reprepare(const sts_dbcx *cx, ap_dbd_t *dbd,
                 sts_store_optional_failed(cx, (sts_query_id)i, msg);
                 continue;
             }
-            STS_CX_LOG(cx, APLOG_ERR, APR_EGENERAL,
-                       "cannot prepare statement %s: %s",
-                       sts_statements[i].label, msg);
+            STS_CX_LOG(
+                cx, APLOG_ERR, APR_EGENERAL,
+                "cannot prepare statement %s: %s%s", sts_statements[i].label,
+                msg,
+                strstr(msg, "does not exist") != NULL
+                    ? ". This module needs schema version " STS_SCHEMA_VERSION
+                      ": apply sql/schema.sql"
+                    : "");
             apr_pool_destroy(np);
             return APR_EGENERAL;
         }
@@ -738,19 +756,71 @@ static int sts_col_bool(const apr_dbd_driver_t *d, apr_dbd_row_t *row, int col)
     return v != NULL && v[0] == 't';
 }
 
-/* A token from the STS_TOKEN_COLUMNS of a row, starting at column col. */
+/* The next tab-ended field of *s, cut off in place (*s moved past it);
+ * the rest of *s when last. NULL when a field is empty or missing. */
+static char *sts_authn_field(char **s, int last)
+{
+    char *v = *s;
+    char *tab = last ? NULL : strchr(v, '\t');
+
+    if (!last && tab == NULL) {
+        return NULL;
+    }
+    if (tab != NULL) {
+        *tab = '\0';
+        *s = tab + 1;
+    }
+    return *v != '\0' ? v : NULL;
+}
+
+/* A number field of authn, at least min. */
+static int sts_authn_number(char *v, int64_t min, int64_t *out)
+{
+    char *end = NULL;
+
+    if (v == NULL) {
+        return 0;
+    }
+    *out = (int64_t)apr_strtoi64(v, &end, 10);
+    return *end == '\0' && *out >= min;
+}
+
+/* A token from its authn text (sql/schema.sql, sts_token_authn():
+ * "id<TAB>expiration<TAB>previous until<TAB>roles<TAB>name", -1 for none),
+ * read for a digest that ends at until_ms (-1: the token's current digest;
+ * its first use then retires a previous digest still alive, by this host's
+ * clock, the one that also ends that digest). NULL when authn has not
+ * that form (sts_token_authn() changed by hand): the caller fails closed. */
+static sts_token_row *sts_token_of_authn(apr_pool_t *p, const char *authn,
+                                         int64_t until_ms)
+{
+    sts_token_row *t = apr_pcalloc(p, sizeof(*t));
+    char *s = apr_pstrdup(p, authn);
+    int64_t previous_until;
+
+    if (!sts_authn_number(sts_authn_field(&s, 0), 1, &t->id) ||
+        !sts_authn_number(sts_authn_field(&s, 0), -1, &t->expiration_ms) ||
+        !sts_authn_number(sts_authn_field(&s, 0), -1, &previous_until) ||
+        (t->roles = sts_authn_field(&s, 0)) == NULL ||
+        (t->name = sts_authn_field(&s, 1)) == NULL) {
+        return NULL;
+    }
+    t->until_ms = until_ms;
+    t->retire = until_ms < 0 && previous_until >= 0 &&
+                previous_until > (int64_t)(apr_time_now() / 1000);
+    return t;
+}
+
+/* A token from the STS_TOKEN_COLUMNS of a row, starting at column col;
+ * NULL for a NULL or malformed authn. */
 static sts_token_row *sts_token_at(apr_pool_t *p, const apr_dbd_driver_t *d,
                                    apr_dbd_row_t *row, int col)
 {
-    sts_token_row *t = apr_pcalloc(p, sizeof(*t));
+    const char *authn = apr_dbd_get_entry(d, row, col);
 
-    t->id = sts_col_int64(d, row, col);
-    t->name = sts_col_str(p, d, row, col + 1);
-    t->roles = sts_col_str(p, d, row, col + 2);
-    t->expiration_ms = sts_col_int64(d, row, col + 3);
-    t->until_ms = sts_col_int64(d, row, col + 4);
-    t->retire = sts_col_bool(d, row, col + 5);
-    return t;
+    return authn != NULL
+               ? sts_token_of_authn(p, authn, sts_col_int64(d, row, col + 1))
+               : NULL;
 }
 
 /* What a request's select hands each row of its result to. */
@@ -789,20 +859,76 @@ static const char *sts_int_arg(apr_pool_t *p, int64_t id)
     return apr_psprintf(p, "%" APR_INT64_T_FMT, id);
 }
 
+/* What a lookup read: the token, or malformed (see sts_token_of_authn). */
+typedef struct {
+    sts_token_row *token;
+    int malformed;
+} sts_lookup_result;
+
 static void sts_lookup_row(void *ctx, apr_pool_t *p, const apr_dbd_driver_t *d,
                            apr_dbd_row_t *row)
 {
-    *(sts_token_row **)ctx = sts_token_at(p, d, row, 0);
+    sts_lookup_result *res = ctx;
+    const char *authn = apr_dbd_get_entry(d, row, 0);
+
+    res->token = authn != NULL ? sts_token_of_authn(p, authn, -1) : NULL;
+    res->malformed = res->token == NULL;
+}
+
+static void sts_lookup_previous_row(void *ctx, apr_pool_t *p,
+                                    const apr_dbd_driver_t *d,
+                                    apr_dbd_row_t *row)
+{
+    sts_lookup_result *res = ctx;
+
+    res->token = sts_token_at(p, d, row, 0);
+    res->malformed = res->token == NULL;
 }
 
 /* Looks one digest up. */
 apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
                               sts_token_row **out)
 {
+    static const sts_query_id steps[2] = {STS_Q_LOOKUP, STS_Q_LOOKUP_PREVIOUS};
+    static const sts_row_fn each[2] = {sts_lookup_row, sts_lookup_previous_row};
+    sts_dbcx cx = {r->pool, r->server, r, 0};
+    sts_lookup_result found = {NULL, 0};
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
     const char *args[1] = {digest_hex};
+    apr_status_t rv = APR_SUCCESS;
+    ap_dbd_t *dbd;
+    int i;
 
     *out = NULL;
-    return sts_store_select(r, STS_Q_LOOKUP, 1, args, sts_lookup_row, out);
+    dbd = sts_store_open(r);
+    if (dbd == NULL) {
+        return APR_EGENERAL;
+    }
+    /* The current digests first, on the same session: a previous digest
+     * is only read for a digest that is no token's current one. */
+    for (i = 0; i < 2; i++) {
+        rv = sts_store_exec(&cx, dbd, steps[i], &res, NULL, 1, args);
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
+            each[i](&found, r->pool, dbd->driver, row);
+        }
+        if (found.token != NULL || found.malformed) {
+            break;
+        }
+    }
+    sts_store_close(&cx, dbd);
+    if (rv == APR_SUCCESS && found.malformed) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "sts_tokens.authn of the token looked up is not what "
+                      "sts_token_authn() in sql/schema.sql makes: apply "
+                      "sql/schema.sql again");
+        rv = APR_EGENERAL;
+    }
+    *out = found.token;
+    return rv;
 }
 
 static void sts_list_row(void *ctx, apr_pool_t *p, const apr_dbd_driver_t *d,
@@ -1003,7 +1129,8 @@ apr_status_t sts_store_retire(request_rec *r, int64_t id,
 }
 
 /* Hands the token of a row (columns from col on, STS_TOKEN_COLUMNS after
- * the digest) to fn; a NULL id means no token has that digest any more.
+ * the digest) to fn; NULL means no token has that digest any more (or its
+ * authn is malformed: the table refuses it then, a lookup says why).
  * Returns 1 when the row named a digest (0: no change, an empty page). */
 static int sts_store_emit(apr_pool_t *p, const apr_dbd_driver_t *d,
                           apr_dbd_row_t *row, int col, sts_store_row_fn fn,

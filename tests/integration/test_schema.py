@@ -1,10 +1,10 @@
 """The schema's change log, which keeps every host's token table current,
 rotation's previous digests, and the upgrade: applying sql/schema.sql to a
 database at version 1 (tests/integration/data/schema-v1.sql), 2
-(schema-v2.sql, least privilege, the schema before the change log) or 3
-(schema-v3.sql, the change log, before rotation and last use) gives exactly
-the schema a fresh database gets, keeps the tokens and records changes
-from then on."""
+(schema-v2.sql, least privilege, the schema before the change log), 3
+(schema-v3.sql, the change log, before rotation and last use) or 6
+(schema-v6.sql, before the lookup column) gives exactly the schema a fresh
+database gets, keeps the tokens and records changes from then on."""
 
 import os
 import subprocess
@@ -49,11 +49,12 @@ def changes(pg, db, since):
                    db=db).split()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 6])
 def test_schema_upgrades_an_older_database(pg, version):
-    """A database at version 1, 2 or 3 with a token, after schema.sql
+    """A database at version 1, 2, 3 or 6 with a token, after schema.sql
     (twice): exactly a fresh database's schema, the newest version, its
-    token kept, changes recorded, rotation working."""
+    token kept with its lookup column, changes recorded, rotation
+    working."""
     db = f"sts_from_v{version}"
     fresh_db(pg, db, os.path.join(DATA, f"schema-v{version}.sql"))
     pg.psql("INSERT INTO sts_tokens (id, name, digest, roles) VALUES "
@@ -65,6 +66,8 @@ def test_schema_upgrades_an_older_database(pg, version):
     assert pg.psql("SELECT max(version) FROM sts_schema_version",
                    db=db).strip() == SCHEMA_NEWEST
     assert pg.psql("SELECT name FROM sts_tokens", db=db).split() == ["old"]
+    assert pg.psql("SELECT authn FROM sts_tokens",
+                   db=db) == "1\t-1\t-1\tr\told\n"
     rev = int(pg.psql("SELECT revision FROM sts_token_revision", db=db))
     pg.psql(f"SELECT * FROM sts_token_rotate(1, '{'b' * 64}', 60000, NULL)",
             db=db)

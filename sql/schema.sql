@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS sts_tokens (
     description       text
                       CONSTRAINT sts_tokens_description_valid
                       CHECK (char_length(description) <= 1024),
-    digest            text        NOT NULL
+    digest            text        COLLATE "C" NOT NULL
                       CONSTRAINT sts_tokens_digest_hex
                       CHECK (digest ~ '^[0-9a-f]{64}$'),
     roles             text[]      NOT NULL
@@ -54,12 +54,32 @@ CREATE INDEX IF NOT EXISTS sts_tokens_name_idx ON sts_tokens (name, id);
 -- keeps authenticating until previous_until (epoch ms) or until the new
 -- secret is first used (sts_token_retire_previous), whichever comes first.
 ALTER TABLE sts_tokens
-    ADD COLUMN IF NOT EXISTS previous_digest text
+    ADD COLUMN IF NOT EXISTS previous_digest text COLLATE "C"
         CONSTRAINT sts_tokens_previous_digest_hex
         CHECK (previous_digest ~ '^[0-9a-f]{64}$'),
     ADD COLUMN IF NOT EXISTS previous_until bigint;
 CREATE UNIQUE INDEX IF NOT EXISTS sts_tokens_previous_digest_key
     ON sts_tokens (previous_digest) WHERE previous_digest IS NOT NULL;
+
+-- Digests compare byte-wise (COLLATE "C"): hex needs no locale, and an
+-- index probe through the database's collation cost a lookup 2,000 more
+-- instructions (bench/RESULTS.md). A table of schema version 6 or older
+-- gets it here, before the lookup column below depends on previous_digest
+-- (its indexes are rebuilt, the rows stay; the view reading the columns
+-- is made again below).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute
+               WHERE attrelid = 'sts_tokens'::regclass
+                 AND attname IN ('digest', 'previous_digest')
+                 AND attcollation <> 'pg_catalog."C"'::regcollation) THEN
+        DROP VIEW IF EXISTS sts_token_digests;
+        ALTER TABLE sts_tokens
+            ALTER COLUMN digest TYPE text COLLATE "C",
+            ALTER COLUMN previous_digest TYPE text COLLATE "C";
+    END IF;
+END;
+$$;
 
 -- What authentication needs of a token, as one text value computed when
 -- the token is written (sts_tokens.authn): "id<TAB>expiration<TAB>previous

@@ -143,7 +143,7 @@ class Postgres:
         """(all statements, token lookups) executed so far."""
         out = self.psql(
             "SELECT coalesce(sum(calls), 0), coalesce(sum(calls) FILTER "
-            "(WHERE query LIKE '%FROM sts_token_digests WHERE digest =%'), 0) "
+            "(WHERE query LIKE '%sts_token_lookup%'), 0) "
             "FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_%'")
         a, b = out.split("|")
         return int(a), int(b)
@@ -165,7 +165,7 @@ class Postgres:
         """The module's statements executed so far, by kind."""
         out = self.psql(
             "SELECT coalesce(sum(calls) FILTER (WHERE query LIKE "
-            "'%FROM sts_token_digests WHERE digest =%'), 0), "
+            "'%sts_token_lookup%'), 0), "
             "coalesce(sum(calls) FILTER (WHERE query LIKE "
             "'%SELECT DISTINCT digest FROM sts_token_changes%'), 0), "
             "coalesce(sum(calls) FILTER (WHERE query LIKE "

@@ -62,22 +62,27 @@ CREATE UNIQUE INDEX IF NOT EXISTS sts_tokens_previous_digest_key
     ON sts_tokens (previous_digest) WHERE previous_digest IS NOT NULL;
 
 -- Digests compare byte-wise (COLLATE "C"): hex needs no locale, and an
--- index probe through the database's collation cost a lookup 2,000 more
+-- index probe through the database's collation cost a lookup 2,200 more
 -- instructions (bench/RESULTS.md). A table of schema version 6 or older
 -- gets it here, before the lookup column below depends on previous_digest
 -- (its indexes are rebuilt, the rows stay; the view reading the columns
 -- is made again below).
 DO $$
+DECLARE
+    col name;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_attribute
-               WHERE attrelid = 'sts_tokens'::regclass
-                 AND attname IN ('digest', 'previous_digest')
-                 AND attcollation <> 'pg_catalog."C"'::regcollation) THEN
+    FOR col IN
+        SELECT attname FROM pg_attribute
+        WHERE attrelid = 'sts_tokens'::regclass
+          AND attname IN ('digest', 'previous_digest')
+          AND attcollation <> (SELECT oid FROM pg_collation
+                               WHERE collname = 'C'
+                                 AND collnamespace = 'pg_catalog'::regnamespace)
+    LOOP
         DROP VIEW IF EXISTS sts_token_digests;
-        ALTER TABLE sts_tokens
-            ALTER COLUMN digest TYPE text COLLATE "C",
-            ALTER COLUMN previous_digest TYPE text COLLATE "C";
-    END IF;
+        EXECUTE format('ALTER TABLE sts_tokens ALTER COLUMN %I TYPE text '
+                       'COLLATE "C"', col);
+    END LOOP;
 END;
 $$;
 
@@ -88,12 +93,16 @@ $$;
 -- expressions on every execution, so it costs what mod_authn_dbd's
 -- password query costs (bench/RESULTS.md). Immutable: the text output of
 -- these types depends on no setting. No field holds a tab (the CHECKs of
--- the name and the roles).
+-- the name and the roles). Its search path is pg_catalog's alone: it runs
+-- in the SECURITY DEFINER functions' writes too, where a function or
+-- operator a caller created elsewhere must not stand in for the built-in
+-- ones. Whoever writes tokens must be allowed to execute it (sts_api).
 CREATE OR REPLACE FUNCTION sts_token_authn(id bigint, expiration bigint,
                                            previous_digest text,
                                            previous_until bigint,
                                            roles text[], name text)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
     SELECT id::text || E'\t' || COALESCE(expiration, -1)::text || E'\t'
            || CASE WHEN previous_digest IS NULL THEN -1
                    ELSE COALESCE(previous_until, -1) END::text || E'\t'
@@ -390,6 +399,7 @@ GRANT sts_lookup TO sts_api;
 REVOKE ALL ON sts_tokens, sts_token_revision, sts_token_changes,
     sts_token_digests, sts_token_last_use, sts_schema_version FROM PUBLIC;
 REVOKE ALL ON FUNCTION sts_token_touch(), sts_token_record_changes(),
+    sts_token_authn(bigint, bigint, text, bigint, text[], text),
     sts_token_rotate(bigint, text, bigint, bigint),
     sts_token_retire_previous(bigint, text),
     sts_token_note_use(bigint[], bigint[], text[]) FROM PUBLIC;
@@ -400,6 +410,8 @@ GRANT EXECUTE ON FUNCTION sts_token_retire_previous(bigint, text)
 GRANT EXECUTE ON FUNCTION sts_token_note_use(bigint[], bigint[], text[])
     TO sts_lookup;
 GRANT INSERT, DELETE ON sts_tokens TO sts_api;
+GRANT EXECUTE ON FUNCTION
+    sts_token_authn(bigint, bigint, text, bigint, text[], text) TO sts_api;
 GRANT EXECUTE ON FUNCTION sts_token_rotate(bigint, text, bigint, bigint)
     TO sts_api;
 GRANT SELECT ON sts_token_last_use TO sts_api;

@@ -612,6 +612,19 @@ static apr_status_t sts_store_reprepare(const sts_dbcx *cx, ap_dbd_t *dbd,
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    if (!fresh) {
+        /* A session that kept its statements (a schema change made one
+         * unusable as prepared) would refuse them under the same names.
+         * Ours only: other modules' statements share the session. A
+         * session that lost them answers each with an error, ignored. */
+        for (i = 0; i < STS_Q_COUNT; i++) {
+            int nrows = 0;
+
+            apr_dbd_query(
+                dbd->driver, dbd->handle, &nrows,
+                apr_pstrcat(np, "DEALLOCATE ", sts_statements[i].label, NULL));
+        }
+    }
     for (i = 0; i < STS_Q_COUNT; i++) {
         stmts[i] = NULL;
         if (apr_dbd_prepare(dbd->driver, np, dbd->handle, sts_statements[i].sql,
@@ -661,8 +674,10 @@ static apr_status_t sts_store_reprepare(const sts_dbcx *cx, ap_dbd_t *dbd,
 
 /* True when a failed statement calls for re-preparing: the connection broke
  * (mod_dbd will reconnect it and the new session has no statements), the
- * statement is missing on this connection, or the database says so (its
- * message names the statement: 'prepared statement "label" does not exist').
+ * statement is missing on this connection, the database says so (its
+ * message names the statement: 'prepared statement "label" does not
+ * exist'), or an upgrade of the schema changed the type or collation of a
+ * column it returns (PostgreSQL then refuses to run it as prepared).
  * Not after other errors such as a statement timeout: re-preparing then
  * would only wait on the same lock again. */
 static int sts_store_lost_statements(ap_dbd_t *dbd, const char *label,
@@ -673,7 +688,9 @@ static int sts_store_lost_statements(ap_dbd_t *dbd, const char *label,
     if (stmt == NULL || conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         return 1;
     }
-    return msg != NULL && strstr(msg, label) != NULL;
+    return msg != NULL && (strstr(msg, label) != NULL ||
+                           strstr(msg, "cached plan must not change result "
+                                       "type") != NULL);
 }
 
 /* Runs one statement (a select when res != NULL, else a command counting
@@ -800,14 +817,14 @@ static sts_token_row *sts_token_of_authn(apr_pool_t *p, const char *authn,
 
     if (!sts_authn_number(sts_authn_field(&s, 0), 1, &t->id) ||
         !sts_authn_number(sts_authn_field(&s, 0), -1, &t->expiration_ms) ||
-        !sts_authn_number(sts_authn_field(&s, 0), -1, &previous_until) ||
+        !sts_authn_number(sts_authn_field(&s, 0), INT64_MIN, &previous_until) ||
         (t->roles = sts_authn_field(&s, 0)) == NULL ||
         (t->name = sts_authn_field(&s, 1)) == NULL) {
         return NULL;
     }
     t->until_ms = until_ms;
-    t->retire = until_ms < 0 && previous_until >= 0 &&
-                previous_until > (int64_t)(apr_time_now() / 1000);
+    t->retire =
+        until_ms < 0 && previous_until > (int64_t)(apr_time_now() / 1000);
     return t;
 }
 
@@ -921,11 +938,11 @@ apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
     }
     sts_store_close(&cx, dbd);
     if (rv == APR_SUCCESS && found.malformed) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "sts_tokens.authn of the token looked up is not what "
-                      "sts_token_authn() in sql/schema.sql makes: apply "
-                      "sql/schema.sql again");
         rv = APR_EGENERAL;
+        sts_store_fail(&cx, rv, "%s of the token looked up is not what %s",
+                       "sts_tokens.authn",
+                       "sts_token_authn() of sql/schema.sql makes: apply "
+                       "sql/schema.sql again and rewrite the row");
     }
     *out = found.token;
     return rv;

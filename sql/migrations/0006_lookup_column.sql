@@ -7,7 +7,12 @@
 -- previous version keep working; install the new module afterwards (it
 -- selects authn).
 
+-- Recorded only once the column is there (schema.sql applied without
+-- ON_ERROR_STOP may have gone on past a failure).
 SELECT NOT EXISTS (SELECT 1 FROM sts_schema_version WHERE version >= 7)
+       AND EXISTS (SELECT 1 FROM pg_attribute
+                   WHERE attrelid = 'sts_tokens'::regclass
+                     AND attname = 'authn' AND NOT attisdropped)
     AS sts_needs_0006 \gset
 \if :sts_needs_0006
 INSERT INTO sts_schema_version (version) VALUES (7);

@@ -637,14 +637,18 @@ static apr_status_t sts_store_reprepare(const sts_dbcx *cx, ap_dbd_t *dbd,
                 sts_store_optional_failed(cx, (sts_query_id)i, msg);
                 continue;
             }
-            STS_CX_LOG(
-                cx, APLOG_ERR, APR_EGENERAL,
-                "cannot prepare statement %s: %s%s", sts_statements[i].label,
-                msg,
-                strstr(msg, "does not exist") != NULL
-                    ? ". This module needs schema version " STS_SCHEMA_VERSION
-                      ": apply sql/schema.sql"
-                    : "");
+            /* A request's failure goes through the outage report, at most
+             * once per report interval: a module installed before its
+             * schema meets this on every request. */
+            sts_store_fail(cx, APR_EGENERAL, "cannot prepare statement %s: %s",
+                           sts_statements[i].label,
+                           strstr(msg, "does not exist") != NULL
+                               ? apr_pstrcat(cx->pool, msg,
+                                             ". This module needs schema "
+                                             "version " STS_SCHEMA_VERSION
+                                             ": apply sql/schema.sql",
+                                             NULL)
+                               : msg);
             apr_pool_destroy(np);
             return APR_EGENERAL;
         }

@@ -827,8 +827,9 @@ static sts_token_row *sts_token_of_authn(apr_pool_t *p, const char *authn,
         return NULL;
     }
     t->until_ms = until_ms;
-    t->retire =
-        until_ms < 0 && previous_until > (int64_t)(apr_time_now() / 1000);
+    /* The clock is read only for a token with a previous digest. */
+    t->retire = until_ms < 0 && previous_until >= 0 &&
+                previous_until > (int64_t)(apr_time_now() / 1000);
     return t;
 }
 
@@ -848,6 +849,25 @@ static sts_token_row *sts_token_at(apr_pool_t *p, const apr_dbd_driver_t *d,
 typedef void (*sts_row_fn)(void *ctx, apr_pool_t *p, const apr_dbd_driver_t *d,
                            apr_dbd_row_t *row);
 
+/* Runs one select on the open session dbd and hands each row to each:
+ * APR_SUCCESS, or the failure (logged). */
+static apr_status_t sts_store_select_on(const sts_dbcx *cx, ap_dbd_t *dbd,
+                                        sts_query_id q, int nargs,
+                                        const char **args, sts_row_fn each,
+                                        void *ctx)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_status_t rv = sts_store_exec(cx, dbd, q, &res, NULL, nargs, args);
+
+    if (rv == APR_SUCCESS) {
+        while (apr_dbd_get_row(dbd->driver, cx->pool, res, &row, -1) == 0) {
+            each(ctx, cx->pool, dbd->driver, row);
+        }
+    }
+    return rv;
+}
+
 /* Runs one select for r on a connection from the pool and hands each row
  * to each: APR_SUCCESS, or the failure (logged, the connection given back
  * either way). */
@@ -856,20 +876,13 @@ static apr_status_t sts_store_select(request_rec *r, sts_query_id q, int nargs,
                                      void *ctx)
 {
     sts_dbcx cx = {r->pool, r->server, r, 0};
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     ap_dbd_t *dbd = sts_store_open(r);
     apr_status_t rv;
 
     if (dbd == NULL) {
         return APR_EGENERAL;
     }
-    rv = sts_store_exec(&cx, dbd, q, &res, NULL, nargs, args);
-    if (rv == APR_SUCCESS) {
-        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
-            each(ctx, r->pool, dbd->driver, row);
-        }
-    }
+    rv = sts_store_select_on(&cx, dbd, q, nargs, args, each, ctx);
     sts_store_close(&cx, dbd);
     return rv;
 }
@@ -910,16 +923,11 @@ static void sts_lookup_previous_row(void *ctx, apr_pool_t *p,
 apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
                               sts_token_row **out)
 {
-    static const sts_query_id steps[2] = {STS_Q_LOOKUP, STS_Q_LOOKUP_PREVIOUS};
-    static const sts_row_fn each[2] = {sts_lookup_row, sts_lookup_previous_row};
     sts_dbcx cx = {r->pool, r->server, r, 0};
     sts_lookup_result found = {NULL, 0};
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     const char *args[1] = {digest_hex};
-    apr_status_t rv = APR_SUCCESS;
+    apr_status_t rv;
     ap_dbd_t *dbd;
-    int i;
 
     *out = NULL;
     dbd = sts_store_open(r);
@@ -928,17 +936,11 @@ apr_status_t sts_store_lookup(request_rec *r, const char *digest_hex,
     }
     /* The current digests first, on the same session: a previous digest
      * is only read for a digest that is no token's current one. */
-    for (i = 0; i < 2; i++) {
-        rv = sts_store_exec(&cx, dbd, steps[i], &res, NULL, 1, args);
-        if (rv != APR_SUCCESS) {
-            break;
-        }
-        while (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0) {
-            each[i](&found, r->pool, dbd->driver, row);
-        }
-        if (found.token != NULL || found.malformed) {
-            break;
-        }
+    rv = sts_store_select_on(&cx, dbd, STS_Q_LOOKUP, 1, args, sts_lookup_row,
+                             &found);
+    if (rv == APR_SUCCESS && found.token == NULL && !found.malformed) {
+        rv = sts_store_select_on(&cx, dbd, STS_Q_LOOKUP_PREVIOUS, 1, args,
+                                 sts_lookup_previous_row, &found);
     }
     sts_store_close(&cx, dbd);
     if (rv == APR_SUCCESS && found.malformed) {

@@ -114,8 +114,9 @@ MINT = os.path.join(BUILD, "tests", "mint")
 IS_ROOT = os.geteuid() == 0
 PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
 # Lines in the error log (or httpd's own stdout/stderr) that mean a crash or
-# a memory error: child exit by signal, segfaults, ASan/UBSan/LSan, valgrind.
-CRASH_MARKERS = ("AH00052", "Segmentation fault", "AH00060",
+# a memory error: child exit by signal without (AH00052) or with a core dump
+# (AH00051, whatever the signal), segfaults, ASan/UBSan/LSan, valgrind.
+CRASH_MARKERS = ("AH00052", "AH00051", "Segmentation fault", "AH00060",
                  "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                  "runtime error:")
 VALGRIND_ERRORS = re.compile(r"ERROR SUMMARY: [1-9]")
@@ -446,6 +447,11 @@ class Httpd:
         self.port = free_port()
         self.extra = os.path.join(self.run, "extra.conf")
         with open(self.extra, "w") as f:
+            # STS_CORE_DIR: where children write a core when they crash
+            # (docs/TESTING.md, "A crashed child"); httpd makes them
+            # dumpable again after switching to its User.
+            if os.environ.get("STS_CORE_DIR"):
+                f.write(f'CoreDumpDirectory "{os.environ["STS_CORE_DIR"]}"\n')
             f.write(extra_conf.replace("@DOCROOT@", self.docroot)
                     .replace("@RUN@", self.run))
         self.env = dict(os.environ)

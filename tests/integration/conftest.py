@@ -484,6 +484,13 @@ class Httpd:
             cmd.append("-X")
         return cmd
 
+    def configtest(self):
+        """`apache2 -t` (what `apache2ctl configtest` runs) with the
+        instance's command line and environment: (exit status, output)."""
+        out = subprocess.run(self.command() + ["-t"], env=self.env,
+                             capture_output=True, text=True, timeout=60)
+        return out.returncode, out.stdout + out.stderr
+
     def start(self, expect_fail=False, timeout=None):
         """Starts httpd and waits until it answers (or, with expect_fail,
         until it exits). A port taken between free_port() and httpd's bind

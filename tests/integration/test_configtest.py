@@ -24,13 +24,6 @@ def write(path, text, mode=0o600):
     return path
 
 
-def configtest(h):
-    """`apache2 -t` with the instance's own command line and environment."""
-    out = subprocess.run(h.command() + ["-t"], env=h.env, capture_output=True,
-                         text=True, timeout=60)
-    return out.returncode, out.stdout + out.stderr
-
-
 @pytest.fixture
 def boot_dir(tmp_path):
     os.chmod(tmp_path, 0o755)
@@ -38,7 +31,7 @@ def boot_dir(tmp_path):
 
 
 def test_valid_configuration_passes(pg, bootstrap):
-    rc, out = configtest(Httpd(pg, bootstrap.path))
+    rc, out = Httpd(pg, bootstrap.path).configtest()
     assert rc == 0 and "Syntax OK" in out, out
 
 
@@ -72,7 +65,7 @@ def test_bootstrap_problems_fail_configtest(pg, boot_dir, case, message):
             pytest.skip("needs root to give the file away")
         write(path, SECRET)
         _www_data_owned(path)
-    rc, out = configtest(Httpd(pg, path))
+    rc, out = Httpd(pg, path).configtest()
     assert rc != 0 and "Syntax OK" not in out, out
     assert message in out and path in out, out
 
@@ -84,7 +77,7 @@ def test_bootstrap_problems_fail_configtest(pg, boot_dir, case, message):
     ("STSTokenBootstrap /nonexistent/boot bad/role", "invalid role 'bad/role'"),
 ])
 def test_out_of_range_values_fail_configtest(pg, bootstrap, line, message):
-    rc, out = configtest(Httpd(pg, bootstrap.path, extra_conf=line + "\n"))
+    rc, out = Httpd(pg, bootstrap.path, extra_conf=line + "\n").configtest()
     assert rc != 0 and message in out, out
 
 

@@ -66,9 +66,8 @@ def test_core_dump_directory_from_the_environment(pg, bootstrap, tmp_path,
         with open(h.extra) as f:
             assert f.read() == (f'CoreDumpDirectory "{tmp_path}"\n'
                                 "Header always set X-Extra 1\n")
-        rc = subprocess.run(h.command() + ["-t"], env=h.env,
-                            capture_output=True, text=True, timeout=60)
-        assert rc.returncode == 0, rc.stdout + rc.stderr
+        rc, out = h.configtest()
+        assert rc == 0, out
     finally:
         import shutil
         shutil.rmtree(h.run, ignore_errors=True)

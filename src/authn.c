@@ -81,12 +81,43 @@ static int sts_spoofed_name(const char *key)
     return 1;
 }
 
+/* The module's record of r (see sts_request_state), created with its
+ * first use. */
+static sts_request_state *sts_state(request_rec *r)
+{
+    sts_request_state *st =
+        ap_get_module_config(r->request_config, &sts_token_module);
+
+    if (st == NULL) {
+        st = apr_pcalloc(r->pool, sizeof(*st));
+        ap_set_module_config(r->request_config, &sts_token_module, st);
+    }
+    return st;
+}
+
+/* r's AuthType as the module's hooks see it, evaluated once per request. */
+static sts_req_auth sts_auth_of(request_rec *r)
+{
+    sts_request_state *st = sts_state(r);
+
+    if (st->auth == STS_REQ_AUTH_UNKNOWN) {
+        const char *type = ap_auth_type(r);
+
+        if (type != NULL && ap_cstr_casecmp(type, STS_AUTH_TYPE) == 0) {
+            st->auth = STS_REQ_AUTH_OURS;
+        } else if (type != NULL && ap_cstr_casecmp(type, "Basic") == 0) {
+            st->auth = STS_REQ_AUTH_BASIC;
+        } else {
+            st->auth = STS_REQ_AUTH_OTHER;
+        }
+    }
+    return st->auth;
+}
+
 /* 1 when r is under AuthType ServiceToken. */
 static int sts_is_ours(request_rec *r)
 {
-    const char *type = ap_auth_type(r);
-
-    return type != NULL && ap_cstr_casecmp(type, STS_AUTH_TYPE) == 0;
+    return sts_auth_of(r) == STS_REQ_AUTH_OURS;
 }
 
 /* Removes from t every entry whose name, after prefix, looks like the
@@ -140,9 +171,7 @@ static void sts_strip_spoofed(request_rec *r)
  * carry a token and publish its identity). */
 static int sts_is_basic(request_rec *r)
 {
-    const char *type = ap_auth_type(r);
-
-    return type != NULL && ap_cstr_casecmp(type, "Basic") == 0;
+    return sts_auth_of(r) == STS_REQ_AUTH_BASIC;
 }
 
 /* 1 when the module guards r's headers: identity look-alikes stripped,
@@ -223,7 +252,7 @@ static int sts_refuse(request_rec *r, const char *why, const char *who)
  * authn.h). */
 void sts_authn_set_identity(request_rec *r, sts_identity *id)
 {
-    ap_set_module_config(r->request_config, &sts_token_module, id);
+    sts_state(r)->id = id;
     r->user = apr_pstrdup(r->pool, id->name);
     apr_table_setn(r->subprocess_env, "STS_TOKEN_ID", id->id_text);
     apr_table_setn(r->subprocess_env, "STS_TOKEN_NAME", id->name);
@@ -285,7 +314,9 @@ int sts_authn_verify(request_rec *r, const char *token, size_t len,
     if (rc != OK) {
         return rc;
     }
-    now_ms = (int64_t)(apr_time_now() / 1000);
+    /* The request's time, read once by httpd: a token valid when the
+     * request arrived is taken for the whole request. */
+    now_ms = (int64_t)apr_time_as_msec(r->request_time);
     if (id->expiration_ms >= 0 && now_ms >= id->expiration_ms) {
         *why = "token expired";
         *out = id;

@@ -42,11 +42,11 @@ int sts_roles_contain(const char *roles, const char *role)
 const sts_identity *sts_request_identity(request_rec *r)
 {
     while (r != NULL) {
-        const sts_identity *id =
+        const sts_request_state *st =
             ap_get_module_config(r->request_config, &sts_token_module);
 
-        if (id != NULL) {
-            return id;
+        if (st != NULL && st->id != NULL) {
+            return st->id;
         }
         r = r->prev ? r->prev : r->main;
     }

@@ -100,7 +100,7 @@ typedef struct {
 /* The database of r's server. */
 sts_db *sts_request_db(const request_rec *r);
 
-/* Who a request authenticated as. Stored in r->request_config. */
+/* Who a request authenticated as. */
 typedef struct {
     int64_t id;
     const char *name;
@@ -115,6 +115,22 @@ typedef struct {
      * one is still valid: this use retires it (sts_cache_retire). */
     int retire_previous;
 } sts_identity;
+
+/* What the module keeps about one request, in r->request_config: who it
+ * authenticated as, and its AuthType as the module's hooks see it. AuthType
+ * is an expression httpd evaluates on every ap_auth_type() call, and three
+ * hooks ask for it, so it is evaluated once per request. */
+typedef enum {
+    STS_REQ_AUTH_UNKNOWN = 0, /* not evaluated yet */
+    STS_REQ_AUTH_OURS,        /* AuthType ServiceToken */
+    STS_REQ_AUTH_BASIC,       /* AuthType Basic */
+    STS_REQ_AUTH_OTHER        /* anything else, or none */
+} sts_req_auth;
+
+typedef struct {
+    sts_identity *id; /* NULL until the request authenticates */
+    sts_req_auth auth;
+} sts_request_state;
 
 /* The identity of r (or of the request it was derived from), or NULL. */
 const sts_identity *sts_request_identity(request_rec *r);

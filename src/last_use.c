@@ -78,26 +78,35 @@ int sts_lu_set_of(int64_t id)
     return (int)((h >> 32) % STS_LU_SHARDS);
 }
 
-/* addr copied into out when it is an IPv4 or IPv6 address (an IPv6 zone,
- * "%eth0", left out: PostgreSQL's inet has none), else "". */
-static void sts_lu_copy_addr(const char *addr, char out[STS_LU_ADDR_LEN])
+/* addr up to an IPv6 zone ("%eth0": PostgreSQL's inet has none) copied
+ * into out, or "" when it does not fit. Whether it is an address is checked
+ * when it is written (sts_lu_valid_addr), once per write rather than once
+ * per request. */
+static void sts_lu_keep_addr(const char *addr, char out[STS_LU_ADDR_LEN])
+{
+    size_t n = 0;
+
+    if (addr != NULL) {
+        while (n < STS_LU_ADDR_LEN && addr[n] != '\0' && addr[n] != '%') {
+            n++;
+        }
+        if (n < STS_LU_ADDR_LEN) {
+            memcpy(out, addr, n);
+        } else {
+            n = 0;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Empties addr unless it is an IPv4 or IPv6 address. */
+static void sts_lu_valid_addr(char addr[STS_LU_ADDR_LEN])
 {
     unsigned char bin[16];
-    size_t n;
 
-    out[0] = '\0';
-    if (addr == NULL) {
-        return;
-    }
-    n = strcspn(addr, "%");
-    if (n == 0 || n >= STS_LU_ADDR_LEN) {
-        return;
-    }
-    memcpy(out, addr, n);
-    out[n] = '\0';
-    if (inet_pton(AF_INET, out, bin) != 1 &&
-        inet_pton(AF_INET6, out, bin) != 1) {
-        out[0] = '\0';
+    if (addr[0] != '\0' && inet_pton(AF_INET, addr, bin) != 1 &&
+        inet_pton(AF_INET6, addr, bin) != 1) {
+        addr[0] = '\0';
     }
 }
 
@@ -110,7 +119,7 @@ int sts_lu_note(sts_last_use *lu, int64_t id, int64_t used_ms, const char *addr)
     if (id <= 0) {
         return -1;
     }
-    sts_lu_copy_addr(addr, a);
+    sts_lu_keep_addr(addr, a);
     k = sts_lu_set_of(id);
     s = &lu->shards[k];
     pthread_mutex_lock(&lu->locks[k]);
@@ -172,6 +181,7 @@ size_t sts_lu_due(sts_last_use *lu, int64_t now, int all, sts_lu_entry *out,
             out[n].id = s->ids[i];
             out[n].used_ms = sl->used_ms;
             memcpy(out[n].addr, sl->addr, sizeof(out[n].addr));
+            sts_lu_valid_addr(out[n].addr);
             n++;
         }
         pthread_mutex_unlock(&lu->locks[k]);

@@ -102,6 +102,7 @@ static void test_addresses_and_ids(void **state)
         {"192.0.2.1", "192.0.2.1"},
         {"::1", "::1"},
         {"fe80::1%eth0", "fe80::1"},
+        {"fe80::1%an-interface-name-long-enough-to-pass-46-bytes", "fe80::1"},
         {"::ffff:192.0.2.1", "::ffff:192.0.2.1"},
         {"", ""},
         {"%eth0", ""},

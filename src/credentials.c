@@ -158,11 +158,14 @@ static sts_cred_status sts_parse_authorization(const char *value,
     n = strlen(value);
     *tok = sts_trim(value, &n);
     *len = n;
-    if (sts_looks_merged(*tok, *len)) {
-        *reason = "Authorization header repeated";
+    if (sts_check_token(*tok, *len, reason) == STS_CRED_BAD) {
+        /* A merged value fails the check (it holds a space): say why. */
+        if (sts_looks_merged(*tok, *len)) {
+            *reason = "Authorization header repeated";
+        }
         return STS_CRED_BAD;
     }
-    return sts_check_token(*tok, *len, reason);
+    return STS_CRED_OK;
 }
 
 /* Constant-time equality of two byte strings of possibly different length. */
@@ -202,12 +205,11 @@ sts_cred_status sts_credentials_parse(const char *authorization,
     if (n_api_keys == 1) {
         klen = strlen(api_keys[0]);
         ktok = sts_trim(api_keys[0], &klen);
-        if (sts_looks_merged(ktok, klen)) {
-            out->reason = "X-API-Key header repeated";
-            return STS_CRED_BAD;
-        }
         ks = sts_check_token(ktok, klen, &out->reason);
         if (ks == STS_CRED_BAD) {
+            if (sts_looks_merged(ktok, klen)) {
+                out->reason = "X-API-Key header repeated";
+            }
             return STS_CRED_BAD;
         }
     }

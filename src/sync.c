@@ -459,8 +459,12 @@ sts_sync_result sts_sync_lookup(sts_sync *s,
                                 sts_tt_alloc_fn alloc, void *ctx,
                                 uint64_t *ticket)
 {
-    *ticket = sts_table_ticket(s->table);
+    /* The ticket only matters to a lookup the database answers: taken after
+     * the table missed, it is still before that lookup, which is what
+     * sts_sync_learned needs. A hit spares the read of a line writers
+     * change. */
     if (!sts_sync_trusted(s, now)) {
+        *ticket = sts_table_ticket(s->table);
         return STS_SYNC_ASK;
     }
     switch (sts_table_get(s->table, digest, out, alloc, ctx)) {
@@ -469,10 +473,12 @@ sts_sync_result sts_sync_lookup(sts_sync *s,
     case 0:
         break;
     default:
+        *ticket = sts_table_ticket(s->table);
         return STS_SYNC_ASK;
     }
     if (sts_sync_may_ask(s, now)) {
         STS_ADD(&s->sh->stats.asks, 1);
+        *ticket = sts_table_ticket(s->table);
         return STS_SYNC_ASK;
     }
     STS_ADD(&s->sh->stats.refused, 1);

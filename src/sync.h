@@ -122,7 +122,8 @@ typedef enum {
     STS_SYNC_ASK      /* ask the database; store with sts_sync_learned */
 } sts_sync_result;
 
-/* Looks a digest up at now (any thread). *ticket is for sts_sync_learned. */
+/* Looks a digest up at now (any thread). On STS_SYNC_ASK, *ticket is set
+ * for sts_sync_learned (taken before the database is asked). */
 sts_sync_result sts_sync_lookup(sts_sync *s,
                                 const unsigned char digest[STS_DIGEST_LEN],
                                 int64_t now, sts_tt_token *out,

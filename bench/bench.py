@@ -35,6 +35,9 @@ Then phases (--phases), each printing the database statements it caused:
               instance (2 processes) and a prefork one (--prefork
               processes): the statements recording last use per second,
               the uses they carried and the rows they wrote
+  instructions the user-space instructions of one request of the ceiling,
+              the cached rows and socache-hot (callgrind, httpd -X): an
+              exact figure where req/s moves by 10% from run to run
 
 Within a round every row runs between two ceiling runs and its ratio is
 taken against their mean (the machine's load drifts; this keeps each
@@ -314,16 +317,18 @@ class Httpd:
         os.chmod(os.path.join(self.run, "htpasswd"), 0o644)
         self.proc = None
 
-    def start(self):
+    def start(self, wrapper=(), one_process=False, timeout=15):
+        """Starts httpd (under wrapper, a command prefix; with -X, one
+        process, when one_process) and waits for its port."""
         out = open(os.path.join(self.run, "stdout.log"), "w")
         # A session of its own: prefork's parent signals its whole process
         # group when it stops.
-        self.proc = subprocess.Popen(["apache2", "-f", self.conf,
-                                      "-DFOREGROUND"], stdout=out,
-                                     stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-        deadline = time.time() + 15
+        self.proc = subprocess.Popen(list(wrapper) + [
+            "apache2", "-f", self.conf] + (["-X"] if one_process
+                                           else ["-DFOREGROUND"]),
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("httpd exited at startup:\n" +
@@ -335,7 +340,7 @@ class Httpd:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError("httpd did not answer within 15 s")
+        raise RuntimeError(f"httpd did not answer within {timeout} s")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -713,6 +718,109 @@ def cold_start(pg, args, base, module, docroot):
 STS_PAGE = 10000
 
 
+def wait_table(pg, m0, timeout=120):
+    """Waits until a fresh instance's token table answers alone: its full
+    read done (a page read, then no more) and two change reads after it
+    (the table is trusted from the first). Seen in the database, not in the
+    log: the log line is at debug, and debug logging is itself work every
+    request would do."""
+    deadline = time.time() + timeout
+    pages, changes = None, None
+    while time.time() < deadline:
+        m = pg.module_statements()
+        if m["pages"] > m0["pages"]:
+            if m["pages"] != pages:
+                pages, changes = m["pages"], m["changes"]
+            elif m["changes"] >= changes + 2:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the token table was not read within {timeout} s")
+
+
+def instructions(pg, files, args, base, module, docroot, servers):
+    """User-space instructions per request of the ceiling, the cached rows
+    and socache-hot, counted by callgrind in a one-process httpd (-X),
+    counting only inside ap_run_process_connection (the request work, not
+    the listener or the token table's thread). Each row runs twice, with N
+    and 2N requests after the same warm-up; the difference over N is the
+    cost of one request in steady state. Exact and repeatable, where req/s
+    moves by 10% from run to run; what it leaves out is what a request
+    costs beyond its instructions: the kernel, cache misses, contention."""
+    import http.client
+    if shutil.which("valgrind") is None:
+        log("instructions: skipped (valgrind is missing)")
+        return
+    n = args.instr_requests
+    rows = [("ceiling", "/open/f.txt", "plain", "X-Bench"),
+            ("sts-xapikey", "/sts/f.txt", "tokens", "X-API-Key"),
+            ("sts-apikey", "/sts/f.txt", "apikey", "Authorization"),
+            ("socache-hot", "/sock/f.txt", "basic1", "Authorization")]
+    counts = {}
+    for name, path, vals, hdr in rows:
+        with open(files[vals]) as f:
+            values = [ln.rstrip("\n") for ln in f if ln.strip()]
+        total = []
+        for k, requests in enumerate((n, 2 * n)):
+            srv = Httpd(base, f"httpd-cg-{name}-{k}", pg, module, 300,
+                        max(100000, 2 * len(values)), docroot, procs=1)
+            out = os.path.join(srv.run, "callgrind.out")
+            wrapper = ["valgrind", "--tool=callgrind", "--vgdb=no",
+                       "--collect-atstart=no",
+                       "--toggle-collect=ap_run_process_connection",
+                       f"--callgrind-out-file={out}"]
+            if IS_ROOT:
+                # httpd -X switches to www-data; callgrind writes its file
+                # at exit, so the whole run is www-data's.
+                subprocess.run(["chown", "-R", "www-data:www-data", srv.run],
+                               check=True)
+                wrapper = ["runuser", "-u", "www-data", "--"] + wrapper
+            m0 = pg.module_statements()
+            servers.append(srv)  # stopped on exit, whatever happens here
+            srv.start(wrapper, one_process=True, timeout=120)
+            try:
+                wait_table(pg, m0)
+                conn = http.client.HTTPConnection("127.0.0.1", srv.port,
+                                                  timeout=60)
+                bad = 0
+                for i in range(n // 2 + requests):
+                    if i == n // 2:
+                        lookups = pg.statements()[1]
+                    conn.request("GET", path,
+                                 headers={hdr: values[i % len(values)]})
+                    resp = conn.getresponse()
+                    resp.read()
+                    bad += resp.status != 200
+                conn.close()
+                lookups = pg.statements()[1] - lookups
+                if bad or lookups:
+                    raise RuntimeError(f"instructions: of {requests} "
+                                       f"requests of {name}, {bad} not "
+                                       f"answered 200, {lookups} looked up "
+                                       f"in the database")
+            finally:
+                # SIGTERM to httpd itself: callgrind writes its file when
+                # httpd exits; the wrapper may not wait for that.
+                try:
+                    with open(os.path.join(srv.run, "httpd.pid")) as f:
+                        os.kill(int(f.read().strip()), signal.SIGTERM)
+                    srv.proc.wait(120)
+                except (OSError, ValueError, subprocess.TimeoutExpired):
+                    srv.stop()
+            with open(out) as f:
+                total.append(int(re.search(r"^summary: (\d+)", f.read(),
+                                           re.M).group(1)))
+        counts[name] = (total[1] - total[0]) / n
+    ceil = counts["ceiling"]
+    log(f"instructions per request in steady state (callgrind, user space, "
+        f"httpd -X, {n:,} requests' difference):")
+    for name, *_ in rows:
+        c = counts[name]
+        log(f"  {name}: {c:,.0f}" + ("" if name == "ceiling" else
+                                      f" ({c - ceil:+,.0f}, "
+                                      f"{(c / ceil - 1) * 100:+.1f}% over "
+                                      f"the ceiling)"))
+
+
 def pss_bytes(pids):
     """Summed proportional set size of pids: memory shared by several
     processes (the token table) counted once in all."""
@@ -785,7 +893,10 @@ def main():
     ap.add_argument("--unique", type=int, default=200000,
                     help="unique unknown tokens for the flood-uniq row")
     ap.add_argument("--phases", default="flood-mix,churn,cold,memory,"
-                    "last-use", help="comma-separated phases after the rounds")
+                    "last-use,instructions",
+                    help="comma-separated phases after the rounds")
+    ap.add_argument("--instr-requests", type=int, default=1000,
+                    help="N of the instructions phase (runs of N and 2N)")
     ap.add_argument("--last-use-seconds", type=int, default=130,
                     help="length of each last-use run (two minutes: each "
                     "token is due once a minute)")
@@ -800,8 +911,10 @@ def main():
         if shutil.which(tool) is None:
             sys.exit(f"bench: {tool} is missing (apt-get install wrk "
                      "apache2 apache2-utils postgresql)")
-    if args.rounds < 1 or args.seconds < 1 or not 1 <= args.tokens <= 100000:
-        sys.exit("bench: --rounds, --seconds >= 1; --tokens 1..100000")
+    if args.rounds < 1 or args.seconds < 1 or not 1 <= args.tokens <= 100000 \
+            or args.instr_requests < 2:
+        sys.exit("bench: --rounds, --seconds >= 1; --tokens 1..100000; "
+                 "--instr-requests >= 2")
 
     base = tempfile.mkdtemp(prefix="sts-bench-")
     os.chmod(base, 0o755)
@@ -1080,6 +1193,8 @@ def main():
             cold_start(pg, args, base, module, docroot)
         if "memory" in phases:
             memory(pg, args, base, module, docroot)
+        if "instructions" in phases:
+            instructions(pg, files, args, base, module, docroot, servers)
         if "last-use" in phases:
             for mpm, procs in (("event", 2), ("prefork", args.prefork)):
                 srv = Httpd(base, f"httpd-lu-{mpm}", pg, module, 300, entries,

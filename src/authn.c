@@ -95,13 +95,32 @@ static sts_request_state *sts_state(request_rec *r)
     return st;
 }
 
-/* r's AuthType as the module's hooks see it, evaluated once per request. */
+/* The identity of r, or of the request it derives from (internal redirect,
+ * sub-request) when those share its authentication. */
+const sts_identity *sts_request_identity(request_rec *r)
+{
+    while (r != NULL) {
+        const sts_request_state *st =
+            ap_get_module_config(r->request_config, &sts_token_module);
+
+        if (st != NULL && st->id != NULL) {
+            return st->id;
+        }
+        r = r->prev ? r->prev : r->main;
+    }
+    return NULL;
+}
+
+/* r's AuthType as the module's hooks see it, evaluated once per
+ * configuration of r (see sts_request_state). */
 static sts_req_auth sts_auth_of(request_rec *r)
 {
     sts_request_state *st = sts_state(r);
 
-    if (st->auth == STS_REQ_AUTH_UNKNOWN) {
+    if (st->auth_of != r->per_dir_config) {
         const char *type = ap_auth_type(r);
+
+        st->auth_of = r->per_dir_config;
 
         if (type != NULL && ap_cstr_casecmp(type, STS_AUTH_TYPE) == 0) {
             st->auth = STS_REQ_AUTH_OURS;
@@ -314,9 +333,7 @@ int sts_authn_verify(request_rec *r, const char *token, size_t len,
     if (rc != OK) {
         return rc;
     }
-    /* The request's time, read once by httpd: a token valid when the
-     * request arrived is taken for the whole request. */
-    now_ms = (int64_t)apr_time_as_msec(r->request_time);
+    now_ms = (int64_t)(apr_time_now() / 1000);
     if (id->expiration_ms >= 0 && now_ms >= id->expiration_ms) {
         *why = "token expired";
         *out = id;

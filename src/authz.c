@@ -37,22 +37,6 @@ int sts_roles_contain(const char *roles, const char *role)
     return 0;
 }
 
-/* The identity of r, or of the request it derives from (internal redirect,
- * sub-request) when those share its authentication. */
-const sts_identity *sts_request_identity(request_rec *r)
-{
-    while (r != NULL) {
-        const sts_request_state *st =
-            ap_get_module_config(r->request_config, &sts_token_module);
-
-        if (st != NULL && st->id != NULL) {
-            return st->id;
-        }
-        r = r->prev ? r->prev : r->main;
-    }
-    return NULL;
-}
-
 /* Checks "Require sts-role ..." against the request's token roles. */
 static authz_status sts_role_check(request_rec *r, const char *require_args,
                                    const void *parsed)

@@ -641,7 +641,7 @@ static int sts_cache_found(request_rec *r, const sts_tt_token *tok,
     /* A secret a rotation replaced, past its grace period: refused like a
      * deleted token (the database no longer returns it either). */
     if (tok->until_ms >= 0 &&
-        (int64_t)apr_time_as_msec(r->request_time) >= tok->until_ms) {
+        (int64_t)(apr_time_now() / 1000) >= tok->until_ms) {
         *why = "token secret replaced by a rotation (its grace period is "
                "over): use the new secret";
         return HTTP_UNAUTHORIZED;

@@ -75,6 +75,23 @@ ProxyRequests On
     CGIPassAuth On
 </Directory>
 
+# MultiViews: /mv/env finds env.cgi by negotiation, a fast internal
+# redirect after the header_parser that gives the request env.cgi's
+# configuration (and its AuthType) but keeps the request's own record.
+LoadModule negotiation_module /usr/lib/apache2/modules/mod_negotiation.so
+<Directory "@DOCROOT@/mv">
+    Options +ExecCGI +MultiViews
+    MultiViewsMatch Handlers
+    AddHandler cgi-script .cgi
+    CGIPassAuth On
+    <Files "env.cgi">
+        AuthType ServiceToken
+        AuthName "mv"
+        Require valid-user
+        STSTokenHideCredentials On
+    </Files>
+</Directory>
+
 <Location "/hide">
     AuthType ServiceToken
     AuthName "hide"
@@ -115,6 +132,7 @@ def srv(httpd_factory):
           "STSTokenHideCredentials On\n")
     write(f"{d}/htcgi/show/env.cgi", cgi, 0o755)
     write(f"{d}/htcgi/show/.htaccess", "STSTokenHideCredentials Off\n")
+    write(f"{d}/mv/env.cgi", cgi, 0o755)
     return h
 
 
@@ -251,6 +269,20 @@ def test_htaccess_hide_credentials_and_nested_override(srv, tok):
     env = env_of(srv.get("/htcgi/show/env.cgi", hs))
     assert env["REMOTE_USER"] == "fault-bot"
     assert env["HTTP_X_API_KEY"] == tok.token
+
+
+def test_multiviews_redirect_hides_the_credentials_of_its_target(srv, tok):
+    """The request /mv/env has no AuthType of its own; negotiation gives it
+    env.cgi's (ServiceToken, STSTokenHideCredentials On) after the module's
+    header_parser saw it without: the fixups must see the new one."""
+    hs = [("X-API-Key", tok.token), ("Authorization", "ApiKey " + tok.token)]
+    assert srv.get("/mv/env").status != 200
+    r = srv.get("/mv/env", hs)
+    assert r.status == 200, r.text
+    env = env_of(r)
+    assert env["STS_TOKEN_NAME"] == "fault-bot"
+    assert "HTTP_X_API_KEY" not in env and "HTTP_AUTHORIZATION" not in env
+    assert tok.token not in r.text
 
 
 def test_refusals_are_logged_with_reason_and_identity(srv, pg, tok):

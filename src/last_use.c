@@ -163,7 +163,7 @@ int sts_lu_note(sts_last_use *lu, int64_t id, int64_t used_ms, const char *addr)
 size_t sts_lu_due(sts_last_use *lu, int64_t now, int all, sts_lu_entry *out,
                   size_t max)
 {
-    size_t n = 0;
+    size_t n = 0, j;
     int k, i;
 
     for (k = 0; k < STS_LU_SHARDS && n < max; k++) {
@@ -181,10 +181,13 @@ size_t sts_lu_due(sts_last_use *lu, int64_t now, int all, sts_lu_entry *out,
             out[n].id = s->ids[i];
             out[n].used_ms = sl->used_ms;
             memcpy(out[n].addr, sl->addr, sizeof(out[n].addr));
-            sts_lu_valid_addr(out[n].addr);
             n++;
         }
         pthread_mutex_unlock(&lu->locks[k]);
+    }
+    /* Outside the locks: a request noting a use never waits for it. */
+    for (j = 0; j < n; j++) {
+        sts_lu_valid_addr(out[j].addr);
     }
     return n;
 }

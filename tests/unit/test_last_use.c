@@ -103,6 +103,10 @@ static void test_addresses_and_ids(void **state)
         {"::1", "::1"},
         {"fe80::1%eth0", "fe80::1"},
         {"fe80::1%an-interface-name-long-enough-to-pass-46-bytes", "fe80::1"},
+        /* 45 characters, the longest text form an address has, and 46. */
+        {"0000:0000:0000:0000:0000:ffff:192.168.100.200",
+         "0000:0000:0000:0000:0000:ffff:192.168.100.200"},
+        {"0000:0000:0000:0000:0000:ffff:192.168.100.2000", ""},
         {"::ffff:192.0.2.1", "::ffff:192.0.2.1"},
         {"", ""},
         {"%eth0", ""},

@@ -464,8 +464,7 @@ sts_sync_result sts_sync_lookup(sts_sync *s,
      * sts_sync_learned needs. A hit spares the read of a line writers
      * change. */
     if (!sts_sync_trusted(s, now)) {
-        *ticket = sts_table_ticket(s->table);
-        return STS_SYNC_ASK;
+        goto ask;
     }
     switch (sts_table_get(s->table, digest, out, alloc, ctx)) {
     case 1:
@@ -473,16 +472,16 @@ sts_sync_result sts_sync_lookup(sts_sync *s,
     case 0:
         break;
     default:
-        *ticket = sts_table_ticket(s->table);
-        return STS_SYNC_ASK;
+        goto ask;
     }
-    if (sts_sync_may_ask(s, now)) {
-        STS_ADD(&s->sh->stats.asks, 1);
-        *ticket = sts_table_ticket(s->table);
-        return STS_SYNC_ASK;
+    if (!sts_sync_may_ask(s, now)) {
+        STS_ADD(&s->sh->stats.refused, 1);
+        return STS_SYNC_UNKNOWN;
     }
-    STS_ADD(&s->sh->stats.refused, 1);
-    return STS_SYNC_UNKNOWN;
+    STS_ADD(&s->sh->stats.asks, 1);
+ask:
+    *ticket = sts_table_ticket(s->table);
+    return STS_SYNC_ASK;
 }
 
 uint64_t sts_sync_ticket(sts_sync *s)

@@ -532,6 +532,58 @@ test_answers_older_than_an_applied_change_are_not_stored(void **state)
     assert_int_equal(lookup(5, 300), STS_SYNC_UNKNOWN);
 }
 
+/* A token of id n as the database would return it. */
+static void row_of(unsigned n, sts_tt_token *tok)
+{
+    static char id[16];
+
+    snprintf(id, sizeof(id), "%u", n);
+    tok->id = n;
+    tok->expiration_ms = -1;
+    tok->until_ms = -1;
+    tok->retire = 0;
+    tok->str[STS_TT_NAME] = "n";
+    tok->str[STS_TT_ROLES] = "r";
+    tok->str[STS_TT_ID_TEXT] = id;
+    tok->str[STS_TT_EXPIRATION_TEXT] = "";
+}
+
+/* The ticket a lookup gives when the database is to be asked (what a
+ * request stores its answer with) stores that answer when nothing changed
+ * since, and not when a change was applied after it. */
+static void test_the_ticket_of_an_ask_guards_its_answer(void **state)
+{
+    unsigned char d[STS_DIGEST_LEN];
+    sts_tt_token tok, row;
+    uint64_t ticket = 0;
+
+    (void)state;
+    db_create(1, 0);
+    settle(0);
+    /* Token 6 is in the database, not yet in the table. */
+    db_create(6, 0);
+    digest_of(6, d);
+    assert_int_equal(
+        sts_sync_lookup(sync_, d, 100, &tok, scratch_alloc, NULL, &ticket),
+        STS_SYNC_ASK);
+    row_of(6, &row);
+    sts_sync_learned(sync_, d, &row, ticket);
+    assert_int_equal(lookup(6, 100), STS_SYNC_HIT);
+    /* Token 7: asked, then deleted and the deletion applied before the
+     * answer is stored. */
+    db_create(7, 0);
+    digest_of(7, d);
+    assert_int_equal(
+        sts_sync_lookup(sync_, d, 100, &tok, scratch_alloc, NULL, &ticket),
+        STS_SYNC_ASK);
+    db_delete(7, 0);
+    sts_sync_step(sync_, 300);
+    row_of(7, &row);
+    sts_sync_learned(sync_, d, &row, ticket);
+    drain_asks(300);
+    assert_int_equal(lookup(7, 300), STS_SYNC_UNKNOWN);
+}
+
 static void test_database_larger_than_the_bound_is_not_kept(void **state)
 {
     (void)state;
@@ -713,6 +765,8 @@ int main(void)
             test_periodic_read_catches_bypassed_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_unknown_digests_asked_at_a_bounded_rate, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_the_ticket_of_an_ask_guards_its_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_answers_older_than_an_applied_change_are_not_stored, setup,
             teardown),

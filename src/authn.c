@@ -81,6 +81,25 @@ static int sts_spoofed_name(const char *key)
     return 1;
 }
 
+/* What the module keeps about one request, in r->request_config: who it
+ * authenticated as, and its AuthType as the module's hooks see it. AuthType
+ * is an expression httpd evaluates on every ap_auth_type() call, and three
+ * hooks ask for it, so it is evaluated once per configuration the request
+ * has: a fast internal redirect (mod_negotiation's MultiViews, between
+ * authentication and the fixups) gives the request another per_dir_config
+ * and keeps its request_config. */
+typedef enum {
+    STS_REQ_AUTH_OURS,  /* AuthType ServiceToken */
+    STS_REQ_AUTH_BASIC, /* AuthType Basic */
+    STS_REQ_AUTH_OTHER  /* anything else, or none */
+} sts_req_auth;
+
+typedef struct {
+    sts_identity *id;  /* NULL until the request authenticates */
+    sts_req_auth auth; /* valid when auth_of is */
+    const struct ap_conf_vector_t *auth_of; /* r->per_dir_config, or NULL */
+} sts_request_state;
+
 /* The module's record of r (see sts_request_state), created with its
  * first use. */
 static sts_request_state *sts_state(request_rec *r)

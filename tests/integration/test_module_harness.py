@@ -1,6 +1,7 @@
 """The harness itself: its crash detection and its isolation can fail."""
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -69,7 +70,6 @@ def test_core_dump_directory_from_the_environment(pg, bootstrap, tmp_path,
         rc, out = h.configtest()
         assert rc == 0, out
     finally:
-        import shutil
         shutil.rmtree(h.run, ignore_errors=True)
 
 
@@ -101,7 +101,6 @@ def test_graceful_restart_picks_up_a_new_snippet(httpd_factory, pg):
 
 
 def test_a_taken_port_is_replaced(pg, bootstrap):
-    import shutil
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -495,6 +495,22 @@ static void test_unknown_digests_asked_at_a_bounded_rate(void **state)
     assert_int_equal(st.refused, 2000 - st.asks);
 }
 
+/* A token of id n as the database would return it. */
+static void row_of(unsigned n, sts_tt_token *tok)
+{
+    static char id[16];
+
+    snprintf(id, sizeof(id), "%u", n);
+    tok->id = n;
+    tok->expiration_ms = -1;
+    tok->until_ms = -1;
+    tok->retire = 0;
+    tok->str[STS_TT_NAME] = "n";
+    tok->str[STS_TT_ROLES] = "r";
+    tok->str[STS_TT_ID_TEXT] = id;
+    tok->str[STS_TT_EXPIRATION_TEXT] = "";
+}
+
 static void
 test_answers_older_than_an_applied_change_are_not_stored(void **state)
 {
@@ -513,14 +529,7 @@ test_answers_older_than_an_applied_change_are_not_stored(void **state)
     ticket = sts_sync_ticket(sync_);
     db_delete(5, 0);
     sts_sync_step(sync_, 300);
-    tok.id = 5;
-    tok.expiration_ms = -1;
-    tok.until_ms = -1;
-    tok.retire = 0;
-    tok.str[STS_TT_NAME] = "n";
-    tok.str[STS_TT_ROLES] = "r";
-    tok.str[STS_TT_ID_TEXT] = "5";
-    tok.str[STS_TT_EXPIRATION_TEXT] = "";
+    row_of(5, &tok);
     sts_sync_learned(sync_, d, &tok, ticket);
     drain_asks(300);
     assert_int_equal(lookup(5, 300), STS_SYNC_UNKNOWN);
@@ -530,22 +539,6 @@ test_answers_older_than_an_applied_change_are_not_stored(void **state)
     sts_sync_forget(sync_, d);
     drain_asks(300);
     assert_int_equal(lookup(5, 300), STS_SYNC_UNKNOWN);
-}
-
-/* A token of id n as the database would return it. */
-static void row_of(unsigned n, sts_tt_token *tok)
-{
-    static char id[16];
-
-    snprintf(id, sizeof(id), "%u", n);
-    tok->id = n;
-    tok->expiration_ms = -1;
-    tok->until_ms = -1;
-    tok->retire = 0;
-    tok->str[STS_TT_NAME] = "n";
-    tok->str[STS_TT_ROLES] = "r";
-    tok->str[STS_TT_ID_TEXT] = id;
-    tok->str[STS_TT_EXPIRATION_TEXT] = "";
 }
 
 /* The ticket a lookup gives when the database is to be asked (what a

@@ -316,6 +316,7 @@ class Httpd:
                     os.path.join(self.run, "htpasswd"))
         os.chmod(os.path.join(self.run, "htpasswd"), 0o644)
         self.proc = None
+        self.wrapped = False
 
     def start(self, wrapper=(), one_process=False, timeout=15):
         """Starts httpd (under wrapper, a command prefix; with -X, one
@@ -328,6 +329,7 @@ class Httpd:
                                            else ["-DFOREGROUND"]),
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
+        self.wrapped = bool(wrapper)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -342,11 +344,22 @@ class Httpd:
         self.stop()
         raise RuntimeError(f"httpd did not answer within {timeout} s")
 
-    def stop(self):
+    def stop(self, timeout=15):
+        """Stops httpd with SIGTERM (SIGKILL after timeout). Under a
+        wrapper the signal goes to httpd itself, by the PID it wrote: the
+        wrapper (runuser) may not wait for its exit, and valgrind writes
+        its results at that exit."""
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            pid = self.proc.pid
+            if self.wrapped:
+                try:
+                    with open(os.path.join(self.run, "httpd.pid")) as f:
+                        pid = int(f.read().strip())
+                except (OSError, ValueError):
+                    pass
+            os.kill(pid, signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
@@ -798,14 +811,7 @@ def instructions(pg, files, args, base, module, docroot, servers):
                                        f"answered 200, {lookups} looked up "
                                        f"in the database")
             finally:
-                # SIGTERM to httpd itself: callgrind writes its file when
-                # httpd exits; the wrapper may not wait for that.
-                try:
-                    with open(os.path.join(srv.run, "httpd.pid")) as f:
-                        os.kill(int(f.read().strip()), signal.SIGTERM)
-                    srv.proc.wait(120)
-                except (OSError, ValueError, subprocess.TimeoutExpired):
-                    srv.stop()
+                srv.stop(timeout=120)
             with open(out) as f:
                 m = re.search(r"^summary: (\d+)", f.read(), re.M)
             if m is None:

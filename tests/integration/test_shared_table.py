@@ -14,6 +14,7 @@ others.
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import time
@@ -167,10 +168,9 @@ def test_api_token_answered_at_once_by_every_process(httpd_factory, pg,
     assert statuses == [401] * 10
 
 
-def change_reads(pg, h, seconds):
+def change_reads(pg, seconds):
     """How many times the change log was read in seconds, counted in
-    PostgreSQL's statement log (sessions opened after log_statement was set
-    for httpd's role)."""
+    PostgreSQL's statement log."""
     with open(pg.logfile, errors="replace") as f:
         f.seek(0, os.SEEK_END)
         time.sleep(seconds)
@@ -178,17 +178,29 @@ def change_reads(pg, h, seconds):
     return len(re.findall(r"execute [^:]*sts_token_changes", text))
 
 
+def logged_role(pg, name):
+    """DBDParams for a role of httpd's rights whose statements PostgreSQL
+    logs: only the instance given them is counted, not the module's other
+    instances, which keep polling and may open a session at any time."""
+    password = secrets.token_hex(16)
+    pg.psql(f"DROP ROLE IF EXISTS {name}; "
+            "SET password_encryption = 'md5'; "
+            f"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE sts_api; "
+            f"ALTER ROLE {name} SET log_statement = 'all'", db="postgres")
+    return (f"host=127.0.0.1 port={pg.port} dbname=sts user={name} "
+            f"password={password} connect_timeout=2 "
+            "options='-c statement_timeout=2000'")
+
+
 def test_change_reads_do_not_grow_with_processes(httpd_factory, pg):
     """Five prefork children read the change log four times a second in
     all, not each (failed before: 20 a second)."""
-    pg.psql("ALTER ROLE sts_httpd SET log_statement = 'all'", db="postgres")
-    try:
-        h = httpd_factory(conf("prefork"), mpm="prefork")
-        settle(h, pg)
-        assert len(children(h)) >= 5
-        n = change_reads(pg, h, 4)
-    finally:
-        pg.psql("ALTER ROLE sts_httpd RESET log_statement", db="postgres")
+    params = logged_role(pg, "sts_httpd_logged")
+    h = httpd_factory(conf("prefork"), mpm="prefork",
+                      env={"STS_DBD_PARAMS": params})
+    settle(h, pg)
+    assert len(children(h)) >= 5
+    n = change_reads(pg, 4)
     assert 8 <= n <= 24, n
 
 

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Benchmark of mod_sts_token against Apache's own auth modules (`make bench`).
 
-Starts its own PostgreSQL cluster and httpd instances (event MPM) on
-loopback in a private temp dir, creates 10,000 service tokens (and 10,000
-Basic-auth users for the peers), then measures with wrk, rows interleaved and
-repeated over rounds:
+Starts its own PostgreSQL cluster (on a unix socket only, peer
+authentication; httpd connects with the module's rights, sts_api, not as a
+superuser) and httpd instances (event MPM) on loopback in a private temp
+dir, creates 10,000 service tokens (and 10,000 Basic-auth users for the
+peers), then measures with wrk, rows interleaved and repeated over rounds:
 
   ceiling     the 100-byte static file, no auth
   sts-xapikey AuthType ServiceToken, cache on, X-API-Key, rotating tokens
@@ -61,6 +62,7 @@ import glob
 import hashlib
 import os
 import platform
+import pwd
 import re
 import secrets
 import shutil
@@ -97,6 +99,10 @@ def as_postgres(cmd):
 class Postgres:
     """A private PostgreSQL cluster with pg_stat_statements."""
 
+    # httpd's role: what the module's own role is granted (sts_api) and
+    # the peers' user table, not a superuser.
+    HTTPD_ROLE = "sts_bench_httpd"
+
     def __init__(self, base):
         self.data = os.path.join(base, "pgdata")
         self.sock = os.path.join(base, "pgsock")
@@ -108,11 +114,14 @@ class Postgres:
             os.mkdir(d, mode)
             if IS_ROOT:
                 shutil.chown(d, "postgres", "postgres")
-        subprocess.run(as_postgres([f"{PGBIN}/initdb", "-D", self.data, "-A",
-                                    "trust", "-U", "postgres", "-N", "-E",
-                                    "UTF8"]),
+        subprocess.run(as_postgres([f"{PGBIN}/initdb", "-D", self.data,
+                                    "--auth-local=peer",
+                                    "--auth-host=scram-sha-256", "-U",
+                                    "postgres", "-N", "-E", "UTF8"]),
                        check=True, stdout=subprocess.DEVNULL)
-        opts = (f"-k {self.sock} -c listen_addresses=127.0.0.1 -p {self.port} "
+        self._write_auth()
+        # The socket only: nothing on the machine reaches it over TCP.
+        opts = (f"-k {self.sock} -c listen_addresses='' -p {self.port} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 "-c max_connections=200 -c shared_buffers=128MB "
                 "-c shared_preload_libraries=pg_stat_statements "
@@ -122,6 +131,19 @@ class Postgres:
                                     "-w", "start"]),
                        check=True, stdout=subprocess.DEVNULL)
         self.running = True
+        self.psql(f"CREATE ROLE {self.HTTPD_ROLE} LOGIN", db="postgres")
+
+    def _write_auth(self):
+        """Peer authentication on the socket: this user and postgres as
+        postgres, httpd's children as HTTPD_ROLE."""
+        me = pwd.getpwuid(os.getuid()).pw_name
+        child = "www-data" if IS_ROOT else me
+        ident = {(me, "postgres"), ("postgres", "postgres"),
+                 (child, self.HTTPD_ROLE)}
+        with open(os.path.join(self.data, "pg_ident.conf"), "w") as f:
+            f.writelines(f"bench {user} {role}\n" for user, role in sorted(ident))
+        with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
+            f.write("local all all peer map=bench\n")
 
     def stop(self):
         if self.running:
@@ -139,7 +161,8 @@ class Postgres:
 
     @property
     def dbd_params(self):
-        return (f"host={self.sock} port={self.port} dbname=sts user=postgres "
+        return (f"host={self.sock} port={self.port} dbname=sts "
+                f"user={self.HTTPD_ROLE} "
                 "connect_timeout=2 options='-c statement_timeout=2000'")
 
     def statements(self):
@@ -192,6 +215,8 @@ class Postgres:
         # mod_authn_dbd prepares its query on every database session.
         self.psql("CREATE TABLE bench_users (username text PRIMARY KEY, "
                   "password text NOT NULL)", db=name)
+        self.psql(f"GRANT sts_api TO {self.HTTPD_ROLE}; GRANT SELECT ON "
+                  f"bench_users TO {self.HTTPD_ROLE}", db=name)
 
 
 HTTPD_CONF = """
@@ -944,8 +969,7 @@ def main():
         shutil.copy(args.module, module)
         os.chmod(module, 0o755)
         pg.start()
-        pg.psql("CREATE DATABASE sts", db="postgres")
-        pg.psql(None, file=os.path.join(ROOT, "sql", "schema.sql"))
+        pg.create_db("sts")
         pg.psql("CREATE EXTENSION pg_stat_statements")
 
         # Tokens: `mint -n N` prints "<token> <digest>" lines; ids 1..N.
@@ -968,8 +992,6 @@ def main():
                 f"user{i}:{pw}".encode()).decode())
         users_file = os.path.join(base, "users.copy")
         write_lines(users_file, users)
-        pg.psql("CREATE TABLE bench_users (username text PRIMARY KEY, "
-                "password text NOT NULL)")
         pg.psql(f"\\copy bench_users FROM '{users_file}'")
         pg.psql("ANALYZE")
         bcrypt_pw = secrets.token_hex(12)

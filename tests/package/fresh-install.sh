@@ -10,11 +10,12 @@
 #   then: 401 / token created through the API / 200, the sts CLI, the role
 #   cannot update tokens, an upgrade to the next version the README's way
 #   (schema, apt-get install) reloads apache2 into the new module while it
-#   answers every request and keeps the admin's configuration, a bootstrap
-#   file gone bad refused by apache2ctl graceful while the server keeps
-#   answering, a2dismod fails closed (403),
-#   PostgreSQL stopped (503 with Retry-After, one log line), and the package
-#   removed (module disabled, locations still denied).
+#   answers every request and keeps the admin's configuration (and does not
+#   reload it while configtest fails, saying why), a bootstrap file gone bad
+#   refused by apache2ctl graceful while the server keeps answering,
+#   a2dismod fails closed (403), PostgreSQL stopped (503 with Retry-After,
+#   one log line), and the package removed (module disabled, locations
+#   still denied).
 #
 # The machine runs no services (policy-rc.d): PostgreSQL is started with
 # pg_ctlcluster on its unix socket only (no TCP: the network is the host's),
@@ -105,18 +106,52 @@ grep -q "permission denied" /tmp/upd.err || fail "$(cat /tmp/upd.err)"
 log "  refused: $(cat /tmp/upd.err)"
 
 log "upgrade, the README's way, while apache2 serves"
-# The next version: this package repacked as VERSION+upgrade1 (dpkg
-# replaces every file, the module's .so by a new inode, as a real upgrade).
 VER=$(dpkg-query -W -f '${Version}' libapache2-mod-sts-token)
-rm -rf /tmp/next && dpkg-deb -R "$DEBS"/libapache2-mod-sts-token_*_amd64.deb /tmp/next
-sed -i "s/^Version: .*/Version: $VER+upgrade1/" /tmp/next/DEBIAN/control
-mkdir -p /tmp/upgrade && dpkg-deb -b /tmp/next /tmp/upgrade/ >/dev/null
 SO=/usr/lib/apache2/modules/mod_sts_token.so
 PARENT=$(cat /var/run/apache2/apache2.pid)
+# The inode of the module apache2's parent runs, and of the installed file.
 so_inode() { awk -v so="$SO" '$6 == so { print $5; exit }' /proc/"$PARENT"/maps; }
-[ "$(so_inode)" = "$(stat -c %i $SO)" ] || fail "apache2 does not map $SO"
-# What the service may do meanwhile: reload or restart apache2 (on
-# 127.0.0.1:$PORT), nothing else (fresh-debian's policy denies every action).
+file_inode() { stat -c %i $SO; }
+[ "$(so_inode)" = "$(file_inode)" ] || fail "apache2 does not map $SO"
+# next_deb N: this package repacked as VERSION+upgradeN into /tmp/upgradeN/
+# (dpkg replaces every file, the module by a new inode, as a real upgrade).
+next_deb() {
+    rm -rf /tmp/next "/tmp/upgrade$1" && mkdir "/tmp/upgrade$1"
+    dpkg-deb -R "$DEBS"/libapache2-mod-sts-token_*_amd64.deb /tmp/next
+    sed -i "s/^Version: .*/Version: $VER+upgrade$1/" /tmp/next/DEBIAN/control
+    dpkg-deb -b /tmp/next "/tmp/upgrade$1/" >/dev/null
+}
+# upgrade N: the README's steps with /tmp/upgradeN/ as build/deb/, a request
+# every 50 ms meanwhile (each must be 200); apt's output in /tmp/apt.out.
+upgrade() {
+    rm -f /tmp/upgrade.done /tmp/during.txt
+    (while [ ! -e /tmp/upgrade.done ]; do
+        echo "$(status -H "X-API-Key: $TOKEN" $URL/protected/)" >>/tmp/during.txt
+        sleep 0.05
+    done) &
+    local loop=$! deb new
+    cd "/tmp/upgrade$1"
+    deb=$(ls ./libapache2-mod-sts-token_*.deb)   # exactly one
+    new=$(mktemp -d) && chmod 755 "$new" && dpkg-deb -x "$deb" "$new"
+    run runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d sts -f "$new/usr/share/libapache2-mod-sts-token/sql/schema.sql"
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb" 2>&1 | tee /tmp/apt.out
+    log "  schema version $(runuser -u postgres -- psql -d sts -Atc 'SELECT max(version) FROM sts_schema_version')"
+    rm -rf "$new"
+    cd - >/dev/null
+    [ "$(dpkg-query -W -f '${Version}' libapache2-mod-sts-token)" = "$VER+upgrade$1" ] ||
+        fail "not upgraded to $VER+upgrade$1"
+    sleep 1 # requests after apt is done
+    touch /tmp/upgrade.done
+    wait $loop
+    local n bad
+    n=$(grep -c . /tmp/during.txt)
+    bad=$(grep -vc '^200$' /tmp/during.txt || true)
+    [ "$n" -ge 10 ] && [ "$bad" = 0 ] ||
+        fail "requests during the upgrade: $n, not 200: $(grep -v '^200$' /tmp/during.txt | sort | uniq -c | tr '\n' ' ')"
+    log "  $n requests during the upgrade, all 200"
+}
+# What services may do meanwhile: reload or restart apache2 (listening on
+# 127.0.0.1:$PORT only), nothing else (fresh-debian's policy denies all).
 cp /usr/sbin/policy-rc.d /tmp/policy-rc.d.deny
 cat >/usr/sbin/policy-rc.d <<'EOF'
 #!/bin/sh
@@ -126,40 +161,37 @@ case " $* " in
 esac
 exit 101
 EOF
-# Requests meanwhile, one every 50 ms until the upgrade is done.
-rm -f /tmp/upgrade.done /tmp/during.txt
-( while [ ! -e /tmp/upgrade.done ]; do
-      status -H "X-API-Key: $TOKEN" $URL/protected/ >>/tmp/during.txt; echo >>/tmp/during.txt
-      sleep 0.05
-  done ) &
-LOOP=$!
-cd /tmp/upgrade
-deb=$(ls ./libapache2-mod-sts-token_*.deb)   # exactly one
-new=$(mktemp -d) && chmod 755 "$new" && dpkg-deb -x "$deb" "$new"
-run runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d sts -f "$new/usr/share/libapache2-mod-sts-token/sql/schema.sql"
-run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb"
-SCHEMA=$(runuser -u postgres -- psql -d sts -Atc 'SELECT max(version) FROM sts_schema_version')
-rm -rf "$new"
-cd - >/dev/null
-cp /tmp/policy-rc.d.deny /usr/sbin/policy-rc.d
-[ "$(dpkg-query -W -f '${Version}' libapache2-mod-sts-token)" = "$VER+upgrade1" ] || fail "not upgraded"
-log "  schema version $SCHEMA; the parent (PID $PARENT) maps the new module:"
-for _ in $(seq 1 50); do [ "$(so_inode)" = "$(stat -c %i $SO)" ] && break; sleep 0.2; done
-[ "$(so_inode)" = "$(stat -c %i $SO)" ] || fail "apache2 still runs the old module (inode $(so_inode), the file's $(stat -c %i $SO))"
+next_deb 1
+upgrade 1
+for _ in $(seq 1 50); do [ "$(so_inode)" = "$(file_inode)" ] && break; sleep 0.2; done
+[ "$(so_inode)" = "$(file_inode)" ] ||
+    fail "apache2 still runs the old module (inode $(so_inode), the file's $(file_inode))"
 [ "$(cat /var/run/apache2/apache2.pid)" = "$PARENT" ] || fail "apache2 was stopped, not reloaded"
-log "  inode $(so_inode), the same parent: reloaded, not restarted"
-touch /tmp/upgrade.done
-wait $LOOP
-n=$(grep -c . /tmp/during.txt)
-bad=$(grep -vc '^200$' /tmp/during.txt || true)
-[ "$n" -ge 5 ] && [ "$bad" = 0 ] || fail "requests during the upgrade: $n, not 200: $(grep -v '^200$' /tmp/during.txt | sort | uniq -c | tr '\n' ' ')"
-log "  $n requests during the upgrade, all 200"
+log "  apache2's parent (PID $PARENT, not restarted) maps the new module (inode $(so_inode))"
 [ -e /etc/apache2/mods-enabled/sts_token.load ] || fail "the upgrade disabled the module"
 grep -q '^    STSTokenBootstrap /etc/apache2/sts-bootstrap.token' \
     /etc/apache2/mods-available/sts_token.conf || fail "the upgrade lost the admin's sts_token.conf"
 cmp -s /tmp/loc.conf /etc/apache2/conf-available/sts-token-locations.conf ||
     fail "the upgrade lost the admin's sts-token-locations.conf"
 log "  the admin's configuration kept, the module still enabled"
+expect 200 -H "X-API-Key: $TOKEN" $URL/protected/
+
+log "upgrade while apache2ctl configtest fails: apache2 keeps running the module it has"
+chmod 644 /etc/apache2/sts-bootstrap.token
+RUNNING=$(so_inode)
+next_deb 2
+upgrade 2
+grep -q "apache2_reload: Your configuration is broken" /tmp/apt.out || fail "apt did not say why apache2 was not reloaded"
+grep -q "apache2_reload: .*STSTokenBootstrap" /tmp/apt.out || fail "apt did not show configtest's reason"
+log "  apt said: $(grep -m1 'apache2_reload: .*STSTokenBootstrap' /tmp/apt.out)"
+sleep 1
+[ "$(so_inode)" = "$RUNNING" ] || fail "apache2 reloaded a configuration configtest refuses"
+chmod 600 /etc/apache2/sts-bootstrap.token
+run apache2ctl graceful
+for _ in $(seq 1 50); do [ "$(so_inode)" = "$(file_inode)" ] && break; sleep 0.2; done
+[ "$(so_inode)" = "$(file_inode)" ] || fail "apache2ctl graceful did not load the new module"
+log "  the configuration mended, apache2ctl graceful loads the new module (inode $(so_inode))"
+cp /tmp/policy-rc.d.deny /usr/sbin/policy-rc.d
 expect 200 -H "X-API-Key: $TOKEN" $URL/protected/
 
 log "reload safety: a bootstrap file gone bad"

@@ -5,9 +5,9 @@
 #                    land in build/deb/
 #   make deb-check   make deb, then install the packages on a pristine
 #                    Debian 12 (../shared/tools/fresh-debian, as root) set up
-#                    the README's way and authenticate a token end to end
-#                    (tests/package/fresh-install.sh; about 5 minutes; the
-#                    log's path is printed)
+#                    the README's way, authenticate a token end to end and
+#                    upgrade them (tests/package/fresh-install.sh; a minute
+#                    or more, mostly apt; the log's path is printed)
 
 DEB_DIR := build/deb
 DEB_CHECK_ENV ?= --env STS_PORT=38115 --env STS_PGPORT=54415

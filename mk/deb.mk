@@ -6,8 +6,9 @@
 #   make deb-check   make deb, then install the packages on a pristine
 #                    Debian 12 (../shared/tools/fresh-debian, as root) set up
 #                    the README's way, authenticate a token end to end and
-#                    upgrade them (tests/package/fresh-install.sh; a minute
-#                    or more, mostly apt; the log's path is printed)
+#                    upgrade the module's package (tests/package/
+#                    fresh-install.sh; a minute or more, mostly apt; the
+#                    log's path is printed)
 
 DEB_DIR := build/deb
 DEB_CHECK_ENV ?= --env STS_PORT=38115 --env STS_PGPORT=54415

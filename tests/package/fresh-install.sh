@@ -19,7 +19,8 @@
 #
 # The machine runs no services (policy-rc.d): PostgreSQL is started with
 # pg_ctlcluster on its unix socket only (no TCP: the network is the host's),
-# apache2 with apache2ctl on 127.0.0.1:$STS_PORT.
+# apache2 with apache2ctl on 127.0.0.1:$STS_PORT. Only while upgrading may
+# apache2 be reloaded or restarted by the package (as on a real machine).
 set -euo pipefail
 PORT=${STS_PORT:-38115}
 URL=http://127.0.0.1:$PORT
@@ -30,8 +31,17 @@ BOOT=""
 log() { echo "[fresh-install $(date -u +%H:%M:%S) +$(($(date +%s) - T0))s] $*"; }
 fail() { log "FAILED: $*"; tail -n 30 /var/log/apache2/error.log 2>/dev/null || true; exit 1; }
 run() { log "\$ $*"; "$@"; }
-# The status of a request; secrets never printed.
-status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+# Whatever ends the script: the upgrade's request loop stops and the
+# machine's policy-rc.d is put back.
+LOOP=""
+cleanup() {
+    touch /tmp/upgrade.done
+    [ -z "$LOOP" ] || kill "$LOOP" 2>/dev/null || true
+    [ ! -e /tmp/policy-rc.d.deny ] || mv /tmp/policy-rc.d.deny /usr/sbin/policy-rc.d
+}
+trap cleanup EXIT
+# The status of a request (000: none within 10 s); secrets never printed.
+status() { curl -s -m 10 -o /dev/null -w '%{http_code}' "$@" || true; }
 expect() {
     local want=$1; shift
     local got
@@ -111,7 +121,12 @@ SO=/usr/lib/apache2/modules/mod_sts_token.so
 PARENT=$(cat /var/run/apache2/apache2.pid)
 # The inode of the module apache2's parent runs, and of the installed file.
 so_inode() { awk -v so="$SO" '$6 == so { print $5; exit }' /proc/"$PARENT"/maps; }
-file_inode() { stat -c %i $SO; }
+file_inode() { stat -c %i "$SO"; }
+# runs_inode I: waits up to 10 s for the parent to run the module of inode I.
+runs_inode() {
+    for _ in $(seq 1 50); do [ "$(so_inode)" = "$1" ] && return 0; sleep 0.2; done
+    return 1
+}
 [ "$(so_inode)" = "$(file_inode)" ] || fail "apache2 does not map $SO"
 # next_deb N: this package repacked as VERSION+upgradeN into /tmp/upgradeN/
 # (dpkg replaces every file, the module by a new inode, as a real upgrade).
@@ -121,37 +136,46 @@ next_deb() {
     sed -i "s/^Version: .*/Version: $VER+upgrade$1/" /tmp/next/DEBIAN/control
     dpkg-deb -b /tmp/next "/tmp/upgrade$1/" >/dev/null
 }
-# upgrade N: the README's steps with /tmp/upgradeN/ as build/deb/, a request
-# every 50 ms meanwhile (each must be 200); apt's output in /tmp/apt.out.
+# upgrade N: the README's steps with /tmp/upgradeN/ as build/deb/, while a
+# request every 50 ms goes to apache2 (until requests_ok); apt's output in
+# /tmp/apt.out.
 upgrade() {
     rm -f /tmp/upgrade.done /tmp/during.txt
     (while [ ! -e /tmp/upgrade.done ]; do
-        echo "$(status -H "X-API-Key: $TOKEN" $URL/protected/)" >>/tmp/during.txt
+        echo "$(status -H "X-API-Key: $TOKEN" "$URL/protected/")" >>/tmp/during.txt
         sleep 0.05
     done) &
-    local loop=$! deb new
-    cd "/tmp/upgrade$1"
-    deb=$(ls ./libapache2-mod-sts-token_*.deb)   # exactly one
-    new=$(mktemp -d) && chmod 755 "$new" && dpkg-deb -x "$deb" "$new"
-    run runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d sts -f "$new/usr/share/libapache2-mod-sts-token/sql/schema.sql"
-    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb" 2>&1 | tee /tmp/apt.out
-    log "  schema version $(runuser -u postgres -- psql -d sts -Atc 'SELECT max(version) FROM sts_schema_version')"
-    rm -rf "$new"
-    cd - >/dev/null
+    LOOP=$!
+    (
+        cd "/tmp/upgrade$1"
+        deb=$(ls ./libapache2-mod-sts-token_*.deb)   # exactly one
+        new=$(mktemp -d) && chmod 755 "$new" && dpkg-deb -x "$deb" "$new"
+        run runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d sts -f "$new/usr/share/libapache2-mod-sts-token/sql/schema.sql"
+        run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb" 2>&1 | tee /tmp/apt.out
+        rm -rf "$new"
+    )
+    local schema
+    schema=$(runuser -u postgres -- psql -d sts -Atc 'SELECT max(version) FROM sts_schema_version')
+    log "  schema version $schema"
     [ "$(dpkg-query -W -f '${Version}' libapache2-mod-sts-token)" = "$VER+upgrade$1" ] ||
         fail "not upgraded to $VER+upgrade$1"
-    sleep 1 # requests after apt is done
+}
+# requests_ok: stops the requests; each must have been answered 200.
+requests_ok() {
     touch /tmp/upgrade.done
-    wait $loop
+    wait "$LOOP"
+    LOOP=""
     local n bad
-    n=$(grep -c . /tmp/during.txt)
+    n=$(grep -c . /tmp/during.txt || true)
     bad=$(grep -vc '^200$' /tmp/during.txt || true)
     [ "$n" -ge 10 ] && [ "$bad" = 0 ] ||
         fail "requests during the upgrade: $n, not 200: $(grep -v '^200$' /tmp/during.txt | sort | uniq -c | tr '\n' ' ')"
     log "  $n requests during the upgrade, all 200"
 }
-# What services may do meanwhile: reload or restart apache2 (listening on
-# 127.0.0.1:$PORT only), nothing else (fresh-debian's policy denies all).
+# What services may do meanwhile: reload apache2 (listening on
+# 127.0.0.1:$PORT only), or restart it, so that a package restarting it
+# shows in the parent's PID instead of being hidden by the policy; nothing
+# else (fresh-debian's policy denies all).
 cp /usr/sbin/policy-rc.d /tmp/policy-rc.d.deny
 cat >/usr/sbin/policy-rc.d <<'EOF'
 #!/bin/sh
@@ -163,11 +187,13 @@ exit 101
 EOF
 next_deb 1
 upgrade 1
-for _ in $(seq 1 50); do [ "$(so_inode)" = "$(file_inode)" ] && break; sleep 0.2; done
+runs_inode "$(file_inode)" || true
+[ "$(cat /var/run/apache2/apache2.pid)" = "$PARENT" ] || fail "apache2 was stopped, not reloaded"
 [ "$(so_inode)" = "$(file_inode)" ] ||
     fail "apache2 still runs the old module (inode $(so_inode), the file's $(file_inode))"
-[ "$(cat /var/run/apache2/apache2.pid)" = "$PARENT" ] || fail "apache2 was stopped, not reloaded"
 log "  apache2's parent (PID $PARENT, not restarted) maps the new module (inode $(so_inode))"
+sleep 1 # requests to the new generation too
+requests_ok
 [ -e /etc/apache2/mods-enabled/sts_token.load ] || fail "the upgrade disabled the module"
 grep -q '^    STSTokenBootstrap /etc/apache2/sts-bootstrap.token' \
     /etc/apache2/mods-available/sts_token.conf || fail "the upgrade lost the admin's sts_token.conf"
@@ -184,14 +210,14 @@ upgrade 2
 grep -q "apache2_reload: Your configuration is broken" /tmp/apt.out || fail "apt did not say why apache2 was not reloaded"
 grep -q "apache2_reload: .*STSTokenBootstrap" /tmp/apt.out || fail "apt did not show configtest's reason"
 log "  apt said: $(grep -m1 'apache2_reload: .*STSTokenBootstrap' /tmp/apt.out)"
-sleep 1
+sleep 2 # what a reload would have taken
+requests_ok
 [ "$(so_inode)" = "$RUNNING" ] || fail "apache2 reloaded a configuration configtest refuses"
+mv /tmp/policy-rc.d.deny /usr/sbin/policy-rc.d
 chmod 600 /etc/apache2/sts-bootstrap.token
 run apache2ctl graceful
-for _ in $(seq 1 50); do [ "$(so_inode)" = "$(file_inode)" ] && break; sleep 0.2; done
-[ "$(so_inode)" = "$(file_inode)" ] || fail "apache2ctl graceful did not load the new module"
+runs_inode "$(file_inode)" || fail "apache2ctl graceful did not load the new module"
 log "  the configuration mended, apache2ctl graceful loads the new module (inode $(so_inode))"
-cp /tmp/policy-rc.d.deny /usr/sbin/policy-rc.d
 expect 200 -H "X-API-Key: $TOKEN" $URL/protected/
 
 log "reload safety: a bootstrap file gone bad"

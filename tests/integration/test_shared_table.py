@@ -181,7 +181,8 @@ def change_reads(pg, seconds):
 def logged_role(pg, name):
     """DBDParams for a role of httpd's rights whose statements PostgreSQL
     logs: only the instance given them is counted, not the module's other
-    instances, which keep polling and may open a session at any time."""
+    instances, which keep polling and may open a session at any time. Over
+    TCP with a password: the peer map gives httpd's children sts_httpd."""
     password = secrets.token_hex(16)
     pg.psql(f"DROP ROLE IF EXISTS {name}; "
             "SET password_encryption = 'md5'; "
@@ -198,9 +199,12 @@ def test_change_reads_do_not_grow_with_processes(httpd_factory, pg):
     params = logged_role(pg, "sts_httpd_logged")
     h = httpd_factory(conf("prefork"), mpm="prefork",
                       env={"STS_DBD_PARAMS": params})
-    settle(h, pg)
-    assert len(children(h)) >= 5
-    n = change_reads(pg, 4)
+    try:
+        settle(h, pg)
+        assert len(children(h)) >= 5
+        n = change_reads(pg, 4)
+    finally:
+        h.stop()  # its sessions log every statement
     assert 8 <= n <= 24, n
 
 

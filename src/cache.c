@@ -237,9 +237,11 @@ static void sts_src_log(void *ctx, int level, const char *msg)
 /* ---- the thread ---- */
 
 /* Logs the first failure of a global mutex (then quiet). A restart
- * destroys the old generation's mutexes in the parent, before its children
- * finish their requests: SysV semaphores and pthread mutexes then fail
- * with EIDRM or EINVAL in them, which is no fault. */
+ * destroys the old generation's mutexes in the parent before its children
+ * finish their requests: a SysV semaphore is removed then and fails in them
+ * with EINVAL or EIDRM, which is no fault. (pthread mutexes, which APR
+ * reference-counts, and fcntl, flock and POSIX semaphores keep working in
+ * them until they exit.) */
 static void sts_cache_lock_failed(struct sts_cache *c, apr_status_t rv)
 {
     int state = AP_MPMQ_RUNNING;

@@ -62,7 +62,6 @@ import glob
 import hashlib
 import os
 import platform
-import pwd
 import re
 import secrets
 import shutil
@@ -75,6 +74,10 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+# The private cluster's authentication is the tests' (one home).
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from pg_peer import write_peer_auth  # noqa: E402
+
 PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
 IS_ROOT = os.geteuid() == 0
 MODDIR = "/usr/lib/apache2/modules"
@@ -119,7 +122,7 @@ class Postgres:
                                     "--auth-host=scram-sha-256", "-U",
                                     "postgres", "-N", "-E", "UTF8"]),
                        check=True, stdout=subprocess.DEVNULL)
-        self._write_auth()
+        write_peer_auth(self.data, "bench", self.HTTPD_ROLE)
         # The socket only: nothing on the machine reaches it over TCP.
         opts = (f"-k {self.sock} -c listen_addresses='' -p {self.port} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -132,18 +135,6 @@ class Postgres:
                        check=True, stdout=subprocess.DEVNULL)
         self.running = True
         self.psql(f"CREATE ROLE {self.HTTPD_ROLE} LOGIN", db="postgres")
-
-    def _write_auth(self):
-        """Peer authentication on the socket: this user and postgres as
-        postgres, httpd's children as HTTPD_ROLE."""
-        me = pwd.getpwuid(os.getuid()).pw_name
-        child = "www-data" if IS_ROOT else me
-        ident = {(me, "postgres"), ("postgres", "postgres"),
-                 (child, self.HTTPD_ROLE)}
-        with open(os.path.join(self.data, "pg_ident.conf"), "w") as f:
-            f.writelines(f"bench {user} {role}\n" for user, role in sorted(ident))
-        with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
-            f.write("local all all peer map=bench\n")
 
     def stop(self):
         if self.running:

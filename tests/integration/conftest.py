@@ -104,6 +104,8 @@ import time
 
 import pytest
 
+from pg_peer import write_peer_auth
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # The schema version sql/schema.sql brings a database to: one past the
 # number of migrations (sql/migrations/README.md).
@@ -229,18 +231,6 @@ class Postgres:
     def _as_owner(self, cmd):
         return ["runuser", "-u", "postgres", "--"] + cmd if IS_ROOT else cmd
 
-    def _write_auth(self):
-        """pg_hba.conf and pg_ident.conf: peer on the socket, mapping this
-        process's user to postgres and httpd's children to sts_httpd."""
-        me = pwd.getpwuid(os.getuid()).pw_name
-        child = "www-data" if IS_ROOT else me
-        ident = {(me, "postgres"), ("postgres", "postgres"),
-                 (child, self.HTTPD_ROLE)}
-        with open(os.path.join(self.data, "pg_ident.conf"), "w") as f:
-            f.writelines(f"sts {os_user} {role}\n" for os_user, role in sorted(ident))
-        with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
-            f.write("local all all peer map=sts\n"
-                    "host all all 127.0.0.1/32 md5\n")
 
     def init(self):
         for d in (self.data, self.sock):
@@ -252,7 +242,9 @@ class Postgres:
                             "--auth-local=peer", "--auth-host=scram-sha-256",
                             "-U", "postgres", "-N", "-E", "UTF8"]),
             check=True, stdout=subprocess.DEVNULL, cwd="/")
-        self._write_auth()
+        # Over TCP, md5 passwords: the tests of other roles and proxies.
+        write_peer_auth(self.data, "sts", self.HTTPD_ROLE,
+                        "host all all 127.0.0.1/32 md5\n")
         for attempt in range(3):
             try:
                 self.start(settle=False)
